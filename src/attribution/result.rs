@@ -1,0 +1,31 @@
+//! What a method returns.
+
+use super::targets::TargetInfo;
+use serde::Serialize;
+
+/// One attribution. Serialised field by field as the CLI's JSON output.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attribution {
+    pub model: String,
+    pub architecture: String,
+    pub method: String,
+    pub device: String,
+    pub tokens: Vec<String>,
+    pub token_ids: Vec<u32>,
+    pub target: TargetInfo,
+    /// `F(x)`.
+    pub target_score: f32,
+    /// `F(x′)` for path methods.
+    pub baseline_score: Option<f32>,
+    /// `Σ attr − (F(x) − F(x′))` for path methods.
+    pub convergence_delta: Option<f32>,
+    /// One per token: the L2 norm over the hidden dimension for saliency, else the sum.
+    pub scores: Vec<f32>,
+    pub steps: Option<usize>,
+    pub quadrature: Option<String>,
+    pub elapsed_ms: f64,
+    pub warnings: Vec<String>,
+    /// The full `[tokens, hidden]` map, row-major (in JSON only when asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<Vec<f32>>,
+}

@@ -1,0 +1,101 @@
+//! Data movement: head permutes, grouped-query repeats, row gathers and position selects.
+
+use super::for_rows;
+use crate::error::{Error, Result};
+
+fn check(len: usize, dims: &[usize], what: &str) -> Result<()> {
+    if len != dims.iter().product::<usize>() {
+        return Err(Error::Shape(format!(
+            "{what}: {len} values do not fit {dims:?}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn permute_0213(x: &[f32], [a, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
+    check(x.len(), &[a, b, c, d], "permute_0213")?;
+    let mut out = vec![0.0f32; x.len()];
+    // Output row (ia, ic, ib) of d values comes from input row (ia, ib, ic).
+    for_rows(&mut out, d, |r, o| {
+        let ib = r % b;
+        let ic = (r / b) % c;
+        let ia = r / (b * c);
+        let src = ((ia * b + ib) * c + ic) * d;
+        o.copy_from_slice(&x[src..src + d]);
+    });
+    Ok(out)
+}
+
+pub fn repeat_heads(x: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
+    check(x.len(), &[b, h, l, d], "repeat_heads")?;
+    let head = l * d;
+    let mut out = vec![0.0f32; x.len() * rep];
+    for_rows(&mut out, head, |r, o| {
+        // Output head r = (batch, kv_head * rep + j) reads input head (batch, kv_head).
+        let (ib, oh) = (r / (h * rep), r % (h * rep));
+        let src = (ib * h + oh / rep) * head;
+        o.copy_from_slice(&x[src..src + head]);
+    });
+    Ok(out)
+}
+
+pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
+    check(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
+    let head = l * d;
+    let mut out = vec![0.0f32; b * h * head];
+    for_rows(&mut out, head, |r, o| {
+        let (ib, kh) = (r / h, r % h);
+        for j in 0..rep {
+            let src = (ib * h * rep + kh * rep + j) * head;
+            for (a, &v) in o.iter_mut().zip(&g[src..src + head]) {
+                *a += v;
+            }
+        }
+    });
+    Ok(out)
+}
+
+pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> {
+    let rows = if cols == 0 { 0 } else { table.len() / cols };
+    let mut out = Vec::with_capacity(ids.len() * cols);
+    for &id in ids {
+        let id = id as usize;
+        if id >= rows {
+            return Err(Error::InvalidInput(format!(
+                "token id {id} outside a table of {rows} rows"
+            )));
+        }
+        out.extend_from_slice(&table[id * cols..(id + 1) * cols]);
+    }
+    Ok(out)
+}
+
+pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
+    check(x.len(), &[b, l, d], "select_position")?;
+    if pos >= l {
+        return Err(Error::Shape(format!(
+            "select_position: position {pos} of {l}"
+        )));
+    }
+    let mut out = Vec::with_capacity(b * d);
+    for ib in 0..b {
+        let src = (ib * l + pos) * d;
+        out.extend_from_slice(&x[src..src + d]);
+    }
+    Ok(out)
+}
+
+pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
+    check(g.len(), &[b, d], "scatter_position")?;
+    if pos >= l {
+        return Err(Error::Shape(format!(
+            "scatter_position: position {pos} of {l}"
+        )));
+    }
+    let mut out = vec![0.0f32; b * l * d];
+    for ib in 0..b {
+        let dst = (ib * l + pos) * d;
+        out[dst..dst + d].copy_from_slice(&g[ib * d..(ib + 1) * d]);
+    }
+    Ok(out)
+}

@@ -1,0 +1,274 @@
+//! The reference backend: host memory, a real GEMM (`gemm`, AVX-512 where present) and rayon.
+
+mod activation;
+mod layout;
+mod matmul;
+mod norm;
+mod reduce;
+mod rope;
+mod softmax;
+
+use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Storage};
+use rayon::prelude::*;
+
+pub struct CpuBackend;
+
+/// Below this many output values, threading costs more than it saves.
+const PAR_MIN: usize = 1 << 15;
+
+fn host(s: &Storage) -> Result<&[f32]> {
+    match s {
+        Storage::Cpu(v) => Ok(v),
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::Other(format!(
+            "cpu backend given a {} buffer",
+            s.device()
+        ))),
+    }
+}
+
+fn same_len(a: &[f32], b: &[f32], what: &str) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(Error::Shape(format!(
+            "{what}: lengths {} and {} differ",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Fills `out` row by row (`cols` values each), in parallel when the output is large.
+fn for_rows(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if cols == 0 {
+        return;
+    }
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(r, row)| f(r, row));
+    } else {
+        out.chunks_mut(cols)
+            .enumerate()
+            .for_each(|(r, row)| f(r, row));
+    }
+}
+
+/// `out[i] = f(i)` elementwise, in parallel when large.
+fn map_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync + Send) -> Vec<f32> {
+    if len >= PAR_MIN {
+        (0..len).into_par_iter().map(f).collect()
+    } else {
+        (0..len).map(f).collect()
+    }
+}
+
+impl Backend for CpuBackend {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        Ok(Storage::Cpu(data))
+    }
+
+    fn download(&self, s: &Storage) -> Result<Vec<f32>> {
+        Ok(host(s)?.to_vec())
+    }
+
+    fn zeros(&self, len: usize) -> Result<Storage> {
+        Ok(Storage::Cpu(vec![0.0; len]))
+    }
+
+    fn matmul(&self, a: &Storage, b: &Storage, spec: &MatmulSpec) -> Result<Storage> {
+        matmul::matmul(host(a)?, host(b)?, spec).map(Storage::Cpu)
+    }
+
+    fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (host(a)?, host(b)?);
+        same_len(a, b, "add")?;
+        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] + b[i])))
+    }
+
+    fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (host(a)?, host(b)?);
+        same_len(a, b, "mul")?;
+        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] * b[i])))
+    }
+
+    fn scale(&self, a: &Storage, s: f32) -> Result<Storage> {
+        let a = host(a)?;
+        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] * s)))
+    }
+
+    fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (host(a)?, host(b)?);
+        if b.is_empty() || a.len() % b.len() != 0 {
+            return Err(Error::Shape(format!(
+                "add_broadcast: {} values do not repeat into {}",
+                b.len(),
+                a.len()
+            )));
+        }
+        let n = b.len();
+        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] + b[i % n])))
+    }
+
+    fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
+        let x = host(x)?;
+        Ok(Storage::Cpu(map_indexed(x.len(), |i| {
+            activation::forward(f, x[i])
+        })))
+    }
+
+    fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        let (x, g) = (host(x)?, host(g)?);
+        same_len(x, g, "activation_backward")?;
+        Ok(Storage::Cpu(map_indexed(x.len(), |i| {
+            g[i] * activation::derivative(f, x[i])
+        })))
+    }
+
+    fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
+        softmax::forward(host(x)?, cols, mask).map(Storage::Cpu)
+    }
+
+    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage> {
+        softmax::backward(host(y)?, host(g)?, cols).map(Storage::Cpu)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        b: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (y, xhat, rstd) = norm::layer_norm(host(x)?, host(w)?, host(b)?, cols, eps)?;
+        Ok((Storage::Cpu(y), Storage::Cpu(xhat), Storage::Cpu(rstd)))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        g: &Storage,
+        xhat: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        norm::layer_norm_backward(host(g)?, host(xhat)?, host(rstd)?, host(w)?, cols)
+            .map(Storage::Cpu)
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage)> {
+        let (y, rstd) = norm::rms_norm(host(x)?, host(w)?, cols, eps)?;
+        Ok((Storage::Cpu(y), Storage::Cpu(rstd)))
+    }
+
+    fn rms_norm_backward(
+        &self,
+        g: &Storage,
+        x: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        norm::rms_norm_backward(host(g)?, host(x)?, host(rstd)?, host(w)?, cols).map(Storage::Cpu)
+    }
+
+    fn rope(
+        &self,
+        x: &Storage,
+        cos: &Storage,
+        sin: &Storage,
+        len: usize,
+        head_dim: usize,
+        inverse: bool,
+    ) -> Result<Storage> {
+        rope::apply(host(x)?, host(cos)?, host(sin)?, len, head_dim, inverse).map(Storage::Cpu)
+    }
+
+    fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
+        layout::permute_0213(host(x)?, dims).map(Storage::Cpu)
+    }
+
+    fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        layout::repeat_heads(host(x)?, dims, rep).map(Storage::Cpu)
+    }
+
+    fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        layout::sum_head_groups(host(g)?, dims, rep).map(Storage::Cpu)
+    }
+
+    fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
+        layout::gather_rows(host(table)?, ids, cols).map(Storage::Cpu)
+    }
+
+    fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        layout::select_position(host(x)?, dims, pos).map(Storage::Cpu)
+    }
+
+    fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        layout::scatter_position(host(g)?, dims, pos).map(Storage::Cpu)
+    }
+
+    fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        reduce::weighted_seq_sum(host(x)?, w, dims).map(Storage::Cpu)
+    }
+
+    fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        reduce::broadcast_seq(host(g)?, w, dims).map(Storage::Cpu)
+    }
+
+    fn cosine_rows(&self, x: &Storage, c: &Storage, d: usize) -> Result<Storage> {
+        reduce::cosine_rows(host(x)?, host(c)?, d).map(Storage::Cpu)
+    }
+
+    fn cosine_rows_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        reduce::cosine_rows_backward(host(x)?, host(c)?, host(g)?, d).map(Storage::Cpu)
+    }
+
+    fn pick_softmax(
+        &self,
+        x: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        softmax::pick(host(x)?, cols, col, kind).map(Storage::Cpu)
+    }
+
+    fn pick_softmax_backward(
+        &self,
+        x: &Storage,
+        g: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        softmax::pick_backward(host(x)?, host(g)?, cols, col, kind).map(Storage::Cpu)
+    }
+
+    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
+        reduce::interpolate(host(x)?, host(baseline)?, alphas).map(Storage::Cpu)
+    }
+
+    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
+        reduce::weighted_batch_sum(host(x)?, w).map(Storage::Cpu)
+    }
+}

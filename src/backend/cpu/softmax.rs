@@ -1,0 +1,111 @@
+//! Row softmax (with causal masking) and the softmax-pick used by probability targets.
+
+use super::{for_rows, same_len};
+use crate::backend::{PickKind, SoftmaxMask};
+use crate::error::{Error, Result};
+
+fn check_rows(len: usize, cols: usize, what: &str) -> Result<()> {
+    if cols == 0 || len % cols != 0 {
+        return Err(Error::Shape(format!(
+            "{what}: {len} values are not rows of {cols}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
+    check_rows(x.len(), cols, "softmax")?;
+    let mut out = vec![0.0f32; x.len()];
+    for_rows(&mut out, cols, |r, row| {
+        let src = &x[r * cols..(r + 1) * cols];
+        let visible = match mask {
+            SoftmaxMask::None => cols,
+            SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(cols),
+        };
+        let max = src[..visible]
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0f64;
+        for (o, &v) in row[..visible].iter_mut().zip(&src[..visible]) {
+            let e = (v - max).exp();
+            *o = e;
+            sum += e as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        row[..visible].iter_mut().for_each(|o| *o *= inv);
+    });
+    Ok(out)
+}
+
+pub fn backward(y: &[f32], g: &[f32], cols: usize) -> Result<Vec<f32>> {
+    same_len(y, g, "softmax_backward")?;
+    check_rows(y.len(), cols, "softmax_backward")?;
+    let mut out = vec![0.0f32; y.len()];
+    for_rows(&mut out, cols, |r, row| {
+        let (ys, gs) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
+        let dot: f64 = ys.iter().zip(gs).map(|(&a, &b)| a as f64 * b as f64).sum();
+        for ((o, &yv), &gv) in row.iter_mut().zip(ys).zip(gs) {
+            *o = yv * (gv - dot as f32);
+        }
+    });
+    Ok(out)
+}
+
+/// `(log Σ exp, max)` of a row, in f64.
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    max + row
+        .iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+pub fn pick(x: &[f32], cols: usize, col: usize, kind: PickKind) -> Result<Vec<f32>> {
+    check_rows(x.len(), cols, "pick_softmax")?;
+    if col >= cols {
+        return Err(Error::Shape(format!(
+            "pick_softmax: column {col} of {cols}"
+        )));
+    }
+    Ok(x.chunks(cols)
+        .map(|row| {
+            let lp = row[col] as f64 - log_sum_exp(row);
+            (match kind {
+                PickKind::LogProb => lp,
+                PickKind::Prob => lp.exp(),
+            }) as f32
+        })
+        .collect())
+}
+
+pub fn pick_backward(
+    x: &[f32],
+    g: &[f32],
+    cols: usize,
+    col: usize,
+    kind: PickKind,
+) -> Result<Vec<f32>> {
+    check_rows(x.len(), cols, "pick_softmax_backward")?;
+    if g.len() != x.len() / cols || col >= cols {
+        return Err(Error::Shape(
+            "pick_softmax_backward: bad gradient or column".into(),
+        ));
+    }
+    let mut out = vec![0.0f32; x.len()];
+    for_rows(&mut out, cols, |r, row| {
+        let src = &x[r * cols..(r + 1) * cols];
+        let lse = log_sum_exp(src);
+        // d log p_t / d x_j = 1[j = t] − p_j; d p_t = p_t · d log p_t.
+        let scale = match kind {
+            PickKind::LogProb => g[r] as f64,
+            PickKind::Prob => g[r] as f64 * (src[col] as f64 - lse).exp(),
+        };
+        for (j, (o, &v)) in row.iter_mut().zip(src).enumerate() {
+            let p = (v as f64 - lse).exp();
+            let onehot = if j == col { 1.0 } else { 0.0 };
+            *o = (scale * (onehot - p)) as f32;
+        }
+    });
+    Ok(out)
+}

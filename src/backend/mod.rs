@@ -1,0 +1,177 @@
+//! The backend abstraction: every numeric primitive the ops need, over opaque `Storage`.
+//!
+//! Ops (`src/ops`) call these primitives and never see host slices, so a GPU backend is a new
+//! implementation of this trait plus a `Storage` variant; model and method code do not change.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::tensor::{Device, Storage};
+
+/// `C[b] = op(A[b]) · op(B[b])` for `b in 0..batch`, all row-major and contiguous.
+/// `A` is `[m, k]` (stored `[k, m]` when `trans_a`), `B` is `[k, n]` (stored `[n, k]` when
+/// `trans_b`). An operand with `*_batched == false` is one matrix shared by every batch entry
+/// (a weight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulSpec {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub a_batched: bool,
+    pub b_batched: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// BERT's exact GELU, `x Φ(x)`.
+    GeluErf,
+    /// GPT-2's tanh approximation (`gelu_new`).
+    GeluTanh,
+    /// `x σ(x)` (Llama's SwiGLU gate).
+    Silu,
+    Tanh,
+    Relu,
+}
+
+/// Which entries a softmax over the last dimension ignores (treated as −∞).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftmaxMask {
+    None,
+    /// Rows are `[.., q, k]` blocks of `len × len` (plus `offset` cached keys): key `j` is
+    /// visible to query `i` when `j <= i + offset`.
+    Causal {
+        len: usize,
+        offset: usize,
+    },
+}
+
+/// What a picked softmax entry reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickKind {
+    Prob,
+    LogProb,
+}
+
+pub trait Backend: Send + Sync {
+    fn device(&self) -> Device;
+    fn upload(&self, data: Vec<f32>) -> Result<Storage>;
+    fn download(&self, s: &Storage) -> Result<Vec<f32>>;
+    fn zeros(&self, len: usize) -> Result<Storage>;
+
+    fn matmul(&self, a: &Storage, b: &Storage, spec: &MatmulSpec) -> Result<Storage>;
+
+    // Elementwise, same length.
+    fn add(&self, a: &Storage, b: &Storage) -> Result<Storage>;
+    fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage>;
+    fn scale(&self, a: &Storage, s: f32) -> Result<Storage>;
+    /// `a + b` where `b` repeats along `a` (`a.len()` a multiple of `b.len()`): biases, positions.
+    fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage>;
+
+    fn activation(&self, x: &Storage, f: Activation) -> Result<Storage>;
+    /// `g ⊙ f′(x)`.
+    fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage>;
+
+    fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage>;
+    /// `y ⊙ (g − Σ_j y_j g_j)` row by row.
+    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage>;
+
+    /// Returns `(y, x̂, 1/σ)`, with `x̂` and `1/σ` saved for the backward.
+    fn layer_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        b: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage, Storage)>;
+    fn layer_norm_backward(
+        &self,
+        g: &Storage,
+        xhat: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage>;
+    /// Returns `(y, 1/rms)`.
+    fn rms_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage)>;
+    fn rms_norm_backward(
+        &self,
+        g: &Storage,
+        x: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage>;
+
+    /// Rotary embedding of `x: [rows, len, head_dim]` (rotate-half layout) with tables
+    /// `cos, sin: [len, head_dim/2]`; `inverse` rotates back (the exact backward).
+    fn rope(
+        &self,
+        x: &Storage,
+        cos: &Storage,
+        sin: &Storage,
+        len: usize,
+        head_dim: usize,
+        inverse: bool,
+    ) -> Result<Storage>;
+
+    /// `[a, b, c, d] -> [a, c, b, d]` (split and merge attention heads; its own inverse).
+    fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage>;
+    /// `[b, h, l, d] -> [b, h·rep, l, d]`, each head repeated `rep` times in place (GQA).
+    fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage>;
+    /// Backward of `repeat_heads`: sums each group of `rep` heads. `dims` are the input's.
+    fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage>;
+
+    /// Rows `ids` of `table: [_, cols]`.
+    fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage>;
+    /// `x: [b, l, d] -> [b, d]` at sequence position `pos`.
+    fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage>;
+    /// Backward of `select_position`: `g: [b, d]` into zeros `[b, l, d]`.
+    fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage>;
+    /// `Σ_l w_l x[b, l, :]`: masked mean pooling with `w = mask / Σ mask`.
+    fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage>;
+    /// Backward of `weighted_seq_sum`: `out[b, l, :] = w_l g[b, :]`.
+    fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage>;
+
+    /// `cos(x_b, c)` for each row of `x: [rows, d]`; `c` is a constant vector.
+    fn cosine_rows(&self, x: &Storage, c: &Storage, d: usize) -> Result<Storage>;
+    fn cosine_rows_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage>;
+    /// Softmax probability or log-probability of column `col` of each row of `x: [rows, cols]`.
+    fn pick_softmax(&self, x: &Storage, cols: usize, col: usize, kind: PickKind)
+        -> Result<Storage>;
+    fn pick_softmax_backward(
+        &self,
+        x: &Storage,
+        g: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage>;
+
+    /// Straight-line path points `x′ + α_k (x − x′)` for every `k`: `[alphas.len(), x.len()]`.
+    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage>;
+    /// `Σ_k w_k · x[k, :]` over the leading dimension of `x: [w.len(), n]`.
+    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage>;
+}
+
+/// The backend that owns tensors on `device`, or why it cannot be used.
+pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
+    match device {
+        Device::Cpu => Ok(&cpu::CpuBackend),
+    }
+}

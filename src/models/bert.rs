@@ -1,0 +1,147 @@
+//! BERT encoders (`BertModel`, and `BertForSequenceClassification` heads when present).
+//! Post-norm: `h = LN(h + attn(h)); h = LN(h + mlp(h))`.
+
+use super::config::Config;
+use super::layers::{activation_from_name, Attention, LayerNorm, Linear};
+use super::weights::Weights;
+use crate::autodiff::{Tape, Var};
+use crate::backend::Activation;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+struct Layer {
+    attn: Attention,
+    attn_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    out_norm: LayerNorm,
+}
+
+/// Pooler (`tanh(W h_[CLS] + b)`) and classifier of a sequence-classification model.
+pub struct ClassifierHead {
+    pub pooler: Linear,
+    pub classifier: Linear,
+}
+
+pub struct Bert {
+    pub word_embeddings: Tensor,
+    /// Position embedding plus the token-type-0 embedding, `[max_positions, d]` on the host.
+    position_rows: Vec<f32>,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    act: Activation,
+    pub head: Option<ClassifierHead>,
+    pub max_positions: usize,
+}
+
+impl Bert {
+    pub fn load(cfg: &Config, w: &Weights) -> Result<Self> {
+        let d = cfg.usize(&["hidden_size"])?;
+        let heads = cfg.usize(&["num_attention_heads"])?;
+        let inter = cfg.usize(&["intermediate_size"])?;
+        let n_layers = cfg.usize(&["num_hidden_layers"])?;
+        let vocab = cfg.usize(&["vocab_size"])?;
+        let max_positions = cfg.usize(&["max_position_embeddings"])?;
+        let eps = cfg.f32_or(&["layer_norm_eps"], 1e-12)?;
+        let act_name = cfg.str_or(&["hidden_act"], "gelu");
+        let act = activation_from_name(act_name).ok_or_else(|| Error::Config {
+            path: cfg.path.clone(),
+            reason: format!("unsupported hidden_act '{act_name}'"),
+        })?;
+        if heads == 0 || d % heads != 0 {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!("hidden_size {d} is not a multiple of num_attention_heads {heads}"),
+            });
+        }
+        let p = if w.contains("bert.embeddings.word_embeddings.weight") {
+            "bert."
+        } else {
+            ""
+        };
+        let type_table = w.host(&format!("{p}embeddings.token_type_embeddings.weight"), None)?;
+        if type_table.dims.len() != 2 || type_table.dims[1] != d || type_table.dims[0] == 0 {
+            return Err(Error::BadTensor {
+                name: format!("{p}embeddings.token_type_embeddings.weight"),
+                reason: format!("shape {:?}", type_table.dims),
+            });
+        }
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let l = format!("{p}encoder.layer.{i}");
+            let lin = |name: &str, o, n| Linear::load(w, &format!("{l}.{name}"), o, n, true);
+            layers.push(Layer {
+                attn: Attention {
+                    q: lin("attention.self.query", d, d)?,
+                    k: lin("attention.self.key", d, d)?,
+                    v: lin("attention.self.value", d, d)?,
+                    o: lin("attention.output.dense", d, d)?,
+                    heads,
+                    kv_heads: heads,
+                    head_dim: d / heads,
+                    causal: false,
+                },
+                attn_norm: LayerNorm::load(w, &format!("{l}.attention.output.LayerNorm"), d, eps)?,
+                up: lin("intermediate.dense", inter, d)?,
+                down: lin("output.dense", d, inter)?,
+                out_norm: LayerNorm::load(w, &format!("{l}.output.LayerNorm"), d, eps)?,
+            });
+        }
+        let mut position_rows = w
+            .host(
+                &format!("{p}embeddings.position_embeddings.weight"),
+                Some(&[max_positions, d]),
+            )?
+            .data;
+        for (i, v) in position_rows.iter_mut().enumerate() {
+            *v += type_table.data[i % d];
+        }
+        let head = if w.contains("classifier.weight") {
+            let labels = w.host("classifier.weight", None)?.dims[0];
+            Some(ClassifierHead {
+                pooler: Linear::load(w, &format!("{p}pooler.dense"), d, d, true)?,
+                classifier: Linear::load(w, "classifier", labels, d, true)?,
+            })
+        } else {
+            None
+        };
+        Ok(Bert {
+            word_embeddings: w.get(
+                &format!("{p}embeddings.word_embeddings.weight"),
+                &[vocab, d],
+            )?,
+            position_rows,
+            emb_norm: LayerNorm::load(w, &format!("{p}embeddings.LayerNorm"), d, eps)?,
+            layers,
+            act,
+            head,
+            max_positions,
+        })
+    }
+
+    /// `x: [b, l, d]` word embeddings -> last hidden states `[b, l, d]`.
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let len = tape.value(x).dims()[1];
+        let d = tape.value(x).dims()[2];
+        // Position and token-type embeddings are constants added inside the model, so they are
+        // part of neither the input nor the baseline.
+        let rows = Tensor::from_vec(
+            self.position_rows[..len * d].to_vec(),
+            [len, d],
+            tape.value(x).device(),
+        )?;
+        let h = tape.add_const(x, &rows)?;
+        let mut h = self.emb_norm.forward(tape, h)?;
+        for layer in &self.layers {
+            let a = layer.attn.forward(tape, h, None)?;
+            let a = tape.add(h, a)?;
+            h = layer.attn_norm.forward(tape, a)?;
+            let m = layer.up.forward(tape, h)?;
+            let m = tape.activation(m, self.act)?;
+            let m = layer.down.forward(tape, m)?;
+            let m = tape.add(h, m)?;
+            h = layer.out_norm.forward(tape, m)?;
+        }
+        Ok(h)
+    }
+}

@@ -1,0 +1,87 @@
+//! Reading `config.json`: typed access with errors that name the file and the key.
+
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub struct Config {
+    pub path: PathBuf,
+    pub json: Value,
+}
+
+impl Config {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        if !path.exists() {
+            return Err(Error::MissingConfig(dir.to_path_buf()));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let json = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Config { path, json })
+    }
+
+    fn err(&self, reason: String) -> Error {
+        Error::Config {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// The first present key among `keys` (architectures name the same thing differently).
+    fn find(&self, keys: &[&str]) -> Option<&Value> {
+        keys.iter()
+            .filter_map(|k| self.json.get(*k))
+            .find(|v| !v.is_null())
+    }
+
+    pub fn usize(&self, keys: &[&str]) -> Result<usize> {
+        self.find(keys)
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .ok_or_else(|| self.err(format!("missing or invalid '{}'", keys[0])))
+    }
+
+    pub fn usize_or(&self, keys: &[&str], default: usize) -> Result<usize> {
+        match self.find(keys) {
+            None => Ok(default),
+            Some(_) => self.usize(keys),
+        }
+    }
+
+    pub fn f32_or(&self, keys: &[&str], default: f32) -> Result<f32> {
+        match self.find(keys) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .map(|v| v as f32)
+                .ok_or_else(|| self.err(format!("'{}' is not a number", keys[0]))),
+        }
+    }
+
+    pub fn str_or<'a>(&'a self, keys: &[&str], default: &'a str) -> &'a str {
+        self.find(keys).and_then(Value::as_str).unwrap_or(default)
+    }
+
+    pub fn bool_or(&self, keys: &[&str], default: bool) -> bool {
+        self.find(keys).and_then(Value::as_bool).unwrap_or(default)
+    }
+
+    /// A token id; some configs give a list (several EOS ids): the first is taken.
+    pub fn token_id(&self, key: &str) -> Option<u32> {
+        match self.json.get(key)? {
+            Value::Number(n) => n.as_u64().map(|v| v as u32),
+            Value::Array(a) => a.first()?.as_u64().map(|v| v as u32),
+            _ => None,
+        }
+    }
+
+    pub fn model_type(&self) -> Result<String> {
+        if let Some(t) = self.json.get("model_type").and_then(Value::as_str) {
+            return Ok(t.to_string());
+        }
+        Err(self.err("no 'model_type'".into()))
+    }
+}

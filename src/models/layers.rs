@@ -1,0 +1,157 @@
+//! Building blocks shared by the architectures: linear layers, norms, attention.
+
+use super::weights::{HostTensor, Weights};
+use crate::autodiff::{Tape, Var};
+use crate::backend::{Activation, SoftmaxMask};
+use crate::error::Result;
+use crate::tensor::{Device, Tensor};
+
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// A Hugging Face `nn.Linear`: `{prefix}.weight [out, in]`, optional `{prefix}.bias`.
+    pub fn load(w: &Weights, prefix: &str, out_f: usize, in_f: usize, bias: bool) -> Result<Self> {
+        Ok(Linear {
+            weight: w.get(&format!("{prefix}.weight"), &[out_f, in_f])?,
+            bias: if bias {
+                Some(w.get(&format!("{prefix}.bias"), &[out_f])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn from_host(weight: HostTensor, bias: Option<Vec<f32>>, device: Device) -> Result<Self> {
+        let out_f = weight.dims[0];
+        Ok(Linear {
+            weight: Tensor::from_vec(weight.data, weight.dims, device)?,
+            bias: match bias {
+                Some(b) => Some(Tensor::from_vec(b, [out_f], device)?),
+                None => None,
+            },
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        tape.linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(w: &Weights, prefix: &str, dim: usize, eps: f32) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: w.get(&format!("{prefix}.weight"), &[dim])?,
+            bias: w.get(&format!("{prefix}.bias"), &[dim])?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        tape.layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Rotary tables for positions `0..max_len`: `[max_len, head_dim/2]` each.
+pub struct RopeTables {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+    device: Device,
+}
+
+impl RopeTables {
+    pub fn new(head_dim: usize, theta: f32, max_len: usize, device: Device) -> Self {
+        let half = head_dim / 2;
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(max_len * half),
+            Vec::with_capacity(max_len * half),
+        );
+        for pos in 0..max_len {
+            for i in 0..half {
+                // Computed as Hugging Face does: inverse frequency in f32, angle in f32.
+                let inv_freq = 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64) as f32;
+                let angle = pos as f32 * inv_freq;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        RopeTables {
+            cos,
+            sin,
+            half,
+            device,
+        }
+    }
+
+    /// Tables for positions `start..start+len`.
+    pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let r = start * self.half..(start + len) * self.half;
+        Ok((
+            Tensor::from_vec(self.cos[r.clone()].to_vec(), [len, self.half], self.device)?,
+            Tensor::from_vec(self.sin[r].to_vec(), [len, self.half], self.device)?,
+        ))
+    }
+}
+
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub causal: bool,
+}
+
+impl Attention {
+    /// Multi-head (or grouped-query) self-attention of `h: [b, l, d]`.
+    pub fn forward(&self, tape: &mut Tape, h: Var, rope: Option<&(Tensor, Tensor)>) -> Result<Var> {
+        let q = self.q.forward(tape, h)?;
+        let k = self.k.forward(tape, h)?;
+        let v = self.v.forward(tape, h)?;
+        let mut q = tape.split_heads(q, self.heads)?;
+        let mut k = tape.split_heads(k, self.kv_heads)?;
+        let v = tape.split_heads(v, self.kv_heads)?;
+        if let Some((cos, sin)) = rope {
+            q = tape.rope(q, cos, sin)?;
+            k = tape.rope(k, cos, sin)?;
+        }
+        let rep = self.heads / self.kv_heads;
+        let k = tape.repeat_heads(k, rep)?;
+        let v = tape.repeat_heads(v, rep)?;
+        let scores = tape.matmul(q, k, false, true)?;
+        let scores = tape.scale(scores, 1.0 / (self.head_dim as f32).sqrt())?;
+        let len = tape.value(h).dims()[1];
+        let mask = if self.causal {
+            SoftmaxMask::Causal { len, offset: 0 }
+        } else {
+            SoftmaxMask::None
+        };
+        let probs = tape.softmax(scores, mask)?;
+        let ctx = tape.matmul(probs, v, false, false)?;
+        let ctx = tape.merge_heads(ctx)?;
+        self.o.forward(tape, ctx)
+    }
+}
+
+/// Hugging Face `hidden_act` names.
+pub fn activation_from_name(name: &str) -> Option<Activation> {
+    Some(match name {
+        "gelu" | "gelu_python" => Activation::GeluErf,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+        "silu" | "swish" => Activation::Silu,
+        "relu" => Activation::Relu,
+        "tanh" => Activation::Tanh,
+        _ => return None,
+    })
+}

@@ -1,0 +1,231 @@
+//! Models from Hugging Face folders: `config.json`, safetensors weights, `tokenizer.json`.
+//! Every model takes input embeddings `[batch, seq, hidden]` as a tape variable; the batch
+//! dimension carries path steps or samples, which the model never needs to know.
+
+mod bert;
+mod config;
+mod gpt2;
+mod layers;
+mod llama;
+mod tokenizer;
+mod weights;
+
+pub use bert::ClassifierHead;
+pub use tokenizer::TextTokenizer;
+pub use weights::Weights;
+
+use crate::autodiff::{Tape, Var};
+use crate::backend::backend_for;
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Tensor};
+use config::Config;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Bert,
+    Gpt2,
+    Llama,
+}
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Bert => "bert",
+            Architecture::Gpt2 => "gpt2",
+            Architecture::Llama => "llama",
+        }
+    }
+
+    /// Decoders predict the next token; encoders do not.
+    pub fn is_causal(self) -> bool {
+        !matches!(self, Architecture::Bert)
+    }
+}
+
+enum Network {
+    Bert(bert::Bert),
+    Gpt2(gpt2::Gpt2),
+    Llama(llama::Llama),
+}
+
+/// Facts about a loaded model (for `gradlens info` and for choosing defaults).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelInfo {
+    pub architecture: &'static str,
+    pub hidden_size: usize,
+    pub layers: usize,
+    pub attention_heads: usize,
+    pub key_value_heads: usize,
+    pub intermediate_size: usize,
+    pub vocab_size: usize,
+    pub max_positions: usize,
+    pub parameters: usize,
+    pub dtype: String,
+    pub pad_token_id: Option<u32>,
+    pub classifier_labels: Option<usize>,
+}
+
+pub struct Model {
+    pub name: String,
+    pub path: PathBuf,
+    pub arch: Architecture,
+    pub info: ModelInfo,
+    pub tokenizer: TextTokenizer,
+    device: Device,
+    net: Network,
+}
+
+impl Model {
+    /// Loads a Hugging Face model folder onto `device`.
+    pub fn load(path: &Path, device: Device) -> Result<Model> {
+        backend_for(device)?;
+        if !path.exists() {
+            return Err(Error::ModelNotFound(path.to_path_buf()));
+        }
+        if path.is_file() {
+            let what = if path.extension().is_some_and(|e| e == "gguf") {
+                "GGUF files are not supported yet; pass a Hugging Face model folder"
+            } else {
+                "expected a model folder (config.json, model.safetensors, tokenizer.json)"
+            };
+            return Err(Error::InvalidInput(format!("{}: {what}", path.display())));
+        }
+        let cfg = Config::read(path)?;
+        let model_type = cfg.model_type()?;
+        let arch = match model_type.as_str() {
+            "bert" => Architecture::Bert,
+            "gpt2" => Architecture::Gpt2,
+            "llama" => Architecture::Llama,
+            other => return Err(Error::UnsupportedArchitecture(other.to_string())),
+        };
+        let weights = Weights::open(path, device)?;
+        let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
+        let net = match arch {
+            Architecture::Bert => Network::Bert(bert::Bert::load(&cfg, &weights)?),
+            Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&cfg, &weights)?),
+            Architecture::Llama => Network::Llama(llama::Llama::load(&cfg, &weights)?),
+        };
+        let (parameters, dtype) = weights.summary();
+        let heads = cfg.usize(&["num_attention_heads", "n_head"])?;
+        let hidden = cfg.usize(&["hidden_size", "n_embd"])?;
+        let info = ModelInfo {
+            architecture: arch.name(),
+            hidden_size: hidden,
+            layers: cfg.usize(&["num_hidden_layers", "n_layer"])?,
+            attention_heads: heads,
+            key_value_heads: cfg.usize_or(&["num_key_value_heads"], heads)?,
+            intermediate_size: cfg.usize_or(&["intermediate_size", "n_inner"], 4 * hidden)?,
+            vocab_size: cfg.usize(&["vocab_size"])?,
+            max_positions: match &net {
+                Network::Bert(m) => m.max_positions,
+                Network::Gpt2(m) => m.max_positions,
+                Network::Llama(m) => m.max_positions,
+            },
+            parameters,
+            dtype,
+            pad_token_id: cfg.token_id("pad_token_id"),
+            classifier_labels: match &net {
+                Network::Bert(b) => b.head.as_ref().map(|h| h.classifier.weight.dims()[0]),
+                _ => None,
+            },
+        };
+        let name = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Model {
+            name,
+            path: path.to_path_buf(),
+            arch,
+            info,
+            tokenizer,
+            device,
+            net,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.info.hidden_size
+    }
+
+    /// The input embedding table `[vocab, hidden]`.
+    pub fn input_embeddings(&self) -> &Tensor {
+        match &self.net {
+            Network::Bert(m) => &m.word_embeddings,
+            Network::Gpt2(m) => &m.wte,
+            Network::Llama(m) => &m.embed_tokens,
+        }
+    }
+
+    /// The output projection `[vocab, hidden]` of a causal LM.
+    pub fn output_embeddings(&self) -> Option<&Tensor> {
+        match &self.net {
+            Network::Bert(_) => None,
+            Network::Gpt2(m) => Some(&m.wte),
+            Network::Llama(m) => Some(&m.lm_head),
+        }
+    }
+
+    pub fn classifier(&self) -> Option<&ClassifierHead> {
+        match &self.net {
+            Network::Bert(m) => m.head.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Token ids of `text` with the model's special tokens, checked against the context size.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput("the prompt is empty".into()));
+        }
+        let ids = self.tokenizer.encode(text, true)?;
+        if ids.is_empty() {
+            return Err(Error::InvalidInput("the prompt produced no tokens".into()));
+        }
+        if ids.len() > self.info.max_positions {
+            return Err(Error::InvalidInput(format!(
+                "the prompt is {} tokens long, more than the model's {} positions",
+                ids.len(),
+                self.info.max_positions
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Input embeddings `[len, hidden]` of `ids`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let table = self.input_embeddings();
+        let d = self.hidden_size();
+        let s = table.backend().gather_rows(table.storage(), ids, d)?;
+        Ok(Tensor::from_storage(s, [ids.len(), d].into()))
+    }
+
+    /// Runs the network on `x: [batch, len, hidden]`; returns the last hidden states.
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let dims = tape.value(x).dims().to_vec();
+        if dims.len() != 3 || dims[2] != self.hidden_size() {
+            return Err(Error::Shape(format!(
+                "model input must be [batch, len, {}], got {:?}",
+                self.hidden_size(),
+                dims
+            )));
+        }
+        if dims[1] > self.info.max_positions {
+            return Err(Error::InvalidInput(format!(
+                "{} positions exceed the model's {}",
+                dims[1], self.info.max_positions
+            )));
+        }
+        match &self.net {
+            Network::Bert(m) => m.forward(tape, x),
+            Network::Gpt2(m) => m.forward(tape, x),
+            Network::Llama(m) => m.forward(tape, x),
+        }
+    }
+}

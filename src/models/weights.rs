@@ -1,0 +1,182 @@
+//! Memory-mapped safetensors (single file or sharded with an index), decoded to f32 on load.
+
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Tensor};
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub struct Weights {
+    files: Vec<(PathBuf, Mmap)>,
+    /// Tensor name -> index into `files`.
+    index: HashMap<String, usize>,
+    /// The file named in errors: `model.safetensors` or the shard index.
+    source: PathBuf,
+    device: Device,
+}
+
+/// A weight on the host, for load-time reshaping (transposes, splits) before upload.
+pub struct HostTensor {
+    pub data: Vec<f32>,
+    pub dims: Vec<usize>,
+}
+
+impl Weights {
+    /// Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
+    pub fn open(dir: &Path, device: Device) -> Result<Self> {
+        let single = dir.join("model.safetensors");
+        let index_path = dir.join("model.safetensors.index.json");
+        let source = if single.exists() {
+            single.clone()
+        } else {
+            index_path.clone()
+        };
+        let paths: Vec<PathBuf> = if single.exists() {
+            vec![single]
+        } else if index_path.exists() {
+            let text =
+                std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::CorruptWeights {
+                    path: index_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let map = json["weight_map"]
+                .as_object()
+                .ok_or_else(|| Error::CorruptWeights {
+                    path: index_path.clone(),
+                    reason: "no weight_map".into(),
+                })?;
+            let mut shards: Vec<String> = map
+                .values()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            shards.sort();
+            shards.dedup();
+            shards.into_iter().map(|s| dir.join(s)).collect()
+        } else {
+            return Err(Error::Other(format!(
+                "{}: no model.safetensors or model.safetensors.index.json",
+                dir.display()
+            )));
+        };
+        let mut files = Vec::new();
+        let mut index = HashMap::new();
+        for (i, path) in paths.into_iter().enumerate() {
+            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            // SAFETY: the file is opened read-only and not modified by us while mapped.
+            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let st = SafeTensors::deserialize(&mmap).map_err(|e| Error::CorruptWeights {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            for name in st.names() {
+                index.insert(name.to_string(), i);
+            }
+            files.push((path, mmap));
+        }
+        Ok(Weights {
+            files,
+            index,
+            source,
+            device,
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Number of floating-point parameters and the dtype most of them are stored in.
+    pub fn summary(&self) -> (usize, String) {
+        let mut count = 0;
+        let mut by_dtype: HashMap<String, usize> = HashMap::new();
+        for (_, mmap) in &self.files {
+            if let Ok(st) = SafeTensors::deserialize(mmap) {
+                for (_, view) in st.tensors() {
+                    if matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+                        let n: usize = view.shape().iter().product();
+                        count += n;
+                        *by_dtype
+                            .entry(format!("{:?}", view.dtype()).to_lowercase())
+                            .or_default() += n;
+                    }
+                }
+            }
+        }
+        let dtype = by_dtype
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(d, _)| d)
+            .unwrap_or_default();
+        (count, dtype)
+    }
+
+    /// Decodes a tensor to f32 on the host, checking its shape when `expect` is given.
+    pub fn host(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
+        let Some(&i) = self.index.get(name) else {
+            return Err(Error::MissingTensor {
+                name: name.to_string(),
+                path: self.source.clone(),
+            });
+        };
+        let (path, mmap) = &self.files[i];
+        let st = SafeTensors::deserialize(mmap).map_err(|e| Error::CorruptWeights {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let view = st.tensor(name).map_err(|e| Error::CorruptWeights {
+            path: path.clone(),
+            reason: format!("{name}: {e}"),
+        })?;
+        let dims = view.shape().to_vec();
+        if let Some(expect) = expect {
+            if dims != expect {
+                return Err(Error::BadTensor {
+                    name: name.to_string(),
+                    reason: format!("shape {dims:?}, expected {expect:?}"),
+                });
+            }
+        }
+        Ok(HostTensor {
+            data: decode(name, view.dtype(), view.data())?,
+            dims,
+        })
+    }
+
+    /// Loads a tensor onto the model's device.
+    pub fn get(&self, name: &str, expect: &[usize]) -> Result<Tensor> {
+        let h = self.host(name, Some(expect))?;
+        Tensor::from_vec(h.data, h.dims, self.device)
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+/// Little-endian bytes to f32; reads byte by byte, so no alignment is assumed.
+fn decode(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::BadTensor {
+                name: name.to_string(),
+                reason: format!("dtype {other:?} is not a supported weight type (f32, f16, bf16)"),
+            })
+        }
+    })
+}

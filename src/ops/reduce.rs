@@ -1,0 +1,89 @@
+//! Sequence pooling, cosine similarity to a constant, and the path-method helpers.
+
+use super::{tensor, Op};
+use crate::autodiff::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+fn dims3(t: &Tensor) -> Result<[usize; 3]> {
+    t.dims()
+        .try_into()
+        .map_err(|_| Error::Shape(format!("expected 3-D, got {}", t.shape())))
+}
+
+pub fn weighted_seq_sum_vjp(g: &Tensor, x: &Tensor, w: &[f32]) -> Result<Tensor> {
+    let dims = dims3(x)?;
+    Ok(tensor(
+        g.backend().broadcast_seq(g.storage(), w, dims)?,
+        x.shape().clone(),
+    ))
+}
+
+pub fn cosine_vjp(x: &Tensor, c: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let d = c.numel();
+    let s = x
+        .backend()
+        .cosine_rows_backward(x.storage(), c.storage(), g.storage(), d)?;
+    Ok(tensor(s, x.shape().clone()))
+}
+
+/// Path points `x′ + α_k (x − x′)`: `[alphas.len(), ..x.shape()]`.
+pub fn interpolate(x: &Tensor, baseline: &Tensor, alphas: &[f32]) -> Result<Tensor> {
+    if x.dims() != baseline.dims() {
+        return Err(Error::Shape(format!(
+            "baseline {} for input {}",
+            baseline.shape(),
+            x.shape()
+        )));
+    }
+    let s = x
+        .backend()
+        .interpolate(x.storage(), baseline.storage(), alphas)?;
+    let mut dims = vec![alphas.len()];
+    dims.extend_from_slice(x.dims());
+    Ok(tensor(s, dims))
+}
+
+/// `Σ_k w_k x[k]` over the leading dimension.
+pub fn weighted_batch_sum(x: &Tensor, w: &[f32]) -> Result<Tensor> {
+    let s = x.backend().weighted_batch_sum(x.storage(), w)?;
+    Ok(tensor(s, x.dims()[1..].to_vec()))
+}
+
+impl Tape {
+    /// `x: [b, l, d] -> [b, d]`, `Σ_l w_l x[:, l]` (mean pooling with `w = mask / Σ mask`).
+    pub fn weighted_seq_sum(&mut self, x: Var, weights: &[f32]) -> Result<Var> {
+        let t = self.value(x);
+        let [b, l, d] = dims3(t)?;
+        let out = tensor(
+            t.backend()
+                .weighted_seq_sum(t.storage(), weights, [b, l, d])?,
+            [b, d],
+        );
+        Ok(self.push(
+            Op::WeightedSeqSum {
+                weights: weights.to_vec(),
+            },
+            &[x],
+            out,
+        ))
+    }
+
+    /// `x: [b, d] -> [b]`: cosine similarity of each row with the constant `reference: [d]`.
+    pub fn cosine_to_const(&mut self, x: Var, reference: &Tensor) -> Result<Var> {
+        let t = self.value(x);
+        let d = reference.numel();
+        let out = tensor(
+            t.backend()
+                .cosine_rows(t.storage(), reference.storage(), d)?,
+            [t.shape().rows()],
+        );
+        Ok(self.push(
+            Op::CosineToConst {
+                reference: reference.clone(),
+            },
+            &[x],
+            out,
+        ))
+    }
+}

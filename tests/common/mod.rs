@@ -1,0 +1,76 @@
+//! Shared test helpers: fixture loading and closeness checks.
+#![allow(dead_code)]
+
+use gradlens::{Device, Model};
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = root().join("tests/fixtures").join(format!("{name}.json"));
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+pub fn tiny(name: &str) -> Model {
+    Model::load(
+        &root().join("tests/fixtures/models").join(name),
+        Device::Cpu,
+    )
+    .unwrap()
+}
+
+/// The real MiniLM from scripts/fetch-models.sh. Under CI=true its absence fails the test.
+pub fn minilm() -> Option<Model> {
+    let path = root().join("models/minilm");
+    if !path.join("model.safetensors").exists() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("models/minilm is missing under CI=true: run scripts/fetch-models.sh");
+        }
+        eprintln!("SKIP: models/minilm missing (run scripts/fetch-models.sh)");
+        return None;
+    }
+    Some(Model::load(&path, Device::Cpu).unwrap())
+}
+
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// Every `|got − want| ≤ rel · max|want|` (relative to the largest reference value).
+pub fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let (i, err) = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .enumerate()
+        .fold(
+            (0, 0f32),
+            |(bi, be), (i, e)| if e > be { (i, e) } else { (bi, be) },
+        );
+    assert!(
+        err <= rel * scale,
+        "{what}: max error {err:.3e} at {i} (got {}, want {}) exceeds {rel:.0e} of max |want| {scale:.3e}",
+        got[i],
+        want[i]
+    );
+}

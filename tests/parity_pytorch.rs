@@ -1,0 +1,179 @@
+//! Tiny random BERT, GPT-2 and Llama models against PyTorch/transformers/Captum fixtures made by
+//! tools/reference/make_fixtures.py: tokenisation, outputs, gradients w.r.t. input
+//! embeddings (1e-4 of the largest value) and integrated gradients.
+
+mod common;
+use common::*;
+use gradlens::attribution::{self, Baseline, Method, Options, Prepared, ScoreKind, TargetSpec};
+use gradlens::autodiff::Tape;
+
+fn grad_for(
+    model: &gradlens::Model,
+    prompt: &str,
+    spec: TargetSpec,
+    kind: ScoreKind,
+) -> (f32, Vec<f32>) {
+    let opts = Options {
+        target: spec,
+        score: kind,
+        ..Options::default()
+    };
+    let p = Prepared::new(model, prompt, &opts).unwrap();
+    let (f, g) = attribution::gradients(model, &p.target, &p.x_batch().unwrap()).unwrap();
+    (f[0], g.to_vec().unwrap())
+}
+
+fn causal(name: &str) {
+    let fx = fixture(name);
+    let model = tiny(name);
+    let prompt = fx["prompt"].as_str().unwrap();
+    assert_eq!(
+        model.tokenize(prompt).unwrap(),
+        ids(&fx["token_ids"]),
+        "{name}: token ids"
+    );
+    let x = model.embed(&model.tokenize(prompt).unwrap()).unwrap();
+    let logits = attribution::next_token_logits(&model, &x).unwrap();
+    assert_close(
+        &logits,
+        &floats(&fx["last_logits"]),
+        1e-4,
+        &format!("{name} logits"),
+    );
+    let target = fx["target_id"].as_u64().unwrap() as u32;
+    for (kind, key) in [
+        (ScoreKind::Logit, "grad_logit"),
+        (ScoreKind::LogProb, "grad_log_prob"),
+        (ScoreKind::Prob, "grad_prob"),
+    ] {
+        let (_, g) = grad_for(&model, prompt, TargetSpec::TokenId(target), kind);
+        assert_close(&g, &floats(&fx[key]), 1e-4, &format!("{name} {key}"));
+    }
+    // The default target is the model's own top token.
+    let (_, g) = grad_for(&model, prompt, TargetSpec::Auto, ScoreKind::Logit);
+    assert_close(
+        &g,
+        &floats(&fx["grad_logit"]),
+        1e-4,
+        &format!("{name} auto target"),
+    );
+
+    let mut opts = Options {
+        steps: 16,
+        include_map: true,
+        ..Options::default()
+    };
+    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    assert_close(
+        ig.map.as_ref().unwrap(),
+        &floats(&fx["ig_zero_gl16"]),
+        1e-3,
+        &format!("{name} IG"),
+    );
+    let delta = fx["ig_zero_gl16_delta"].as_f64().unwrap() as f32;
+    assert!(
+        (ig.convergence_delta.unwrap() - delta).abs() < 1e-3 * (1.0 + delta.abs()),
+        "{name} delta"
+    );
+    if fx.get("ig_pad_gl16").is_some() {
+        opts.baseline = Baseline::Pad;
+        let ig =
+            attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+        assert_close(
+            ig.map.as_ref().unwrap(),
+            &floats(&fx["ig_pad_gl16"]),
+            1e-3,
+            &format!("{name} IG pad"),
+        );
+    }
+}
+
+#[test]
+fn gpt2_matches_pytorch() {
+    causal("tiny-gpt2");
+}
+
+#[test]
+fn llama_matches_pytorch() {
+    causal("tiny-llama");
+}
+
+#[test]
+fn bert_cosine_target_matches_pytorch() {
+    let fx = fixture("tiny-bert");
+    let model = tiny("tiny-bert");
+    let prompt = fx["prompt"].as_str().unwrap();
+    let compare = fx["compare"].as_str().unwrap().to_string();
+    assert_eq!(model.tokenize(prompt).unwrap(), ids(&fx["token_ids"]));
+    let ids_ = model.tokenize(prompt).unwrap();
+    let mut tape = Tape::new();
+    let x = model
+        .embed(&ids_)
+        .unwrap()
+        .reshape([1, ids_.len(), model.hidden_size()])
+        .unwrap();
+    let xv = tape.constant(x);
+    let h = model.forward(&mut tape, xv).unwrap();
+    assert_close(
+        &tape.value(h).to_vec().unwrap(),
+        &floats(&fx["last_hidden"]),
+        1e-4,
+        "bert hidden",
+    );
+
+    let (f, g) = grad_for(
+        &model,
+        prompt,
+        TargetSpec::Compare(compare.clone()),
+        ScoreKind::Logit,
+    );
+    assert!((f - fx["target_score"].as_f64().unwrap() as f32).abs() < 1e-5);
+    assert_close(
+        &g,
+        &floats(&fx["grad_cosine"]),
+        1e-4,
+        "bert cosine gradient",
+    );
+
+    let opts = Options {
+        target: TargetSpec::Compare(compare),
+        steps: 16,
+        include_map: true,
+        ..Options::default()
+    };
+    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    assert_close(
+        &ig.scores,
+        &floats(&fx["ig_scores"]),
+        1e-3,
+        "bert IG scores",
+    );
+    assert_close(
+        ig.map.as_ref().unwrap(),
+        &floats(&fx["ig_map"]),
+        1e-3,
+        "bert IG map",
+    );
+}
+
+#[test]
+fn bert_classifier_head_matches_pytorch() {
+    let fx = fixture("tiny-bert-cls");
+    let model = tiny("tiny-bert-cls");
+    let prompt = fx["prompt"].as_str().unwrap();
+    let (_, g) = grad_for(&model, prompt, TargetSpec::Class(1), ScoreKind::Logit);
+    assert_close(&g, &floats(&fx["grad_class1"]), 1e-4, "classifier gradient");
+    let opts = Options {
+        target: TargetSpec::Class(1),
+        steps: 16,
+        include_map: true,
+        ..Options::default()
+    };
+    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    assert_close(
+        ig.map.as_ref().unwrap(),
+        &floats(&fx["ig_class1_zero_gl16"]),
+        1e-3,
+        "classifier IG",
+    );
+}
