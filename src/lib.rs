@@ -10,3 +10,4 @@ pub mod models;
 pub use models::{Architecture, Model};
 pub mod attribution;
 pub use attribution::{attribute, Attribution, Method, Options};
+pub mod report;

@@ -1,1 +1,221 @@
-fn main() {}
+//! The `gradlens` command line.
+
+use clap::{Args, Parser, Subcommand};
+use gradlens::attribution::{self, Baseline, Method, Options, Quadrature, ScoreKind, TargetSpec};
+use gradlens::report::{self, Format};
+use gradlens::{Device, Error, Model, Result};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gradlens",
+    version,
+    about = "Attribution for transformers: which input tokens made the model say that"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attribute a target score to the prompt's tokens.
+    Attribute(AttributeArgs),
+    /// Print a model's architecture, sizes, dtype and parameter count.
+    Info {
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct AttributeArgs {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    prompt: String,
+    /// saliency (1 fwd+bwd), input-x-gradient (1), integrated-gradients (N steps, batched).
+    #[arg(long, default_value = "integrated-gradients")]
+    method: String,
+    /// Integration steps for path methods.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// gauss-legendre, riemann-left, riemann-right, riemann-middle, riemann-trapezoid.
+    #[arg(long, default_value = "gauss-legendre")]
+    quadrature: String,
+    /// zero or pad (the pad token's embedding at every position).
+    #[arg(long, default_value = "zero")]
+    baseline: String,
+    /// Causal LMs: the next token to explain (exactly one token). Default: the model's top token.
+    #[arg(long, conflicts_with_all = ["target_id", "target_class", "compare_text"])]
+    target: Option<String>,
+    #[arg(long, conflicts_with_all = ["target_class", "compare_text"])]
+    target_id: Option<u32>,
+    /// Sequence classifiers: the class whose score to explain.
+    #[arg(long, conflicts_with = "compare_text")]
+    target_class: Option<usize>,
+    /// logit, prob or log-prob.
+    #[arg(long, default_value = "logit")]
+    target_kind: String,
+    /// Encoders: explain the cosine similarity of mean-pooled embeddings with this text.
+    #[arg(long)]
+    compare_text: Option<String>,
+    /// Path points per forward/backward pass (default: from a memory budget).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// text, json or html.
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// Write here instead of standard output (atomically: no partial file on failure).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// cpu (cuda and wgpu are not in this build yet).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Include the full [tokens, hidden] attribution map in JSON as `map`.
+    #[arg(long)]
+    include_map: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { model } => info(&model),
+        Command::Attribute(args) => attribute(args),
+    }
+}
+
+fn info(path: &Path) -> Result<()> {
+    let model = Model::load(path, Device::Cpu)?;
+    let i = &model.info;
+    println!("model:             {}", model.name);
+    println!("architecture:      {}", i.architecture);
+    println!("hidden size:       {}", i.hidden_size);
+    println!("layers:            {}", i.layers);
+    println!(
+        "attention heads:   {} ({} key/value)",
+        i.attention_heads, i.key_value_heads
+    );
+    println!("intermediate size: {}", i.intermediate_size);
+    println!("vocabulary:        {}", i.vocab_size);
+    println!("max positions:     {}", i.max_positions);
+    println!("dtype:             {}", i.dtype);
+    println!("parameters:        {}", i.parameters);
+    if let Some(n) = i.classifier_labels {
+        println!("classifier labels: {n}");
+    }
+    Ok(())
+}
+
+fn attribute(a: AttributeArgs) -> Result<()> {
+    // Validate every argument before the (slow) model load.
+    let method: Method = a.method.parse()?;
+    let quadrature: Quadrature = a.quadrature.parse()?;
+    let baseline: Baseline = a.baseline.parse()?;
+    let score: ScoreKind = a.target_kind.parse()?;
+    let format: Format = a.format.parse()?;
+    let device: Device = a.device.parse()?;
+    if a.steps == 0 {
+        return Err(Error::InvalidArgument("--steps must be at least 1".into()));
+    }
+    if a.batch_size == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    if let Some(out) = &a.output {
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "--output: folder {} does not exist",
+                dir.display()
+            )));
+        }
+    }
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| Error::Other(format!("--threads: {e}")))?;
+    }
+    let target = match (a.target, a.target_id, a.target_class, a.compare_text) {
+        (Some(t), ..) => TargetSpec::Token(t),
+        (_, Some(id), ..) => TargetSpec::TokenId(id),
+        (_, _, Some(c), _) => TargetSpec::Class(c),
+        (_, _, _, Some(text)) => TargetSpec::Compare(text),
+        _ => TargetSpec::Auto,
+    };
+    let model = Model::load(&a.model, device)?;
+    let show_progress = std::io::stderr().is_terminal();
+    let opts = Options {
+        target,
+        score,
+        steps: a.steps,
+        quadrature,
+        baseline,
+        batch_size: a.batch_size,
+        include_map: a.include_map,
+        progress: show_progress.then(|| -> attribution::Progress {
+            Box::new(|done, total| {
+                if total > 1 {
+                    eprint!("\r{done}/{total} batches of path points");
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            })
+        }),
+    };
+    let result = attribution::attribute(&model, &a.prompt, method, &opts)?;
+    let color = format == Format::Text
+        && a.output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    if format != Format::Text {
+        for w in &result.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let rendered = report::render(&result, format, color)?;
+    match a.output {
+        Some(path) => write_atomically(&path, rendered.as_bytes()),
+        None => std::io::stdout()
+            .write_all(rendered.as_bytes())
+            .map_err(|e| Error::Other(format!("stdout: {e}"))),
+    }
+}
+
+/// Writes a sibling temporary file and renames it over `path`, so `path` is either the whole
+/// output or untouched.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let io = |e| Error::Other(format!("{}: {e}", path.display()));
+    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}

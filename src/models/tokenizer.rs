@@ -15,7 +15,14 @@ impl TextTokenizer {
                 path.display()
             )));
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        // Some tokenizer.json files pad or truncate to a fixed length (MiniLM's to 128);
+        // transformers switches both off per call, and so do we: a prompt is never padded, and
+        // one too long for the model is an error, not silently cut.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         Ok(TextTokenizer { inner })
     }

@@ -216,6 +216,8 @@ def main():
     if os.path.isdir(minilm):
         model = BertModel.from_pretrained(minilm, add_pooling_layer=False).eval()
         tok = Tokenizer.from_file(os.path.join(minilm, "tokenizer.json"))
+        tok.no_padding()  # as transformers does per call; tokenizer.json pads to 128
+        tok.no_truncation()
         bert_cosine_fixture(model, tok, "The quick brown fox jumps over the lazy dog.",
                             "A fast auburn fox leaps above a sleepy hound.", "minilm", 50)
         bert_cosine_fixture(model, tok, "Integrated gradients explain a model's prediction.",

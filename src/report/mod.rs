@@ -1,0 +1,87 @@
+//! Rendering attributions: JSON, a coloured terminal view, and a self-contained HTML page.
+
+mod html;
+mod text;
+
+use crate::attribution::Attribution;
+use crate::error::{Error, Result};
+
+pub use html::render_html;
+pub use text::render_text;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+impl std::str::FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            "html" => Ok(Format::Html),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown format '{s}' (expected text, json or html)"
+            ))),
+        }
+    }
+}
+
+pub fn render_json(a: &Attribution) -> Result<String> {
+    serde_json::to_string_pretty(a)
+        .map_err(|e| Error::Other(format!("json: {e}")))
+        .map(|s| s + "\n")
+}
+
+/// Renders `a`; `color` applies to the text format only.
+pub fn render(a: &Attribution, format: Format, color: bool) -> Result<String> {
+    match format {
+        Format::Json => render_json(a),
+        Format::Text => Ok(render_text(a, color)),
+        Format::Html => Ok(render_html(a)),
+    }
+}
+
+/// Scores scaled to [−1, 1] by the largest magnitude.
+fn normalised(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().fold(0f32, |m, v| m.max(v.abs()));
+    scores
+        .iter()
+        .map(|v| if max > 0.0 { v / max } else { 0.0 })
+        .collect()
+}
+
+/// Diverging colour for `t ∈ [−1, 1]`: blue (negative), white, red (positive).
+fn diverging_rgb(t: f32) -> (u8, u8, u8) {
+    let t = t.clamp(-1.0, 1.0);
+    let fade = |c: f32| (255.0 - (255.0 - c) * t.abs()) as u8;
+    if t >= 0.0 {
+        (fade(214.0), fade(39.0), fade(40.0))
+    } else {
+        (fade(31.0), fade(119.0), fade(180.0))
+    }
+}
+
+/// One-line summary of the target and, for path methods, the integral's accuracy.
+fn summary(a: &Attribution) -> String {
+    let target = match (&a.target.token, a.target.id) {
+        (Some(t), Some(id)) => format!("{} of {t:?} (id {id})", a.target.kind),
+        (Some(t), None) => format!("{} with {t:?}", a.target.kind),
+        (None, Some(id)) => format!("{} {id}", a.target.kind),
+        (None, None) => a.target.kind.clone(),
+    };
+    let mut s = format!(
+        "{} · {} · target {target} · F(x) = {:.5}",
+        a.method, a.model, a.target_score
+    );
+    if let (Some(b), Some(d)) = (a.baseline_score, a.convergence_delta) {
+        s += &format!(" · F(x') = {b:.5} · delta = {d:.3e}");
+    }
+    if let (Some(n), Some(q)) = (a.steps, &a.quadrature) {
+        s += &format!(" · {n} steps {q}");
+    }
+    s + &format!(" · {:.1} ms", a.elapsed_ms)
+}

@@ -1,0 +1,307 @@
+//! The `gradlens` binary: output formats, and one clear error line (no panic, non-zero exit,
+//! no output file) for each kind of bad input.
+
+mod common;
+use common::root;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tiny_path(name: &str) -> PathBuf {
+    root().join("tests/fixtures/models").join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradlens-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_model(name: &str, to: &Path) {
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(tiny_path(name).join(f), to.join(f)).unwrap();
+    }
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Fails with one `error:` line containing `needle`, and leaves no output file behind.
+fn fails_with(model: &Path, extra: &[&str], needle: &str) {
+    let dir = scratch("out");
+    let out = dir.join("result.json");
+    let mut args = vec![
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--prompt") {
+        args.extend_from_slice(&["--prompt", "The capital of France is"]);
+    }
+    let (ok, _, err) = run(&args);
+    assert!(!ok, "expected failure for {extra:?}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "stderr {err:?} lacks {needle:?}"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "output left behind for {extra:?}"
+    );
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let model = tiny_path("tiny-llama");
+    let (ok, out, err) = run(&[
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Language models predict the next",
+        "--method",
+        "integrated-gradients",
+        "--steps",
+        "8",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let expected = [
+        "model",
+        "architecture",
+        "method",
+        "device",
+        "tokens",
+        "token_ids",
+        "target",
+        "target_score",
+        "baseline_score",
+        "convergence_delta",
+        "scores",
+        "steps",
+        "quadrature",
+        "elapsed_ms",
+    ];
+    // Present, and in the documented order.
+    let positions: Vec<usize> = expected
+        .iter()
+        .map(|k| {
+            out.find(&format!("\n  \"{k}\":"))
+                .unwrap_or_else(|| panic!("no field {k}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "fields out of order"
+    );
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["steps"], 8);
+    assert_eq!(v["quadrature"], "gauss-legendre");
+    assert_eq!(v["target"]["kind"], "logit");
+    assert!(v["target"]["id"].is_u64() && v["target"]["token"].is_string());
+    assert_eq!(
+        v["scores"].as_array().unwrap().len(),
+        v["tokens"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn every_method_and_format_runs_on_every_architecture() {
+    let cases: [(&str, &[&str]); 4] = [
+        ("tiny-bert", &["--compare-text", "a small model"]),
+        ("tiny-bert-cls", &["--target-class", "2"]),
+        ("tiny-gpt2", &["--target-kind", "log-prob"]),
+        ("tiny-llama", &["--baseline", "pad"]),
+    ];
+    let dir = scratch("formats");
+    for (name, extra) in cases {
+        for method in ["saliency", "input-x-gradient", "integrated-gradients"] {
+            for format in ["text", "json", "html"] {
+                let out = dir.join(format!("{name}-{method}.{format}"));
+                let model = tiny_path(name);
+                let mut args = vec![
+                    "attribute",
+                    "--model",
+                    model.to_str().unwrap(),
+                    "--prompt",
+                    "the quick brown fox",
+                    "--method",
+                    method,
+                    "--steps",
+                    "4",
+                    "--format",
+                    format,
+                    "--output",
+                    out.to_str().unwrap(),
+                ];
+                args.extend_from_slice(extra);
+                let (ok, _, err) = run(&args);
+                assert!(ok, "{name} {method} {format}: {err}");
+                let text = std::fs::read_to_string(&out).unwrap();
+                match format {
+                    "json" => assert_eq!(
+                        serde_json::from_str::<serde_json::Value>(&text).unwrap()["method"],
+                        method
+                    ),
+                    "html" => assert!(
+                        text.starts_with("<!DOCTYPE html>") && text.contains("class=\"tok\"")
+                    ),
+                    _ => assert!(
+                        text.contains(method) && !text.contains('\x1b'),
+                        "plain text when not a terminal"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn info_reports_sizes() {
+    let (ok, out, _) = run(&["info", "--model", tiny_path("tiny-llama").to_str().unwrap()]);
+    assert!(ok);
+    assert!(
+        out.contains("llama") && out.contains("4 (2 key/value)") && out.contains("parameters:")
+    );
+}
+
+#[test]
+fn missing_path() {
+    fails_with(Path::new("/nonexistent/model"), &[], "does not exist");
+}
+
+#[test]
+fn folder_without_config() {
+    let dir = scratch("noconfig");
+    fails_with(&dir, &[], "no config.json");
+}
+
+#[test]
+fn truncated_weights() {
+    let dir = scratch("truncated");
+    copy_model("tiny-gpt2", &dir);
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(&dir, &[], "corrupt safetensors file");
+}
+
+#[test]
+fn garbage_weights() {
+    let dir = scratch("garbage");
+    copy_model("tiny-gpt2", &dir);
+    std::fs::write(
+        dir.join("model.safetensors"),
+        b"this is not a safetensors file at all",
+    )
+    .unwrap();
+    fails_with(&dir, &[], "corrupt safetensors file");
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = scratch("missing-tensor");
+    copy_model("tiny-llama", &dir);
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "model.norm.weight")
+        .collect();
+    safetensors::serialize_to_file(kept, None, &dir.join("model.safetensors")).unwrap();
+    fails_with(&dir, &[], "missing tensor 'model.norm.weight'");
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let dir = scratch("arch");
+    copy_model("tiny-llama", &dir);
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
+    fails_with(&dir, &[], "unsupported architecture 'mamba'");
+}
+
+#[test]
+fn gguf_file_is_refused_clearly() {
+    let dir = scratch("gguf");
+    let f = dir.join("model.gguf");
+    std::fs::write(&f, b"GGUF").unwrap();
+    fails_with(&f, &[], "GGUF");
+}
+
+#[test]
+fn empty_prompt() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--prompt", "  "],
+        "prompt is empty",
+    );
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let long = "the capital of France is Paris. ".repeat(20);
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--prompt", &long],
+        "more than the model's 40 positions",
+    );
+}
+
+#[test]
+fn unknown_method() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--method", "magic"],
+        "unknown method 'magic'",
+    );
+}
+
+#[test]
+fn multi_token_target_says_how_it_splits() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--target", " Parisian"],
+        "must be exactly one token",
+    );
+}
+
+#[test]
+fn encoder_needs_a_target() {
+    fails_with(&tiny_path("tiny-bert"), &[], "--compare-text");
+}
+
+#[test]
+fn pad_baseline_without_pad_token() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--baseline", "pad"],
+        "no pad token",
+    );
+}
+
+#[test]
+fn unavailable_device() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--device", "cuda"],
+        "device unavailable",
+    );
+}

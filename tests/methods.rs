@@ -1,0 +1,325 @@
+//! Properties of the methods (METHODS.md) and of the engine around them.
+
+mod common;
+use common::*;
+use gradlens::attribution::{self, Baseline, Method, Options, Prepared, Quadrature, TargetSpec};
+use gradlens::autodiff::{NodeView, RuleSet, Tape};
+use gradlens::ops::Op;
+use gradlens::{Device, Error, Model, Tensor};
+
+const PROMPT: &str = "Language models predict the next";
+
+fn ig(model: &Model, opts: Options) -> attribution::Attribution {
+    attribution::attribute(
+        model,
+        PROMPT,
+        Method::IntegratedGradients,
+        &Options {
+            include_map: true,
+            ..opts
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn ig_does_not_depend_on_chunking() {
+    let model = tiny("tiny-llama");
+    let reference = ig(
+        &model,
+        Options {
+            steps: 13,
+            batch_size: Some(13),
+            ..Options::default()
+        },
+    );
+    for chunk in [1, 4, 6] {
+        let r = ig(
+            &model,
+            Options {
+                steps: 13,
+                batch_size: Some(chunk),
+                ..Options::default()
+            },
+        );
+        assert_close(
+            r.map.as_ref().unwrap(),
+            reference.map.as_ref().unwrap(),
+            1e-6,
+            &format!("chunk {chunk}"),
+        );
+    }
+}
+
+#[test]
+fn ig_with_baseline_equal_to_input_is_zero() {
+    let model = tiny("tiny-gpt2");
+    let x = model.embed(&model.tokenize(PROMPT).unwrap()).unwrap();
+    let r = ig(
+        &model,
+        Options {
+            steps: 8,
+            baseline: Baseline::Custom(x),
+            ..Options::default()
+        },
+    );
+    assert!(r.map.unwrap().iter().all(|&v| v == 0.0));
+    assert_eq!(r.convergence_delta, Some(0.0));
+}
+
+#[test]
+fn ig_delta_shrinks_with_steps_on_a_smooth_model() {
+    let model = tiny("tiny-bert");
+    let target = TargetSpec::Compare("a small model".into());
+    let delta = |steps| {
+        ig(
+            &model,
+            Options {
+                steps,
+                target: target.clone(),
+                ..Options::default()
+            },
+        )
+        .convergence_delta
+        .unwrap()
+        .abs()
+    };
+    let (d2, d32) = (delta(2), delta(32));
+    assert!(
+        d32 < d2 / 10.0 && d32 < 1e-4,
+        "delta 2 steps {d2:e}, 32 steps {d32:e}"
+    );
+}
+
+#[test]
+fn every_quadrature_converges_to_the_same_integral() {
+    let model = tiny("tiny-bert");
+    let target = TargetSpec::Compare("a small model".into());
+    let reference = ig(
+        &model,
+        Options {
+            steps: 64,
+            target: target.clone(),
+            ..Options::default()
+        },
+    );
+    for q in Quadrature::ALL {
+        let r = ig(
+            &model,
+            Options {
+                steps: 400,
+                quadrature: q,
+                target: target.clone(),
+                ..Options::default()
+            },
+        );
+        assert_close(&r.scores, &reference.scores, 2e-2, q.name());
+        assert_eq!(r.quadrature.as_deref(), Some(q.name()));
+    }
+}
+
+#[test]
+fn saliency_and_input_x_gradient_follow_the_gradient() {
+    let fx = fixture("tiny-llama");
+    let model = tiny("tiny-llama");
+    let grad = floats(&fx["grad_logit"]);
+    let opts = Options {
+        include_map: true,
+        ..Options::default()
+    };
+    let s = attribution::attribute(&model, PROMPT, Method::Saliency, &opts).unwrap();
+    let norms: Vec<f32> = grad
+        .chunks(32)
+        .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
+        .collect();
+    assert_close(
+        &s.scores,
+        &norms,
+        1e-4,
+        "saliency = row norms of the gradient",
+    );
+    assert!(s.baseline_score.is_none() && s.convergence_delta.is_none());
+
+    let ixg = attribution::attribute(&model, PROMPT, Method::InputXGradient, &opts).unwrap();
+    let x = model.embed(&ixg.token_ids).unwrap().to_vec().unwrap();
+    let want: Vec<f32> = x.iter().zip(&grad).map(|(a, b)| a * b).collect();
+    assert_close(ixg.map.as_ref().unwrap(), &want, 1e-4, "input x gradient");
+    let sums: Vec<f32> = want.chunks(32).map(|r| r.iter().sum()).collect();
+    assert_close(&ixg.scores, &sums, 1e-4, "per-token sums");
+}
+
+#[test]
+fn pad_baseline_is_the_pad_embedding() {
+    let model = tiny("tiny-llama");
+    let opts = Options::default();
+    let p = Prepared::new(&model, PROMPT, &opts).unwrap();
+    let b = p.baseline(&Baseline::Pad).unwrap().to_vec().unwrap();
+    let pad = model
+        .embed(&[model.info.pad_token_id.unwrap()])
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    for row in b.chunks(32) {
+        assert_eq!(row, &pad[..]);
+    }
+}
+
+#[test]
+fn identical_runs_agree_bit_for_bit() {
+    let model = tiny("tiny-gpt2");
+    let a = ig(
+        &model,
+        Options {
+            steps: 7,
+            ..Options::default()
+        },
+    );
+    let b = ig(
+        &model,
+        Options {
+            steps: 7,
+            ..Options::default()
+        },
+    );
+    assert_eq!(a.map, b.map, "two identical runs must agree bit for bit");
+}
+
+/// A rule set that only knows linear layers: the pass must fail naming the first op it lacks.
+struct LinearOnly;
+impl RuleSet for LinearOnly {
+    fn name(&self) -> &str {
+        "linear-only"
+    }
+    fn backward(
+        &self,
+        node: &NodeView,
+        g: &Tensor,
+    ) -> Option<gradlens::Result<Vec<Option<Tensor>>>> {
+        matches!(node.op, Op::Linear { .. }).then(|| node.op.vjp(node, g))
+    }
+}
+
+#[test]
+fn a_rule_set_without_a_rule_names_the_op() {
+    let model = tiny("tiny-llama");
+    let p = Prepared::new(&model, PROMPT, &Options::default()).unwrap();
+    let err = attribution::gradients_with(&model, &p.target, &p.x_batch().unwrap(), &LinearOnly)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoRule { op: "reshape", .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "rule set 'linear-only' has no backward rule for op 'reshape'"
+    );
+}
+
+#[test]
+fn weights_in_f16_bf16_and_shards_load() {
+    use safetensors::Dtype;
+    let src = root().join("tests/fixtures/models/tiny-llama");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let reference = {
+        let x = Model::load(&src, Device::Cpu).unwrap();
+        let e = x.embed(&x.tokenize(PROMPT).unwrap()).unwrap();
+        attribution::next_token_logits(&x, &e).unwrap()
+    };
+    let logits_of = |dir: &std::path::Path| {
+        let m = Model::load(dir, Device::Cpu).unwrap();
+        let e = m.embed(&m.tokenize(PROMPT).unwrap()).unwrap();
+        attribution::next_token_logits(&m, &e).unwrap()
+    };
+    let prepare = |name: &str| {
+        let dir =
+            std::env::temp_dir().join(format!("gradlens-weights-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        dir
+    };
+    // Half-precision copies, written with a leading odd-sized tensor so data is unaligned.
+    for (dtype, tol) in [(Dtype::F16, 1e-2), (Dtype::BF16, 5e-2)] {
+        let dir = prepare(&format!("{dtype:?}"));
+        let mut owned: Vec<(String, Vec<u8>, Vec<usize>)> =
+            vec![("pad.odd".into(), vec![0u8; 3], vec![3])];
+        for (name, view) in st.tensors() {
+            let f: Vec<f32> = view
+                .data()
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let data: Vec<u8> = match dtype {
+                Dtype::F16 => f
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                _ => f
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+            owned.push((name, data, view.shape().to_vec()));
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+            .iter()
+            .map(|(n, d, s)| {
+                let dt = if n == "pad.odd" { Dtype::U8 } else { dtype };
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(dt, s.clone(), d).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+        assert_close(
+            &logits_of(&dir),
+            &reference,
+            tol,
+            &format!("{dtype:?} logits"),
+        );
+    }
+    // Two shards and an index.
+    let dir = prepare("sharded");
+    let tensors = st.tensors();
+    let (a, b) = tensors.split_at(tensors.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        safetensors::serialize_to_file(part.to_vec(), None, &dir.join(shard)).unwrap();
+        for (n, _) in part {
+            map.insert(n.clone(), shard.into());
+        }
+    }
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::json!({ "weight_map": map }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        logits_of(&dir),
+        reference,
+        "sharded weights must give identical logits"
+    );
+}
+
+#[test]
+fn tape_records_only_what_needs_gradients() {
+    let model = tiny("tiny-gpt2");
+    let ids = model.tokenize(PROMPT).unwrap();
+    let x = model
+        .embed(&ids)
+        .unwrap()
+        .reshape([1, ids.len(), 32])
+        .unwrap();
+    let mut tape = Tape::new();
+    let xv = tape.constant(x.clone());
+    model.forward(&mut tape, xv).unwrap();
+    assert_eq!(tape.node_count(), 0, "an inference pass records nothing");
+    let mut tape = Tape::new();
+    let xv = tape.input(x);
+    model.forward(&mut tape, xv).unwrap();
+    assert!(tape.node_count() > 20);
+}
