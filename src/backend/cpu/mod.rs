@@ -6,6 +6,7 @@ mod matmul;
 mod norm;
 mod reduce;
 mod rope;
+mod small_m;
 mod softmax;
 
 use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
@@ -56,13 +57,41 @@ fn for_rows(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync) 
     }
 }
 
-/// `out[i] = f(i)` elementwise, in parallel when large.
-fn map_indexed(len: usize, f: impl Fn(usize) -> f32 + Sync + Send) -> Vec<f32> {
-    if len >= PAR_MIN {
-        (0..len).into_par_iter().map(f).collect()
+/// Elements per parallel task of an elementwise map.
+const CHUNK: usize = 1 << 13;
+
+/// `out[i] = f(a[i])`, in parallel chunks when large (inner loops over slices vectorise).
+fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    let mut out = vec![0.0f32; a.len()];
+    let kernel = |(o, a): (&mut [f32], &[f32])| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a));
+    if a.len() >= PAR_MIN {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .for_each(kernel);
     } else {
-        (0..len).map(f).collect()
+        kernel((&mut out, a));
     }
+    out
+}
+
+/// `out[i] = f(a[i], b[i])` for equal-length `a` and `b`.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
+    let mut out = vec![0.0f32; a.len()];
+    let kernel = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
+        o.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &a), &b)| *o = f(a, b))
+    };
+    if a.len() >= PAR_MIN {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK))
+            .for_each(kernel);
+    } else {
+        kernel(((&mut out, a), b));
+    }
+    out
 }
 
 impl Backend for CpuBackend {
@@ -89,18 +118,18 @@ impl Backend for CpuBackend {
     fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
         same_len(a, b, "add")?;
-        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] + b[i])))
+        Ok(Storage::Cpu(map2(a, b, |a, b| a + b)))
     }
 
     fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
         same_len(a, b, "mul")?;
-        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] * b[i])))
+        Ok(Storage::Cpu(map2(a, b, |a, b| a * b)))
     }
 
     fn scale(&self, a: &Storage, s: f32) -> Result<Storage> {
         let a = host(a)?;
-        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] * s)))
+        Ok(Storage::Cpu(map1(a, |a| a * s)))
     }
 
     fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
@@ -112,23 +141,37 @@ impl Backend for CpuBackend {
                 a.len()
             )));
         }
-        let n = b.len();
-        Ok(Storage::Cpu(map_indexed(a.len(), |i| a[i] + b[i % n])))
+        let mut out = a.to_vec();
+        for_rows(&mut out, b.len(), |_, row| {
+            row.iter_mut().zip(b).for_each(|(o, &b)| *o += b)
+        });
+        Ok(Storage::Cpu(out))
     }
 
     fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
         let x = host(x)?;
-        Ok(Storage::Cpu(map_indexed(x.len(), |i| {
-            activation::forward(f, x[i])
-        })))
+        // One monomorphised loop per activation, so each inner loop vectorises.
+        let run = |f: Activation| map1(x, move |v| activation::forward(f, v));
+        Ok(Storage::Cpu(match f {
+            Activation::GeluErf => run(Activation::GeluErf),
+            Activation::GeluTanh => run(Activation::GeluTanh),
+            Activation::Silu => run(Activation::Silu),
+            Activation::Tanh => run(Activation::Tanh),
+            Activation::Relu => run(Activation::Relu),
+        }))
     }
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (host(x)?, host(g)?);
         same_len(x, g, "activation_backward")?;
-        Ok(Storage::Cpu(map_indexed(x.len(), |i| {
-            g[i] * activation::derivative(f, x[i])
-        })))
+        let run = |f: Activation| map2(x, g, move |v, g| g * activation::derivative(f, v));
+        Ok(Storage::Cpu(match f {
+            Activation::GeluErf => run(Activation::GeluErf),
+            Activation::GeluTanh => run(Activation::GeluTanh),
+            Activation::Silu => run(Activation::Silu),
+            Activation::Tanh => run(Activation::Tanh),
+            Activation::Relu => run(Activation::Relu),
+        }))
     }
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
