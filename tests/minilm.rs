@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use gradlens::attribution::{self, Method, Options, TargetSpec};
-use gradlens::autodiff::Tape;
 
 #[test]
 fn minilm_hidden_states_match_transformers() {
@@ -12,16 +11,8 @@ fn minilm_hidden_states_match_transformers() {
     let fx = fixture("minilm");
     let ids_ = model.tokenize(fx["prompt"].as_str().unwrap()).unwrap();
     assert_eq!(ids_, ids(&fx["token_ids"]));
-    let mut tape = Tape::new();
-    let x = model
-        .embed(&ids_)
-        .unwrap()
-        .reshape([1, ids_.len(), 384])
-        .unwrap();
-    let xv = tape.constant(x);
-    let h = model.forward(&mut tape, xv).unwrap();
     assert_close(
-        &tape.value(h).to_vec().unwrap(),
+        &hidden_states(&model, &ids_),
         &floats(&fx["last_hidden"]),
         1e-4,
         "minilm hidden",

@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use gradlens::attribution::{self, Baseline, Method, Options, Prepared, ScoreKind, TargetSpec};
-use gradlens::autodiff::Tape;
 
 fn grad_for(
     model: &gradlens::Model,
@@ -106,16 +105,8 @@ fn bert_cosine_target_matches_pytorch() {
     let compare = fx["compare"].as_str().unwrap().to_string();
     assert_eq!(model.tokenize(prompt).unwrap(), ids(&fx["token_ids"]));
     let ids_ = model.tokenize(prompt).unwrap();
-    let mut tape = Tape::new();
-    let x = model
-        .embed(&ids_)
-        .unwrap()
-        .reshape([1, ids_.len(), model.hidden_size()])
-        .unwrap();
-    let xv = tape.constant(x);
-    let h = model.forward(&mut tape, xv).unwrap();
     assert_close(
-        &tape.value(h).to_vec().unwrap(),
+        &hidden_states(&model, &ids_),
         &floats(&fx["last_hidden"]),
         1e-4,
         "bert hidden",

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attribute a target score to the prompt's tokens.
-    Attribute(AttributeArgs),
+    Attribute(Box<AttributeArgs>),
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
         #[arg(long)]
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model } => info(&model),
-        Command::Attribute(args) => attribute(args),
+        Command::Attribute(args) => attribute(*args),
     }
 }
 

@@ -38,6 +38,19 @@ pub fn minilm() -> Option<Model> {
     Some(Model::load(&path, Device::Cpu).unwrap())
 }
 
+/// Last hidden states of `ids` (batch of one), flattened.
+pub fn hidden_states(model: &Model, ids: &[u32]) -> Vec<f32> {
+    let mut tape = gradlens::autodiff::Tape::new();
+    let x = model
+        .embed(ids)
+        .unwrap()
+        .reshape([1, ids.len(), model.hidden_size()])
+        .unwrap();
+    let xv = tape.constant(x);
+    let h = model.forward(&mut tape, xv).unwrap();
+    tape.value(h).to_vec().unwrap()
+}
+
 pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))

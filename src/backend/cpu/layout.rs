@@ -56,7 +56,7 @@ pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Resul
 }
 
 pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> {
-    let rows = if cols == 0 { 0 } else { table.len() / cols };
+    let rows = table.len().checked_div(cols).unwrap_or(0);
     let mut out = Vec::with_capacity(ids.len() * cols);
     for &id in ids {
         let id = id as usize;

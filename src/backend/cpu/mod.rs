@@ -94,6 +94,19 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<
     out
 }
 
+/// Calls `run` with `f` as a constant in each arm, so every activation gets its own inlined,
+/// vectorised loop instead of a per-element match.
+#[inline(always)]
+fn with_constant<R>(f: Activation, run: impl Fn(Activation) -> R) -> R {
+    match f {
+        Activation::GeluErf => run(Activation::GeluErf),
+        Activation::GeluTanh => run(Activation::GeluTanh),
+        Activation::Silu => run(Activation::Silu),
+        Activation::Tanh => run(Activation::Tanh),
+        Activation::Relu => run(Activation::Relu),
+    }
+}
+
 impl Backend for CpuBackend {
     fn device(&self) -> Device {
         Device::Cpu
@@ -150,28 +163,17 @@ impl Backend for CpuBackend {
 
     fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
         let x = host(x)?;
-        // One monomorphised loop per activation, so each inner loop vectorises.
-        let run = |f: Activation| map1(x, move |v| activation::forward(f, v));
-        Ok(Storage::Cpu(match f {
-            Activation::GeluErf => run(Activation::GeluErf),
-            Activation::GeluTanh => run(Activation::GeluTanh),
-            Activation::Silu => run(Activation::Silu),
-            Activation::Tanh => run(Activation::Tanh),
-            Activation::Relu => run(Activation::Relu),
-        }))
+        Ok(Storage::Cpu(with_constant(f, |f| {
+            map1(x, move |v| activation::forward(f, v))
+        })))
     }
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (host(x)?, host(g)?);
         same_len(x, g, "activation_backward")?;
-        let run = |f: Activation| map2(x, g, move |v, g| g * activation::derivative(f, v));
-        Ok(Storage::Cpu(match f {
-            Activation::GeluErf => run(Activation::GeluErf),
-            Activation::GeluTanh => run(Activation::GeluTanh),
-            Activation::Silu => run(Activation::Silu),
-            Activation::Tanh => run(Activation::Tanh),
-            Activation::Relu => run(Activation::Relu),
-        }))
+        Ok(Storage::Cpu(with_constant(f, |f| {
+            map2(x, g, move |v, g| g * activation::derivative(f, v))
+        })))
     }
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
