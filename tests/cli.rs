@@ -305,3 +305,42 @@ fn unavailable_device() {
         "device unavailable",
     );
 }
+
+#[test]
+fn repeat_reports_every_run_and_their_median() {
+    let model = tiny_path("tiny-gpt2");
+    let (ok, out, err) = run(&[
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The capital",
+        "--method",
+        "saliency",
+        "--format",
+        "json",
+        "--repeat",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut runs: Vec<f64> = v["repeat_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 3);
+    runs.sort_by(f64::total_cmp);
+    assert_eq!(v["elapsed_ms"].as_f64().unwrap(), runs[1]);
+    let (ok, _, err) = run(&[
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--repeat",
+        "0",
+    ]);
+    assert!(!ok && err.contains("--repeat must be at least 1"), "{err}");
+}

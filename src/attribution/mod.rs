@@ -210,6 +210,7 @@ impl<'a> Prepared<'a> {
             steps: None,
             quadrature: None,
             elapsed_ms: 0.0,
+            repeat_ms: Vec::new(),
             warnings: Vec::new(),
             map: if self.include_map { Some(map) } else { None },
         }

@@ -24,6 +24,9 @@ pub struct Attribution {
     pub steps: Option<usize>,
     pub quadrature: Option<String>,
     pub elapsed_ms: f64,
+    /// With `--repeat N`: every run's time (`elapsed_ms` is then their median).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeat_ms: Vec<f64>,
     pub warnings: Vec<String>,
     /// The full `[tokens, hidden]` map, row-major (in JSON only when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -57,6 +57,11 @@ pub enum PickKind {
 
 pub trait Backend: Send + Sync {
     fn device(&self) -> Device;
+    /// How many independent batches a method should run at once: the CPU's worker threads,
+    /// each batch then computed by one of them; 1 for a device that parallelises inside an op.
+    fn concurrent_batches(&self) -> usize {
+        1
+    }
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     fn download(&self, s: &Storage) -> Result<Vec<f32>>;
     fn zeros(&self, len: usize) -> Result<Storage>;

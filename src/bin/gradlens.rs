@@ -97,8 +97,9 @@ fn keep_freed_memory() {
     const M_TRIM_THRESHOLD: i32 = -1;
     const M_MMAP_THRESHOLD: i32 = -3;
     // SAFETY: mallopt only adjusts glibc allocator tunables; called before any threads start.
+    // 32 MiB is the largest mmap threshold glibc accepts on 64-bit (a larger one is ignored).
     unsafe {
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
         mallopt(M_TRIM_THRESHOLD, i32::MAX);
     }
 }
@@ -219,8 +220,10 @@ fn attribute(a: AttributeArgs) -> Result<()> {
             result = attribution::attribute(&model, &a.prompt, method, &opts)?;
             times.push(result.elapsed_ms);
         }
-        times.sort_by(f64::total_cmp);
-        result.elapsed_ms = times[times.len() / 2];
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        result.elapsed_ms = sorted[sorted.len() / 2];
+        result.repeat_ms = times;
     }
     let color = format == Format::Text
         && a.output.is_none()

@@ -12,6 +12,15 @@ pub fn scale(x: &Tensor, factor: f32) -> Result<Tensor> {
     ))
 }
 
+/// `a + b` of two tensors of one shape (outside any tape).
+pub fn add_tensors(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape(a, b, "add")?;
+    Ok(tensor(
+        a.backend().add(a.storage(), b.storage())?,
+        a.shape().clone(),
+    ))
+}
+
 fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(tensor(
         a.backend().mul(a.storage(), b.storage())?,

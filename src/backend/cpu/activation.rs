@@ -135,3 +135,78 @@ mod tests {
         }
     }
 }
+
+/// `out = f(x)` over a slice; compiled for AVX2+FMA too, chosen at run time.
+pub fn forward_slice(f: Activation, x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the features were detected at run time.
+        return unsafe { forward_slice_avx2(f, x, out) };
+    }
+    forward_loop(f, x, out)
+}
+
+/// `out = g ⊙ f′(x)` over slices; compiled for AVX2+FMA too, chosen at run time.
+pub fn backward_slice(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the features were detected at run time.
+        return unsafe { backward_slice_avx2(f, x, g, out) };
+    }
+    backward_loop(f, x, g, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+// The loops and the activation calls must be inlined *into* the feature-enabled functions
+// below (a closure defined outside them is compiled for the baseline and not inlined), hence
+// `inline(always)` loops with one arm per activation, each with `f` a constant.
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_slice_avx2(f: Activation, x: &[f32], out: &mut [f32]) {
+    forward_loop(f, x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_slice_avx2(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
+    backward_loop(f, x, g, out)
+}
+
+#[inline(always)]
+fn forward_loop(f: Activation, x: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn run(c: Activation, x: &[f32], out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = forward(c, v);
+        }
+    }
+    match f {
+        Activation::GeluErf => run(Activation::GeluErf, x, out),
+        Activation::GeluTanh => run(Activation::GeluTanh, x, out),
+        Activation::Silu => run(Activation::Silu, x, out),
+        Activation::Tanh => run(Activation::Tanh, x, out),
+        Activation::Relu => run(Activation::Relu, x, out),
+    }
+}
+
+#[inline(always)]
+fn backward_loop(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn run(c: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
+            *o = g * derivative(c, v);
+        }
+    }
+    match f {
+        Activation::GeluErf => run(Activation::GeluErf, x, g, out),
+        Activation::GeluTanh => run(Activation::GeluTanh, x, g, out),
+        Activation::Silu => run(Activation::Silu, x, g, out),
+        Activation::Tanh => run(Activation::Tanh, x, g, out),
+        Activation::Relu => run(Activation::Relu, x, g, out),
+    }
+}

@@ -71,7 +71,14 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
         }
     };
     let flops = s.batch * mn * s.k;
-    if s.batch == 1 || mn * s.k >= PAR_MIN * 8 {
+    // On a worker thread, the caller already runs independent batches concurrently (one per
+    // thread), which scales better than splitting each product: stay serial.
+    let inside_worker = rayon::current_thread_index().is_some();
+    if inside_worker {
+        for (bi, dst) in out.chunks_mut(mn).enumerate() {
+            one(bi, dst, Parallelism::None);
+        }
+    } else if s.batch == 1 || mn * s.k >= PAR_MIN * 8 {
         // Few large products: let gemm split each one.
         let par = if flops >= PAR_MIN {
             Parallelism::Rayon(rayon::current_num_threads())

@@ -94,22 +94,13 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<
     out
 }
 
-/// Calls `run` with `f` as a constant in each arm, so every activation gets its own inlined,
-/// vectorised loop instead of a per-element match.
-#[inline(always)]
-fn with_constant<R>(f: Activation, run: impl Fn(Activation) -> R) -> R {
-    match f {
-        Activation::GeluErf => run(Activation::GeluErf),
-        Activation::GeluTanh => run(Activation::GeluTanh),
-        Activation::Silu => run(Activation::Silu),
-        Activation::Tanh => run(Activation::Tanh),
-        Activation::Relu => run(Activation::Relu),
-    }
-}
-
 impl Backend for CpuBackend {
     fn device(&self) -> Device {
         Device::Cpu
+    }
+
+    fn concurrent_batches(&self) -> usize {
+        rayon::current_num_threads()
     }
 
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
@@ -163,17 +154,33 @@ impl Backend for CpuBackend {
 
     fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
         let x = host(x)?;
-        Ok(Storage::Cpu(with_constant(f, |f| {
-            map1(x, move |v| activation::forward(f, v))
-        })))
+        let mut out = vec![0.0f32; x.len()];
+        let kernel = |(o, x): (&mut [f32], &[f32])| activation::forward_slice(f, x, o);
+        if x.len() >= PAR_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(kernel);
+        } else {
+            kernel((&mut out, x));
+        }
+        Ok(Storage::Cpu(out))
     }
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (host(x)?, host(g)?);
         same_len(x, g, "activation_backward")?;
-        Ok(Storage::Cpu(with_constant(f, |f| {
-            map2(x, g, move |v, g| g * activation::derivative(f, v))
-        })))
+        let mut out = vec![0.0f32; x.len()];
+        let kernel =
+            |((o, x), g): ((&mut [f32], &[f32]), &[f32])| activation::backward_slice(f, x, g, o);
+        if x.len() >= PAR_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .zip(g.par_chunks(CHUNK))
+                .for_each(kernel);
+        } else {
+            kernel(((&mut out, x), g));
+        }
+        Ok(Storage::Cpu(out))
     }
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
