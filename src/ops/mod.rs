@@ -161,6 +161,5 @@ fn tensor(storage: Storage, shape: impl Into<Shape>) -> Tensor {
     Tensor::from_storage(storage, shape.into())
 }
 
-pub use elementwise::{add_tensors, scale as scale_tensor};
-pub use linear::matmul as matmul_tensors;
+pub use elementwise::add_tensors;
 pub use reduce::{interpolate, weighted_batch_sum};
