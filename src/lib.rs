@@ -33,6 +33,7 @@ pub mod error;
 pub mod models;
 pub mod ops;
 pub mod report;
+pub mod rules;
 pub mod tensor;
 
 pub use attribution::{attribute, Attribution, Method, Options};

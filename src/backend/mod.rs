@@ -168,6 +168,72 @@ pub trait Backend: Send + Sync {
         kind: PickKind,
     ) -> Result<Storage>;
 
+    // Local rules of the non-gradient rule sets (LRP, guided backprop, DeepLIFT).
+
+    /// `g ⊙ num / (den + ε·sign den)` (sign 0 counts as +): the identity rule of an elementwise
+    /// map (`num = f(x)`, `den = x`) and the ε/γ rules' rescaling at a linear layer's output.
+    fn stabilized_ratio(
+        &self,
+        num: &Storage,
+        den: &Storage,
+        g: &Storage,
+        eps: f32,
+    ) -> Result<Storage>;
+    /// `relu(g) ⊙ relu(f′(x))`: guided backprop through an activation.
+    fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage>;
+    /// Layer norm backward with the normaliser `1/σ` held constant: `(1/σ)(ĝ − mean ĝ)`, `ĝ = w ⊙ g`.
+    fn layer_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage>;
+    /// RMS norm backward with `1/rms` held constant: `(1/rms) w ⊙ g`.
+    fn rms_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage>;
+    /// Cosine backward with `1/|x|` held constant: `g ĉ / |x|`.
+    fn cosine_const_norm_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage>;
+
+    // DeepLIFT: the batch is [inputs; references], the reference of element i is i + len/2,
+    // and only the input half carries multipliers (the reference half's are 0).
+
+    /// Rescale rule of an activation: `g ⊙ Δy/Δx` (`f′` at the midpoint where |Δx| < 1e-6).
+    fn rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        f: Activation,
+    ) -> Result<Storage>;
+    /// Both halves replaced by their mean `(a + a′)/2` (bilinear ops split Δ exactly with it).
+    fn mean_halves(&self, x: &Storage) -> Result<Storage>;
+    /// Row-wise rank-one rescale of a map of rows `y = f(x)`: `Δx (Δy · g) / |Δx|²` per row,
+    /// over the entries `mask` leaves visible (others get 0); `exact` (the gradient) where
+    /// |Δx|² < 1e-12.
+    #[allow(clippy::too_many_arguments)]
+    fn rank1_rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        exact: &Storage,
+        x_cols: usize,
+        y_cols: usize,
+        mask: SoftmaxMask,
+    ) -> Result<Storage>;
+
     /// Straight-line path points `x′ + α_k (x − x′)` for every `k`: `[alphas.len(), x.len()]`.
     fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage>;
     /// `Σ_k w_k · x[k, :]` over the leading dimension of `x: [w.len(), n]`.

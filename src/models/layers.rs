@@ -129,7 +129,7 @@ impl Attention {
         let rep = self.heads / self.kv_heads;
         let k = tape.repeat_heads(k, rep)?;
         let v = tape.repeat_heads(v, rep)?;
-        let scores = tape.matmul(q, k, false, true)?;
+        let scores = tape.attention_scores(q, k)?;
         let scores = tape.scale(scores, 1.0 / (self.head_dim as f32).sqrt())?;
         let len = tape.value(h).dims()[1];
         let mask = if self.causal {
@@ -138,7 +138,7 @@ impl Attention {
             SoftmaxMask::None
         };
         let probs = tape.softmax(scores, mask)?;
-        let ctx = tape.matmul(probs, v, false, false)?;
+        let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;
         self.o.forward(tape, ctx)
     }

@@ -126,7 +126,7 @@ impl Llama {
             let g = l.gate.forward(tape, m)?;
             let g = tape.activation(g, Activation::Silu)?;
             let u = l.up.forward(tape, m)?;
-            let m = tape.mul(g, u)?;
+            let m = tape.gate(g, u)?;
             let m = l.down.forward(tape, m)?;
             h = tape.add(h, m)?;
         }

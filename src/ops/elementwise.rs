@@ -74,6 +74,15 @@ impl Tape {
         Ok(self.push(Op::Mul, &[a, b], out))
     }
 
+    /// `gate ⊙ value` of a gated MLP; like `mul`, but rules that treat gates specially
+    /// (CP-LRP) can tell which operand is the gate.
+    pub fn gate(&mut self, gate: Var, value: Var) -> Result<Var> {
+        let (x, y) = (self.value(gate), self.value(value));
+        same_shape(x, y, "gate")?;
+        let out = mul(x, y)?;
+        Ok(self.push(Op::Gate, &[gate, value], out))
+    }
+
     pub fn scale(&mut self, x: Var, factor: f32) -> Result<Var> {
         let out = scale(self.value(x), factor)?;
         Ok(self.push(Op::Scale { factor }, &[x], out))

@@ -1,6 +1,6 @@
 //! Linear layers (activation × constant weight) and products of two activations.
 
-use super::{tensor, Op};
+use super::{tensor, MatmulRole, Op};
 use crate::autodiff::{Tape, Var};
 use crate::backend::MatmulSpec;
 use crate::error::{Error, Result};
@@ -16,7 +16,8 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Tensor> {
     })
 }
 
-fn linear_forward(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// `x Wᵀ + b` outside any tape.
+pub fn linear_forward(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (&[out_f, in_f], k) = (weight.dims(), x.shape().last()) else {
         return Err(Error::Shape(format!(
             "linear weight must be 2-D, got {}",
@@ -143,17 +144,36 @@ impl Tape {
     /// `x Wᵀ + b` over the last dimension of `x`.
     pub fn linear(&mut self, x: Var, weight: &Tensor, bias: Option<&Tensor>) -> Result<Var> {
         let y = linear_forward(self.value(x), weight, bias)?;
-        Ok(self.push(
-            Op::Linear {
-                weight: weight.clone(),
-            },
-            &[x],
-            y,
-        ))
+        let op = Op::Linear {
+            weight: weight.clone(),
+            bias: bias.cloned(),
+        };
+        Ok(self.push(op, &[x], y))
     }
 
     /// Batched `op(A) · op(B)` of two activations `[batch, .., ..]`.
     pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
+        self.matmul_as(a, b, trans_a, trans_b, MatmulRole::Other)
+    }
+
+    /// Attention scores `Q Kᵀ` of `q, k: [.., len, head_dim]`.
+    pub fn attention_scores(&mut self, q: Var, k: Var) -> Result<Var> {
+        self.matmul_as(q, k, false, true, MatmulRole::AttentionScores)
+    }
+
+    /// Attention output `A V` of probabilities `a: [.., len, len]` and `v: [.., len, head_dim]`.
+    pub fn attention_context(&mut self, a: Var, v: Var) -> Result<Var> {
+        self.matmul_as(a, v, false, false, MatmulRole::AttentionContext)
+    }
+
+    fn matmul_as(
+        &mut self,
+        a: Var,
+        b: Var,
+        trans_a: bool,
+        trans_b: bool,
+        role: MatmulRole,
+    ) -> Result<Var> {
         let (ad, bd) = (self.value(a).dims().to_vec(), self.value(b).dims().to_vec());
         if ad.len() < 2 || bd.len() < 2 {
             return Err(Error::Shape("matmul needs matrices".into()));
@@ -181,6 +201,6 @@ impl Tape {
         let mut dims = ad[..ad.len() - 2].to_vec();
         dims.extend([m, n]);
         let out = out.reshape(dims)?;
-        Ok(self.push(Op::Matmul { spec }, &[a, b], out))
+        Ok(self.push(Op::Matmul { spec, role }, &[a, b], out))
     }
 }

@@ -4,16 +4,28 @@
 mod activation;
 mod elementwise;
 mod layout;
-mod linear;
+pub(crate) mod linear;
 mod norm;
 mod reduce;
 mod rope;
 mod softmax;
 
+pub(crate) use elementwise::mul_vjp;
+
 use crate::autodiff::NodeView;
-use crate::backend::{Activation, MatmulSpec, PickKind};
+use crate::backend::{Activation, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::Result;
 use crate::tensor::{Shape, Storage, Tensor};
+
+/// Which product of two activations a `Matmul` is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulRole {
+    /// `Q Kᵀ`: attention scores.
+    AttentionScores,
+    /// `A V`: attention probabilities times values.
+    AttentionContext,
+    Other,
+}
 
 /// A recorded op and what its backward needs beyond its inputs and output.
 #[derive(Debug)]
@@ -22,15 +34,20 @@ pub enum Op {
     /// `y = x Wᵀ + b` over the last dimension; `weight: [out, in]`.
     Linear {
         weight: Tensor,
+        bias: Option<Tensor>,
     },
-    /// Product of two activations (attention scores, attention-weighted values).
+    /// Product of two activations; `role` tells rules that treat attention specially which
+    /// product this is.
     Matmul {
         spec: MatmulSpec,
+        role: MatmulRole,
     },
     Add,
     /// `x + c` with a constant `c` repeated along `x` (position embeddings).
     AddConst,
     Mul,
+    /// `gate ⊙ value` of a gated MLP (inputs: gate, value).
+    Gate,
     Scale {
         factor: f32,
     },
@@ -39,6 +56,7 @@ pub enum Op {
     },
     Softmax {
         cols: usize,
+        mask: SoftmaxMask,
     },
     LayerNorm {
         xhat: Tensor,
@@ -88,6 +106,7 @@ impl Op {
             Op::Add => "add",
             Op::AddConst => "add_const",
             Op::Mul => "mul",
+            Op::Gate => "gate",
             Op::Scale { .. } => "scale",
             Op::Activation { f } => match f {
                 Activation::GeluErf => "gelu",
@@ -115,14 +134,14 @@ impl Op {
     pub fn vjp(&self, node: &NodeView, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let x = node.inputs;
         match self {
-            Op::Linear { weight } => linear::linear_vjp(g, weight).map(|t| vec![Some(t)]),
-            Op::Matmul { spec } => linear::matmul_vjp(x[0], x[1], g, spec, node.needs_grad),
+            Op::Linear { weight, .. } => linear::linear_vjp(g, weight).map(|t| vec![Some(t)]),
+            Op::Matmul { spec, .. } => linear::matmul_vjp(x[0], x[1], g, spec, node.needs_grad),
             Op::Add => Ok(vec![Some(g.clone()), Some(g.clone())]),
             Op::AddConst | Op::Reshape => Ok(vec![Some(g.reshape(x[0].shape().clone())?)]),
-            Op::Mul => elementwise::mul_vjp(x[0], x[1], g, node.needs_grad),
+            Op::Mul | Op::Gate => elementwise::mul_vjp(x[0], x[1], g, node.needs_grad),
             Op::Scale { factor } => elementwise::scale(g, *factor).map(|t| vec![Some(t)]),
             Op::Activation { f } => activation::vjp(x[0], g, *f).map(|t| vec![Some(t)]),
-            Op::Softmax { cols } => softmax::vjp(node.output, g, *cols).map(|t| vec![Some(t)]),
+            Op::Softmax { cols, .. } => softmax::vjp(node.output, g, *cols).map(|t| vec![Some(t)]),
             Op::LayerNorm { xhat, rstd, weight } => {
                 norm::layer_norm_vjp(g, xhat, rstd, weight).map(|t| vec![Some(t)])
             }
@@ -157,9 +176,9 @@ impl Op {
 }
 
 /// Wraps a backend result with its shape.
-fn tensor(storage: Storage, shape: impl Into<Shape>) -> Tensor {
+pub(crate) fn tensor(storage: Storage, shape: impl Into<Shape>) -> Tensor {
     Tensor::from_storage(storage, shape.into())
 }
 
-pub use elementwise::add_tensors;
+pub use elementwise::{add_tensors, scale as scale_tensor};
 pub use reduce::{interpolate, weighted_batch_sum};

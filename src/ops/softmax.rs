@@ -30,7 +30,7 @@ impl Tape {
             t.backend().softmax(t.storage(), cols, mask)?,
             t.shape().clone(),
         );
-        Ok(self.push(Op::Softmax { cols }, &[x], out))
+        Ok(self.push(Op::Softmax { cols, mask }, &[x], out))
     }
 
     /// `x: [rows, cols] -> [rows]`: probability or log-probability of column `col`.

@@ -209,7 +209,8 @@ def main():
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=40,
         rms_norm_eps=1e-5, rope_theta=500.0, tie_word_embeddings=True,
         bos_token_id=bb.token_to_id("<s>"), eos_token_id=0, pad_token_id=pad)))
-    save(llama, bb, "tiny-llama")
+    # transformers 4.x (LXT's) reads rope_theta at the top level, 5.x from rope_parameters.
+    save(llama, bb, "tiny-llama", extra_config={"rope_theta": 500.0})
     causal_fixture(llama, bb, "Language models predict the next", "tiny-llama", pad_id=pad)
 
     minilm = os.path.join(ROOT, "models", "minilm")

@@ -6,6 +6,7 @@ mod matmul;
 mod norm;
 mod reduce;
 mod rope;
+mod rules;
 mod small_m;
 mod softmax;
 
@@ -314,6 +315,90 @@ impl Backend for CpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         softmax::pick_backward(host(x)?, host(g)?, cols, col, kind).map(Storage::Cpu)
+    }
+
+    fn stabilized_ratio(
+        &self,
+        num: &Storage,
+        den: &Storage,
+        g: &Storage,
+        eps: f32,
+    ) -> Result<Storage> {
+        rules::stabilized_ratio(host(num)?, host(den)?, host(g)?, eps).map(Storage::Cpu)
+    }
+
+    fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        let (x, g) = (host(x)?, host(g)?);
+        same_len(x, g, "guided_backward")?;
+        Ok(Storage::Cpu(map2(x, g, |x, g| {
+            g.max(0.0) * activation::derivative(f, x).max(0.0)
+        })))
+    }
+
+    fn layer_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        rules::layer_norm_const_backward(host(g)?, host(rstd)?, host(w)?, cols).map(Storage::Cpu)
+    }
+
+    fn rms_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        rules::rms_norm_const_backward(host(g)?, host(rstd)?, host(w)?, cols).map(Storage::Cpu)
+    }
+
+    fn cosine_const_norm_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        rules::cosine_const_norm_backward(host(x)?, host(c)?, host(g)?, d).map(Storage::Cpu)
+    }
+
+    fn rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        f: Activation,
+    ) -> Result<Storage> {
+        rules::rescale_halves(host(x)?, host(y)?, host(g)?, f).map(Storage::Cpu)
+    }
+
+    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
+        rules::mean_halves(host(x)?).map(Storage::Cpu)
+    }
+
+    fn rank1_rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        exact: &Storage,
+        x_cols: usize,
+        y_cols: usize,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        rules::rank1_rescale_halves(
+            host(x)?,
+            host(y)?,
+            host(g)?,
+            host(exact)?,
+            x_cols,
+            y_cols,
+            mask,
+        )
+        .map(Storage::Cpu)
     }
 
     fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {

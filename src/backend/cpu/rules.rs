@@ -1,0 +1,199 @@
+//! Local rules of the LRP, guided-backprop and DeepLIFT rule sets.
+
+use super::{activation, for_rows, same_len};
+use crate::backend::{Activation, SoftmaxMask};
+use crate::error::{Error, Result};
+
+/// `x + ε·sign(x)`, with sign 0 counted as +, so the result is never 0 for ε > 0.
+fn stabilize(x: f32, eps: f32) -> f32 {
+    if x >= 0.0 {
+        x + eps
+    } else {
+        x - eps
+    }
+}
+
+pub fn stabilized_ratio(num: &[f32], den: &[f32], g: &[f32], eps: f32) -> Result<Vec<f32>> {
+    same_len(num, den, "stabilized_ratio")?;
+    same_len(num, g, "stabilized_ratio")?;
+    Ok(num
+        .iter()
+        .zip(den)
+        .zip(g)
+        .map(|((&n, &d), &g)| g * n / stabilize(d, eps))
+        .collect())
+}
+
+fn rows_check(g: &[f32], w: &[f32], cols: usize, what: &str) -> Result<()> {
+    if cols == 0 || g.len() % cols != 0 || w.len() != cols {
+        return Err(Error::Shape(format!(
+            "{what}: {} values, weight {}, rows of {cols}",
+            g.len(),
+            w.len()
+        )));
+    }
+    Ok(())
+}
+
+pub fn layer_norm_const_backward(
+    g: &[f32],
+    rstd: &[f32],
+    w: &[f32],
+    cols: usize,
+) -> Result<Vec<f32>> {
+    rows_check(g, w, cols, "layer_norm_const_backward")?;
+    let mut out = vec![0.0f32; g.len()];
+    for_rows(&mut out, cols, |r, o| {
+        let gr = &g[r * cols..(r + 1) * cols];
+        let mean = gr
+            .iter()
+            .zip(w)
+            .map(|(&g, &w)| g as f64 * w as f64)
+            .sum::<f64>()
+            / cols as f64;
+        for j in 0..cols {
+            o[j] = (rstd[r] as f64 * (gr[j] as f64 * w[j] as f64 - mean)) as f32;
+        }
+    });
+    Ok(out)
+}
+
+pub fn rms_norm_const_backward(
+    g: &[f32],
+    rstd: &[f32],
+    w: &[f32],
+    cols: usize,
+) -> Result<Vec<f32>> {
+    rows_check(g, w, cols, "rms_norm_const_backward")?;
+    let mut out = vec![0.0f32; g.len()];
+    for_rows(&mut out, cols, |r, o| {
+        for j in 0..cols {
+            o[j] = rstd[r] * w[j] * g[r * cols + j];
+        }
+    });
+    Ok(out)
+}
+
+pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result<Vec<f32>> {
+    if d == 0 || c.len() != d || x.len() % d != 0 || g.len() != x.len() / d {
+        return Err(Error::Shape(
+            "cosine_const_norm_backward: shapes do not match".into(),
+        ));
+    }
+    let nc = c
+        .iter()
+        .map(|&v| v as f64 * v as f64)
+        .sum::<f64>()
+        .sqrt()
+        .max(1e-12);
+    let mut out = vec![0.0f32; x.len()];
+    for_rows(&mut out, d, |r, o| {
+        let nx = x[r * d..(r + 1) * d]
+            .iter()
+            .map(|&v| v as f64 * v as f64)
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-12);
+        for j in 0..d {
+            o[j] = (g[r] as f64 * c[j] as f64 / (nc * nx)) as f32;
+        }
+    });
+    Ok(out)
+}
+
+fn halves(len: usize, what: &str) -> Result<usize> {
+    if len % 2 != 0 {
+        return Err(Error::Shape(format!(
+            "{what}: a DeepLIFT batch pairs inputs with references, got {len} values"
+        )));
+    }
+    Ok(len / 2)
+}
+
+pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<Vec<f32>> {
+    same_len(x, y, "rescale_halves")?;
+    same_len(x, g, "rescale_halves")?;
+    let h = halves(x.len(), "rescale_halves")?;
+    let mut out = vec![0.0f32; x.len()];
+    for i in 0..h {
+        let dx = x[i] - x[i + h];
+        let m = if dx.abs() >= 1e-6 {
+            (y[i] - y[i + h]) / dx
+        } else {
+            activation::derivative(f, 0.5 * (x[i] + x[i + h]))
+        };
+        out[i] = g[i] * m;
+    }
+    Ok(out)
+}
+
+pub fn mean_halves(x: &[f32]) -> Result<Vec<f32>> {
+    let h = halves(x.len(), "mean_halves")?;
+    let mut out = vec![0.0f32; x.len()];
+    for i in 0..h {
+        let m = 0.5 * (x[i] + x[i + h]);
+        out[i] = m;
+        out[i + h] = m;
+    }
+    Ok(out)
+}
+
+pub fn rank1_rescale_halves(
+    x: &[f32],
+    y: &[f32],
+    g: &[f32],
+    exact: &[f32],
+    x_cols: usize,
+    y_cols: usize,
+    mask: SoftmaxMask,
+) -> Result<Vec<f32>> {
+    same_len(y, g, "rank1_rescale_halves")?;
+    same_len(x, exact, "rank1_rescale_halves")?;
+    if x_cols == 0 || y_cols == 0 || x.len() / x_cols != y.len() / y_cols {
+        return Err(Error::Shape(
+            "rank1_rescale_halves: row counts differ".into(),
+        ));
+    }
+    let (hx, hy) = (
+        halves(x.len(), "rank1_rescale_halves")?,
+        halves(y.len(), "rank1_rescale_halves")?,
+    );
+    let rows = hx / x_cols;
+    let mut out = vec![0.0f32; x.len()];
+    for r in 0..rows {
+        // Masked (invisible) entries do not influence y, so they take no part in Δx.
+        let visible = match mask {
+            SoftmaxMask::None => x_cols,
+            SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(x_cols),
+        };
+        let (xr, xq) = (
+            &x[r * x_cols..r * x_cols + visible],
+            &x[hx + r * x_cols..hx + r * x_cols + visible],
+        );
+        let (yr, yq) = (
+            &y[r * y_cols..(r + 1) * y_cols],
+            &y[hy + r * y_cols..hy + (r + 1) * y_cols],
+        );
+        let gr = &g[r * y_cols..(r + 1) * y_cols];
+        let n2: f64 = xr
+            .iter()
+            .zip(xq)
+            .map(|(&a, &b)| ((a - b) as f64).powi(2))
+            .sum();
+        let o = &mut out[r * x_cols..(r + 1) * x_cols];
+        if n2 < 1e-12 {
+            o.copy_from_slice(&exact[r * x_cols..(r + 1) * x_cols]);
+            continue;
+        }
+        let dyg: f64 = yr
+            .iter()
+            .zip(yq)
+            .zip(gr)
+            .map(|((&a, &b), &g)| (a - b) as f64 * g as f64)
+            .sum();
+        for j in 0..visible {
+            o[j] = ((xr[j] - xq[j]) as f64 * dyg / n2) as f32;
+        }
+    }
+    Ok(out)
+}

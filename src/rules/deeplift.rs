@@ -1,0 +1,82 @@
+//! DeepLIFT with the rescale rule. The batch holds the inputs then their references (the
+//! reference of row i is row i + batch/2), the target is seeded with 1 on the input rows and 0
+//! on the reference rows, and each rule returns multipliers `m` with `Σ m ⊙ Δx = Σ g ⊙ Δy`
+//! exactly, so the attributions `m ⊙ (x − x′)` sum to `F(x) − F(x′)` (summation-to-delta):
+//!
+//! - activations: the rescale rule `Δy/Δx` (the derivative at the midpoint where |Δx| < 1e-6);
+//! - products of two activations: `Δ(ab) = ā Δb + b̄ Δa` with the means `ā = (a + a′)/2`,
+//!   i.e. the gradient taken at the mean operands (exact for bilinear maps);
+//! - row maps that mix their inputs (softmax over visible entries, layer/RMS norm, cosine,
+//!   softmax pick): the rank-one rescale `Δx (Δy · g)/|Δx|²`, which is `Δy/Δx` for one input;
+//! - linear maps: the gradient, which is exact for them.
+//!
+//! Captum's DeepLift falls back to the gradient on GELU, LayerNorm and functional softmax
+//! without a word, breaking summation-to-delta; here every op has a rule.
+
+use super::{exact, like, Grads};
+use crate::autodiff::{NodeView, RuleSet};
+use crate::backend::SoftmaxMask;
+use crate::ops::{self, Op};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeepLift;
+
+impl DeepLift {
+    fn rule(&self, node: &NodeView, g: &Tensor) -> Grads {
+        let (x, y) = (node.inputs, node.output);
+        let b = g.backend();
+        let mean =
+            |t: &Tensor| -> crate::Result<Tensor> { Ok(like(b.mean_halves(t.storage())?, t)) };
+        let rank1 = |x_cols: usize, y_cols: usize, mask: SoftmaxMask| -> Grads {
+            let exact_g = exact(node, g)?.swap_remove(0).expect("single-input op");
+            let s = b.rank1_rescale_halves(
+                x[0].storage(),
+                y.storage(),
+                g.storage(),
+                exact_g.storage(),
+                x_cols,
+                y_cols,
+                mask,
+            )?;
+            Ok(vec![Some(like(s, x[0]))])
+        };
+        match node.op {
+            Op::Activation { f } => Ok(vec![Some(like(
+                b.rescale_halves(x[0].storage(), y.storage(), g.storage(), *f)?,
+                g,
+            ))]),
+            Op::Matmul { spec, .. } => {
+                ops::linear::matmul_vjp(&mean(x[0])?, &mean(x[1])?, g, spec, node.needs_grad)
+            }
+            Op::Mul | Op::Gate => ops::mul_vjp(&mean(x[0])?, &mean(x[1])?, g, node.needs_grad),
+            Op::Softmax { cols, mask } => rank1(*cols, *cols, *mask),
+            Op::LayerNorm { weight, .. } | Op::RmsNorm { weight, .. } => {
+                rank1(weight.numel(), weight.numel(), SoftmaxMask::None)
+            }
+            Op::CosineToConst { reference } => rank1(reference.numel(), 1, SoftmaxMask::None),
+            Op::PickSoftmax { .. } => rank1(x[0].shape().last(), 1, SoftmaxMask::None),
+            Op::Linear { .. }
+            | Op::Add
+            | Op::AddConst
+            | Op::Scale { .. }
+            | Op::Rope { .. }
+            | Op::SplitHeads { .. }
+            | Op::MergeHeads
+            | Op::RepeatHeads { .. }
+            | Op::SelectPosition { .. }
+            | Op::WeightedSeqSum { .. }
+            | Op::Reshape => exact(node, g),
+        }
+    }
+}
+
+impl RuleSet for DeepLift {
+    fn name(&self) -> &str {
+        "deeplift"
+    }
+
+    fn backward(&self, node: &NodeView, grad_out: &Tensor) -> Option<Grads> {
+        Some(self.rule(node, grad_out))
+    }
+}
