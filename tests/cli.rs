@@ -132,8 +132,12 @@ fn every_method_and_format_runs_on_every_architecture() {
         ("tiny-llama", &["--baseline", "pad"]),
     ];
     let dir = scratch("formats");
+    let methods: Vec<&str> = gradlens::attribution::Method::ALL
+        .iter()
+        .map(|m| m.name())
+        .collect();
     for (name, extra) in cases {
-        for method in ["saliency", "input-x-gradient", "integrated-gradients"] {
+        for method in methods.iter().copied() {
             for format in ["text", "json", "html"] {
                 let out = dir.join(format!("{name}-{method}.{format}"));
                 let model = tiny_path(name);
@@ -172,6 +176,63 @@ fn every_method_and_format_runs_on_every_architecture() {
             }
         }
     }
+}
+
+#[test]
+fn help_lists_every_method() {
+    let (ok, out, _) = run(&["attribute", "--help"]);
+    assert!(ok);
+    for m in gradlens::attribution::Method::ALL {
+        assert!(
+            out.contains(&format!("\n  {} ", m.name())),
+            "--help does not list {}",
+            m.name()
+        );
+    }
+}
+
+#[test]
+fn unknown_base_method() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--method", "smoothgrad", "--base", "magic"],
+        "unknown method 'magic'",
+    );
+}
+
+#[test]
+fn unsmoothable_base_method() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--method", "vargrad", "--base", "deeplift"],
+        "cannot be smoothed",
+    );
+}
+
+#[test]
+fn baselines_file_of_the_wrong_shape() {
+    let dir = scratch("baselines");
+    let f = dir.join("b.json");
+    std::fs::write(&f, "[[[1.0, 2.0]]]").unwrap();
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &[
+            "--method",
+            "gradient-shap",
+            "--baselines",
+            f.to_str().unwrap(),
+        ],
+        "is not a [tokens][32] matrix",
+    );
+}
+
+#[test]
+fn unknown_baseline_in_a_set() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--method", "deeplift-shap", "--baselines", "zero,uniform"],
+        "unknown baseline 'uniform'",
+    );
 }
 
 #[test]

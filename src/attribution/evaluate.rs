@@ -23,11 +23,23 @@ pub fn gradients_with(
     x: &Tensor,
     rules: &dyn RuleSet,
 ) -> Result<(Vec<f32>, Tensor)> {
+    gradients_seeded(model, target, x, rules, &vec![1.0; x.dims()[0]])
+}
+
+/// As `gradients_with`, with the backward seeded by `seed` (one value per row; DeepLIFT seeds
+/// its reference rows with 0).
+pub fn gradients_seeded(
+    model: &Model,
+    target: &Target,
+    x: &Tensor,
+    rules: &dyn RuleSet,
+    seed: &[f32],
+) -> Result<(Vec<f32>, Tensor)> {
     let mut tape = Tape::new();
     let xv = tape.input(x.clone());
     let h = model.forward(&mut tape, xv)?;
     let f = target.score(model, &mut tape, h)?;
-    let seed = Tensor::full(1.0, tape.value(f).shape().clone(), x.device())?;
+    let seed = Tensor::from_vec(seed.to_vec(), tape.value(f).shape().clone(), x.device())?;
     let values = tape.value(f).to_vec()?;
     let mut grads = tape.backward(f, seed, rules, &[xv])?;
     Ok((values, grads.remove(0)))

@@ -1,69 +1,32 @@
 //! Attribution methods. Each is a function of a prepared input (model, token embeddings,
 //! resolved target) and options, returning an `Attribution`.
 
+mod chunks;
+mod deeplift;
 mod evaluate;
-mod input_x_gradient;
 mod integrated_gradients;
+mod method;
 pub mod quadrature;
+mod random;
 mod result;
-mod saliency;
+mod sampling;
+mod single_pass;
 pub mod targets;
 
-pub use evaluate::{gradients, gradients_with, next_token_logits, scores};
+pub use evaluate::{gradients, gradients_seeded, gradients_with, next_token_logits, scores};
+pub use method::{Method, TokenScore};
 pub use quadrature::Quadrature;
 pub use result::Attribution;
+pub use single_pass::maps_with;
 pub use targets::{ScoreKind, Target, TargetInfo, TargetSpec};
 
+use crate::autodiff::RuleSet;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::tensor::Tensor;
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Saliency,
-    InputXGradient,
-    IntegratedGradients,
-}
-
-impl Method {
-    pub const ALL: [Method; 3] = [
-        Method::Saliency,
-        Method::InputXGradient,
-        Method::IntegratedGradients,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Saliency => "saliency",
-            Method::InputXGradient => "input-x-gradient",
-            Method::IntegratedGradients => "integrated-gradients",
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let alias = match s {
-            "ig" => "integrated-gradients",
-            "ixg" => "input-x-gradient",
-            s => s,
-        };
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == alias)
-            .ok_or_else(|| {
-                let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
-                Error::InvalidArgument(format!(
-                    "unknown method '{s}' (available: {})",
-                    names.join(", ")
-                ))
-            })
-    }
-}
-
-/// The baseline `x′` of path methods.
+/// A baseline `x′` of path and reference methods.
 #[derive(Clone, Debug, Default)]
 pub enum Baseline {
     #[default]
@@ -93,11 +56,27 @@ pub type Progress = Box<dyn Fn(usize, usize) + Send + Sync>;
 pub struct Options {
     pub target: TargetSpec,
     pub score: ScoreKind,
+    /// Integration steps of path methods.
     pub steps: usize,
     pub quadrature: Quadrature,
+    /// The baseline of integrated gradients and DeepLIFT.
     pub baseline: Baseline,
-    /// Path points per forward/backward; `None` picks one from a memory budget.
+    /// The baseline set of GradientSHAP and DeepLIFT-SHAP.
+    pub baselines: Vec<Baseline>,
+    /// Path points or samples per forward/backward; `None` picks one from a memory budget.
     pub batch_size: Option<usize>,
+    /// ε of the LRP rules' stabiliser.
+    pub epsilon: f32,
+    /// γ of LRP-γ.
+    pub gamma: f32,
+    /// Samples of GradientSHAP, SmoothGrad and VarGrad.
+    pub samples: usize,
+    /// Noise σ of the sampling methods; `None`: 0 for GradientSHAP, 0.1 × RMS(x) for
+    /// SmoothGrad and VarGrad.
+    pub noise_std: Option<f32>,
+    pub seed: u64,
+    /// The method SmoothGrad and VarGrad wrap.
+    pub base: Method,
     /// Keep the full `[tokens, hidden]` map in the result's JSON.
     pub include_map: bool,
     pub progress: Option<Progress>,
@@ -111,8 +90,38 @@ impl Default for Options {
             steps: 50,
             quadrature: Quadrature::GaussLegendre,
             baseline: Baseline::Zero,
+            baselines: vec![Baseline::Zero],
             batch_size: None,
+            epsilon: 1e-6,
+            gamma: 0.25,
+            samples: 20,
+            noise_std: None,
+            seed: 0,
+            base: Method::Saliency,
             include_map: false,
+            progress: None,
+        }
+    }
+}
+
+impl Options {
+    /// Every setting but the progress callback.
+    pub fn clone_settings(&self) -> Options {
+        Options {
+            target: self.target.clone(),
+            score: self.score,
+            steps: self.steps,
+            quadrature: self.quadrature,
+            baseline: self.baseline.clone(),
+            baselines: self.baselines.clone(),
+            batch_size: self.batch_size,
+            epsilon: self.epsilon,
+            gamma: self.gamma,
+            samples: self.samples,
+            noise_std: self.noise_std,
+            seed: self.seed,
+            base: self.base,
+            include_map: self.include_map,
             progress: None,
         }
     }
@@ -173,24 +182,32 @@ impl<'a> Prepared<'a> {
         if let Some(id) = self.model.info.pad_token_id {
             return Ok(id);
         }
-        ["[PAD]", "<pad>", "<|pad|>"]
-            .iter()
-            .find_map(|t| self.model.tokenizer.token_to_id(t))
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "{} has no pad token (no pad_token_id in config.json, none in the tokenizer): use --baseline zero",
-                    self.model.name
-                ))
-            })
+        ["[PAD]", "<pad>", "<|pad|>"].iter().find_map(|t| self.model.tokenizer.token_to_id(t)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} has no pad token (no pad_token_id in config.json, none in the tokenizer): use --baseline zero",
+                self.model.name
+            ))
+        })
     }
 
-    pub(crate) fn result(
+    fn result(
         &self,
         method: &str,
-        scores: Vec<f32>,
+        token_score: TokenScore,
         map: Vec<f32>,
         target_score: f32,
     ) -> Attribution {
+        let d = self.model.hidden_size();
+        let scores = match token_score {
+            TokenScore::Sum => map
+                .chunks(d)
+                .map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32)
+                .collect(),
+            TokenScore::Norm => map
+                .chunks(d)
+                .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
+                .collect(),
+        };
         Attribution {
             model: self.model.name.clone(),
             architecture: self.model.arch.name().to_string(),
@@ -211,16 +228,33 @@ impl<'a> Prepared<'a> {
             quadrature: None,
             elapsed_ms: 0.0,
             repeat_ms: Vec::new(),
+            samples: None,
+            noise_std: None,
+            seed: None,
+            base_method: None,
             warnings: Vec::new(),
             map: if self.include_map { Some(map) } else { None },
         }
     }
+
+    /// Completes a reference method's result: `F(x′)` and `Σ attr − (F(x) − F(x′))`.
+    fn with_reference(mut a: Attribution, map_sum: f64, f_ref: f32) -> Attribution {
+        a.baseline_score = Some(f_ref);
+        a.convergence_delta = Some((map_sum - (a.target_score as f64 - f_ref as f64)) as f32);
+        a
+    }
 }
 
-fn row_sums(map: &[f32], d: usize) -> Vec<f32> {
-    map.chunks(d)
-        .map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32)
-        .collect()
+fn sum(map: &[f32]) -> f64 {
+    map.iter().map(|&v| v as f64).sum()
+}
+
+/// 0.1 × the root mean square of the input embeddings: a noise level on the input's scale.
+fn default_noise(x: &Tensor) -> Result<f32> {
+    let v = x.to_vec()?;
+    Ok(0.1
+        * (v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+            as f32)
 }
 
 /// Explains `F` for `prompt` with `method`. The time reported excludes model loading.
@@ -232,26 +266,128 @@ pub fn attribute(
 ) -> Result<Attribution> {
     let start = Instant::now();
     let p = Prepared::new(model, prompt, opts)?;
+    let name = method.name();
     let mut out = match method {
-        Method::Saliency => saliency::saliency(&p)?,
-        Method::InputXGradient => input_x_gradient::input_x_gradient(&p)?,
-        Method::IntegratedGradients => integrated_gradients::integrated_gradients(&p, opts)?,
-    };
-    if let (Some(delta), Some(b)) = (out.convergence_delta, out.baseline_score) {
-        let gap = (out.target_score - b).abs();
-        if delta.abs() > 0.05 * gap.max(1e-6) {
-            out.warnings.push(format!(
-                "convergence delta {delta:.4} is {:.0}% of F(x) - F(x') = {:.4}: the path integral is not resolved; try more --steps{}",
-                100.0 * delta.abs() / gap.max(1e-6),
-                out.target_score - b,
-                if matches!(opts.baseline, Baseline::Zero) && model.arch == crate::Architecture::Llama {
-                    " or --baseline pad (pre-norm models are discontinuous near the zero baseline)"
-                } else {
-                    ""
-                }
-            ));
+        m if m.is_single_pass() => {
+            let (f, map) = single_pass::maps(model, &p.target, m, opts, &p.x_batch()?)?;
+            p.result(name, m.token_score(), map, f[0])
         }
-    }
+        Method::IntegratedGradients => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = integrated_gradients::integrated_gradients(&p, &p.x, &baseline, opts)?;
+            let total = sum(&r.map);
+            let mut a = Prepared::with_reference(
+                p.result(name, TokenScore::Sum, r.map, r.f_x),
+                total,
+                r.f_baseline,
+            );
+            a.steps = Some(opts.steps);
+            a.quadrature = Some(opts.quadrature.name().to_string());
+            a
+        }
+        Method::DeepLift => {
+            let r = deeplift::deeplift(&p, &[p.baseline(&opts.baseline)?])?;
+            let total = sum(&r.map);
+            Prepared::with_reference(
+                p.result(name, TokenScore::Sum, r.map, r.f_x),
+                total,
+                r.f_ref,
+            )
+        }
+        Method::DeepLiftShap => {
+            let set = baseline_set(&p, opts)?;
+            let r = deeplift::deeplift(&p, &set)?;
+            let total = sum(&r.map);
+            Prepared::with_reference(
+                p.result(name, TokenScore::Sum, r.map, r.f_x),
+                total,
+                r.f_ref,
+            )
+        }
+        Method::GradientShap => {
+            let set = baseline_set(&p, opts)?;
+            let sigma = opts.noise_std.unwrap_or(0.0);
+            let r = sampling::gradient_shap(&p, &set, opts, sigma)?;
+            let total = sum(&r.map);
+            let mut a = Prepared::with_reference(
+                p.result(name, TokenScore::Sum, r.map, r.f_x),
+                total,
+                r.f_baselines,
+            );
+            (a.samples, a.noise_std, a.seed) = (Some(opts.samples), Some(sigma), Some(opts.seed));
+            a
+        }
+        Method::SmoothGrad | Method::VarGrad => {
+            let sigma = match opts.noise_std {
+                Some(s) => s,
+                None => default_noise(&p.x)?,
+            };
+            let r = sampling::noise_tunnel(&p, opts.base, opts, sigma)?;
+            let f = scores(model, &p.target, &p.x_batch()?)?[0];
+            let mut a = if method == Method::SmoothGrad {
+                p.result(name, opts.base.token_score(), r.mean, f)
+            } else {
+                p.result(name, TokenScore::Sum, r.variance, f)
+            };
+            (a.samples, a.noise_std, a.seed) = (Some(opts.samples), Some(sigma), Some(opts.seed));
+            a.base_method = Some(opts.base.name().to_string());
+            a
+        }
+        _ => unreachable!("every method is handled above"),
+    };
+    check_delta(&mut out, model, opts);
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
+}
+
+/// Input × modified gradient under a rule set of the caller's own (see `examples/`).
+pub fn attribute_with_rules(
+    model: &Model,
+    prompt: &str,
+    rules: &dyn RuleSet,
+    opts: &Options,
+) -> Result<Attribution> {
+    let start = Instant::now();
+    let p = Prepared::new(model, prompt, opts)?;
+    let (f, map) = single_pass::maps_with(model, &p.target, rules, true, &p.x_batch()?)?;
+    let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
+    out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(out)
+}
+
+fn baseline_set(p: &Prepared, opts: &Options) -> Result<Vec<Tensor>> {
+    if opts.baselines.is_empty() {
+        return Err(Error::InvalidArgument("the baseline set is empty".into()));
+    }
+    opts.baselines.iter().map(|b| p.baseline(b)).collect()
+}
+
+/// Warns when a reference method's attributions miss `F(x) − F(x′)` by more than 5%.
+fn check_delta(out: &mut Attribution, model: &Model, opts: &Options) {
+    let (Some(delta), Some(b)) = (out.convergence_delta, out.baseline_score) else {
+        return;
+    };
+    let gap = (out.target_score - b).abs();
+    if delta.abs() <= 0.05 * gap.max(1e-6) {
+        return;
+    }
+    let hint = match out.method.as_str() {
+        "integrated-gradients" => {
+            let pad = if matches!(opts.baseline, Baseline::Zero)
+                && model.arch == crate::Architecture::Llama
+            {
+                " or --baseline pad (pre-norm models are discontinuous near the zero baseline)"
+            } else {
+                ""
+            };
+            format!("; try more --steps{pad}")
+        }
+        "gradient-shap" => "; it is a Monte Carlo estimate: try more --samples".into(),
+        _ => String::new(),
+    };
+    out.warnings.push(format!(
+        "convergence delta {delta:.4} is {:.0}% of F(x) - F(x') = {:.4}{hint}",
+        100.0 * delta.abs() / gap.max(1e-6),
+        out.target_score - b,
+    ));
 }

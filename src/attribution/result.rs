@@ -27,6 +27,16 @@ pub struct Attribution {
     /// With `--repeat N`: every run's time (`elapsed_ms` is then their median).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeat_ms: Vec<f64>,
+    /// Sampling methods: samples, noise σ and seed (for reproduction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_std: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// SmoothGrad and VarGrad: the method they wrap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_method: Option<String>,
     pub warnings: Vec<String>,
     /// The full `[tokens, hidden]` map, row-major (in JSON only when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]

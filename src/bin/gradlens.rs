@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attribute a target score to the prompt's tokens.
+    #[command(after_long_help = METHODS_HELP)]
     Attribute(Box<AttributeArgs>),
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
@@ -29,6 +30,22 @@ enum Command {
         model: PathBuf,
     },
 }
+
+const METHODS_HELP: &str = "Methods (cost in forward/backward passes):
+  saliency              gradient; token score = L2 norm           1 fwd + 1 bwd
+  input-x-gradient      x * gradient                              1 fwd + 1 bwd
+  integrated-gradients  path integral from --baseline             --steps fwd+bwd (batched) + 1 fwd
+  guided-backprop       positive gradient through activations     1 fwd + 1 bwd
+  deconvolution         relu(gradient) through activations        1 fwd + 1 bwd
+  lrp-epsilon           LRP, epsilon rule on linear layers        1 fwd + 1 bwd
+  lrp-gamma             LRP, gamma rule on linear layers          1 fwd + 1 bwd (+2 products per linear)
+  attnlrp               AttnLRP (Achtibat et al. 2024)            1 fwd + 1 bwd
+  cp-lrp                AttnLRP without relevance through Q, K and gates   1 fwd + 1 bwd
+  deeplift              rescale rule against --baseline           1 fwd + 1 bwd of a batch of 2
+  deeplift-shap         DeepLIFT averaged over --baselines        1 fwd + 1 bwd of 2 x baselines rows
+  gradient-shap         expected gradients over --baselines       --samples fwd+bwd (batched)
+  smoothgrad            mean of --base over noisy inputs          --samples x base (batched)
+  vargrad               variance of --base over noisy inputs      --samples x base (batched)";
 
 #[derive(Args)]
 struct AttributeArgs {
@@ -75,6 +92,29 @@ struct AttributeArgs {
     /// cpu (cuda and wgpu are not in this build yet).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).
+    #[arg(long, default_value_t = 1e-6)]
+    epsilon: f32,
+    /// LRP-gamma's gamma.
+    #[arg(long, default_value_t = 0.25)]
+    gamma: f32,
+    /// Samples of gradient-shap, smoothgrad and vargrad.
+    #[arg(long, default_value_t = 20)]
+    samples: usize,
+    /// Noise std of the sampling methods (default: 0 for gradient-shap, 0.1 x RMS of the
+    /// input embeddings for smoothgrad and vargrad).
+    #[arg(long)]
+    noise_std: Option<f32>,
+    /// Seed of the sampling methods: the same seed gives the same output.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The method smoothgrad and vargrad wrap (a single-pass method or integrated-gradients).
+    #[arg(long, default_value = "saliency")]
+    base: String,
+    /// Baseline set of gradient-shap and deeplift-shap: a comma list of zero and pad, or a
+    /// JSON file holding a list of [tokens][hidden] matrices.
+    #[arg(long, default_value = "zero")]
+    baselines: String,
     /// Include the full [tokens, hidden] attribution map in JSON as `map`.
     #[arg(long)]
     include_map: bool,
@@ -156,6 +196,17 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     let score: ScoreKind = a.target_kind.parse()?;
     let format: Format = a.format.parse()?;
     let device: Device = a.device.parse()?;
+    let base: Method = a.base.parse()?;
+    if a.samples == 0 {
+        return Err(Error::InvalidArgument(
+            "--samples must be at least 1".into(),
+        ));
+    }
+    if a.noise_std.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
+        return Err(Error::InvalidArgument(
+            "--noise-std must be a finite number >= 0".into(),
+        ));
+    }
     if a.steps == 0 {
         return Err(Error::InvalidArgument("--steps must be at least 1".into()));
     }
@@ -193,6 +244,7 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         _ => TargetSpec::Auto,
     };
     let model = Model::load(&a.model, device)?;
+    let baselines = parse_baselines(&a.baselines, &model)?;
     let show_progress = std::io::stderr().is_terminal();
     let opts = Options {
         target,
@@ -201,6 +253,13 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         quadrature,
         baseline,
         batch_size: a.batch_size,
+        baselines,
+        epsilon: a.epsilon,
+        gamma: a.gamma,
+        samples: a.samples,
+        noise_std: a.noise_std,
+        seed: a.seed,
+        base,
         include_map: a.include_map,
         progress: show_progress.then(|| -> attribution::Progress {
             Box::new(|done, total| {
@@ -241,6 +300,35 @@ fn attribute(a: AttributeArgs) -> Result<()> {
             .write_all(rendered.as_bytes())
             .map_err(|e| Error::Other(format!("stdout: {e}"))),
     }
+}
+
+/// `zero,pad,…`, or a JSON file with a list of `[tokens][hidden]` matrices.
+fn parse_baselines(spec: &str, model: &Model) -> Result<Vec<Baseline>> {
+    if spec.ends_with(".json") {
+        let path = Path::new(spec);
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Other(format!("--baselines {spec}: {e}")))?;
+        let bad = |why: String| Error::InvalidArgument(format!("--baselines {spec}: {why}"));
+        let list: Vec<Vec<Vec<f32>>> = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("expected a list of [tokens][hidden] matrices: {e}")))?;
+        let d = model.hidden_size();
+        return list
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if m.is_empty() || m.iter().any(|row| row.len() != d) {
+                    return Err(bad(format!("baseline {i} is not a [tokens][{d}] matrix")));
+                }
+                let rows = m.len();
+                Ok(Baseline::Custom(gradlens::Tensor::from_vec(
+                    m.concat(),
+                    [rows, d],
+                    model.device(),
+                )?))
+            })
+            .collect();
+    }
+    spec.split(',').map(|s| s.trim().parse()).collect()
 }
 
 /// Writes a sibling temporary file and renames it over `path`, so `path` is either the whole

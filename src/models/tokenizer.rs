@@ -36,10 +36,11 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// A readable form of one token (byte-level BPE markers decoded).
+    /// A readable form of one token (byte-level BPE markers decoded; a token that is part of
+    /// a multi-byte character is shown raw rather than as U+FFFD).
     pub fn token_text(&self, id: u32) -> String {
         match self.inner.decode(&[id], false) {
-            Ok(s) if !s.is_empty() => s,
+            Ok(s) if !s.is_empty() && !s.contains('\u{FFFD}') => s,
             _ => self
                 .inner
                 .id_to_token(id)

@@ -93,49 +93,6 @@ pub fn erf(x: f32) -> f32 {
     (1.0 - t * exp(poly)).copysign(x)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn erf_matches_known_values() {
-        for (x, want) in [
-            (0.0, 0.0),
-            (0.5, 0.520_499_877_8),
-            (1.0, 0.842_700_792_9),
-            (-2.0, -0.995_322_265),
-            (4.0, 0.999_999_984_6),
-        ] {
-            assert!((erf(x) as f64 - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
-        }
-    }
-
-    #[test]
-    fn exp_is_accurate_over_the_range() {
-        let mut x = -80.0f32;
-        while x < 80.0 {
-            let (got, want) = (exp(x) as f64, (x as f64).exp());
-            assert!(
-                ((got - want) / want).abs() < 3e-7,
-                "exp({x}): {got} vs {want}"
-            );
-            x += 0.37;
-        }
-    }
-
-    #[test]
-    fn tanh_and_sigmoid_match_std() {
-        for i in -200..200 {
-            let x = i as f32 * 0.05;
-            assert!((tanh(x) - x.tanh()).abs() < 3e-7, "tanh({x})");
-            assert!(
-                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 3e-7,
-                "sigmoid({x})"
-            );
-        }
-    }
-}
-
 /// `out = f(x)` over a slice; compiled for AVX2+FMA too, chosen at run time.
 pub fn forward_slice(f: Activation, x: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -208,5 +165,48 @@ fn backward_loop(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
         Activation::Silu => run(Activation::Silu, x, g, out),
         Activation::Tanh => run(Activation::Tanh, x, g, out),
         Activation::Relu => run(Activation::Relu, x, g, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (-2.0, -0.995_322_265),
+            (4.0, 0.999_999_984_6),
+        ] {
+            assert!((erf(x) as f64 - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
+        }
+    }
+
+    #[test]
+    fn exp_is_accurate_over_the_range() {
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}): {got} vs {want}"
+            );
+            x += 0.37;
+        }
+    }
+
+    #[test]
+    fn tanh_and_sigmoid_match_std() {
+        for i in -200..200 {
+            let x = i as f32 * 0.05;
+            assert!((tanh(x) - x.tanh()).abs() < 3e-7, "tanh({x})");
+            assert!(
+                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 3e-7,
+                "sigmoid({x})"
+            );
+        }
     }
 }
