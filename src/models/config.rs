@@ -23,6 +23,14 @@ impl Config {
         Ok(Config { path, json })
     }
 
+    /// A config built elsewhere (from GGUF metadata); `path` is named in errors.
+    pub fn from_json(path: &Path, json: Value) -> Self {
+        Config {
+            path: path.to_path_buf(),
+            json,
+        }
+    }
+
     fn err(&self, reason: String) -> Error {
         Error::Config {
             path: self.path.clone(),

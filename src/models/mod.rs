@@ -63,6 +63,7 @@ pub struct ModelInfo {
     pub parameters: usize,
     pub dtype: String,
     pub pad_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
     pub classifier_labels: Option<usize>,
 }
 
@@ -83,15 +84,27 @@ impl Model {
         if !path.exists() {
             return Err(Error::ModelNotFound(path.to_path_buf()));
         }
-        if path.is_file() {
-            let what = if path.extension().is_some_and(|e| e == "gguf") {
-                "GGUF files are not supported yet; pass a Hugging Face model folder"
-            } else {
-                "expected a model folder (config.json, model.safetensors, tokenizer.json)"
-            };
-            return Err(Error::InvalidInput(format!("{}: {what}", path.display())));
-        }
-        let cfg = Config::read(path)?;
+        let (cfg, weights, tokenizer) = if path.is_file() {
+            if !path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+            {
+                return Err(Error::InvalidInput(format!(
+                    "{}: expected a model folder (config.json, model.safetensors, tokenizer.json) or a .gguf file",
+                    path.display()
+                )));
+            }
+            let file = crate::gguf::GgufFile::open(path)?;
+            let cfg = Config::from_json(path, crate::gguf::llama::config(&file)?);
+            let (tok, _) = crate::gguf::tokenizer::tokenizer_json(&file)?;
+            let tokenizer = TextTokenizer::from_json(&tok.to_string(), path)?;
+            (cfg, Weights::from_gguf(file, device), tokenizer)
+        } else {
+            let cfg = Config::read(path)?;
+            let weights = Weights::open(path, device)?;
+            let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
+            (cfg, weights, tokenizer)
+        };
         let model_type = cfg.model_type()?;
         let arch = match model_type.as_str() {
             "bert" => Architecture::Bert,
@@ -99,8 +112,6 @@ impl Model {
             "llama" => Architecture::Llama,
             other => return Err(Error::UnsupportedArchitecture(other.to_string())),
         };
-        let weights = Weights::open(path, device)?;
-        let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
         let net = match arch {
             Architecture::Bert => Network::Bert(bert::Bert::load(&cfg, &weights)?),
             Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&cfg, &weights)?),
@@ -125,6 +136,7 @@ impl Model {
             parameters,
             dtype,
             pad_token_id: cfg.token_id("pad_token_id"),
+            eos_token_id: cfg.token_id("eos_token_id"),
             classifier_labels: match &net {
                 Network::Bert(b) => b.head.as_ref().map(|h| h.classifier.weight.dims()[0]),
                 _ => None,
@@ -135,6 +147,10 @@ impl Model {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| path.display().to_string());
+        let name = name
+            .strip_suffix(".gguf")
+            .map(str::to_string)
+            .unwrap_or(name);
         Ok(Model {
             name,
             path: path.to_path_buf(),

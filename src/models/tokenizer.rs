@@ -27,6 +27,14 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner })
     }
 
+    /// From the text of a `tokenizer.json` (one rebuilt from a GGUF file, say).
+    pub fn from_json(json: &str, source: &Path) -> Result<Self> {
+        let inner: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", source.display())))?;
+        Ok(TextTokenizer { inner })
+    }
+
     /// Token ids, with the model's special tokens (e.g. `[CLS] … [SEP]`, BOS) when `special`.
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
         let enc = self

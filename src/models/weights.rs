@@ -1,6 +1,8 @@
-//! Memory-mapped safetensors (single file or sharded with an index), decoded to f32 on load.
+//! Model weights by Hugging Face name: memory-mapped safetensors (single file or sharded with
+//! an index), or a GGUF file (dequantised, with llama.cpp's layout undone), decoded to f32.
 
 use crate::error::{Error, Result};
+use crate::gguf::{llama, GgufFile};
 use crate::tensor::{Device, Tensor};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
@@ -12,8 +14,9 @@ pub struct Weights {
     files: Vec<(PathBuf, Mmap)>,
     /// Tensor name -> index into `files`.
     index: HashMap<String, usize>,
-    /// The file named in errors: `model.safetensors` or the shard index.
+    /// The file named in errors: `model.safetensors`, the shard index, or the GGUF file.
     source: PathBuf,
+    gguf: Option<GgufFile>,
     device: Device,
 }
 
@@ -81,16 +84,56 @@ impl Weights {
             files,
             index,
             source,
+            gguf: None,
             device,
         })
     }
 
+    /// The tensors of a GGUF file, by their Hugging Face names.
+    pub fn from_gguf(file: GgufFile, device: Device) -> Self {
+        Weights {
+            files: Vec::new(),
+            index: HashMap::new(),
+            source: file.path.clone(),
+            gguf: Some(file),
+            device,
+        }
+    }
+
+    /// Every tensor name, in file order for GGUF and sorted for safetensors.
+    pub fn names(&self) -> Vec<String> {
+        match &self.gguf {
+            Some(f) => llama::hf_names(f),
+            None => {
+                let mut n: Vec<String> = self.index.keys().cloned().collect();
+                n.sort();
+                n
+            }
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        match &self.gguf {
+            Some(f) => llama::locate(f, name).is_some(),
+            None => self.index.contains_key(name),
+        }
     }
 
     /// Number of floating-point parameters and the dtype most of them are stored in.
     pub fn summary(&self) -> (usize, String) {
+        if let Some(f) = &self.gguf {
+            let mut by_type: HashMap<u32, usize> = HashMap::new();
+            for t in &f.tensors {
+                *by_type.entry(t.ggml_type).or_default() += t.dims.iter().product::<usize>();
+            }
+            let count = by_type.values().sum();
+            let main = by_type
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(t, _)| t)
+                .unwrap_or(0);
+            return (count, format!("gguf {}", crate::gguf::type_label(main)));
+        }
         let mut count = 0;
         let mut by_dtype: HashMap<String, usize> = HashMap::new();
         for (_, mmap) in &self.files {
@@ -116,6 +159,9 @@ impl Weights {
 
     /// Decodes a tensor to f32 on the host, checking its shape when `expect` is given.
     pub fn host(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
+        if let Some(f) = &self.gguf {
+            return self.host_gguf(f, name, expect);
+        }
         let Some(&i) = self.index.get(name) else {
             return Err(Error::MissingTensor {
                 name: name.to_string(),
@@ -144,6 +190,29 @@ impl Weights {
             data: decode(name, view.dtype(), view.data())?,
             dims,
         })
+    }
+
+    fn host_gguf(&self, f: &GgufFile, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
+        let (gguf_name, heads) = llama::locate(f, name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            path: self.source.clone(),
+        })?;
+        let info = f.tensor(&gguf_name).expect("located");
+        // GGUF lists the innermost dimension first; Hugging Face the outermost.
+        let dims: Vec<usize> = info.dims.iter().rev().copied().collect();
+        if let Some(expect) = expect {
+            if dims != expect {
+                return Err(Error::BadTensor {
+                    name: name.to_string(),
+                    reason: format!("shape {dims:?}, expected {expect:?}"),
+                });
+            }
+        }
+        let mut data = f.dequantize(info)?;
+        if let (Some(heads), [rows, cols]) = (heads, dims.as_slice()) {
+            data = llama::unpermute_rows(&data, *rows, *cols, heads)?;
+        }
+        Ok(HostTensor { data, dims })
     }
 
     /// Loads a tensor onto the model's device.

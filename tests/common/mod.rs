@@ -51,6 +51,20 @@ pub fn hidden_states(model: &Model, ids: &[u32]) -> Vec<f32> {
     tape.value(h).to_vec().unwrap()
 }
 
+/// SmolLM2-135M-Instruct from scripts/fetch-models.sh (the GGUF file). Under CI=true its
+/// absence fails the test.
+pub fn smollm2() -> Option<Model> {
+    let path = root().join("models/smollm2.gguf");
+    if !path.exists() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("models/smollm2.gguf is missing under CI=true: run scripts/fetch-models.sh");
+        }
+        eprintln!("SKIP: models/smollm2.gguf missing (run scripts/fetch-models.sh)");
+        return None;
+    }
+    Some(Model::load(&path, Device::Cpu).unwrap())
+}
+
 pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))

@@ -1,0 +1,161 @@
+//! Llama-family GGUF files as Hugging Face names and `config.json`.
+//!
+//! llama.cpp stores the query and key projections with the rows of each head permuted for its
+//! RoPE layout (pairs interleaved instead of halves); `host` undoes that, so the weights match
+//! a Hugging Face checkpoint and the rotate-half RoPE.
+
+use super::reader::{GgufFile, Value};
+use crate::error::{Error, Result};
+use serde_json::json;
+
+/// The Hugging Face name of each GGUF tensor of a Llama block, and whether its rows are
+/// permuted (`Some(kv)`: permuted per head; `kv` says which head count applies).
+fn block_names() -> [(&'static str, &'static str, Option<bool>); 9] {
+    [
+        ("attn_norm.weight", "input_layernorm.weight", None),
+        ("attn_q.weight", "self_attn.q_proj.weight", Some(false)),
+        ("attn_k.weight", "self_attn.k_proj.weight", Some(true)),
+        ("attn_v.weight", "self_attn.v_proj.weight", None),
+        ("attn_output.weight", "self_attn.o_proj.weight", None),
+        ("ffn_norm.weight", "post_attention_layernorm.weight", None),
+        ("ffn_gate.weight", "mlp.gate_proj.weight", None),
+        ("ffn_up.weight", "mlp.up_proj.weight", None),
+        ("ffn_down.weight", "mlp.down_proj.weight", None),
+    ]
+}
+
+/// Where a Hugging Face tensor lives in the file: (GGUF name, heads whose rows to un-permute).
+pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)> {
+    let heads = meta_usize(file, "llama.attention.head_count");
+    let kv_heads = meta_usize(file, "llama.attention.head_count_kv").or(heads);
+    let fixed = match hf_name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(n) = fixed {
+        return file.tensor(n).map(|_| (n.to_string(), None));
+    }
+    let rest = hf_name.strip_prefix("model.layers.")?;
+    let (layer, suffix) = rest.split_once('.')?;
+    let (gguf, _, permute) = block_names().into_iter().find(|(_, hf, _)| *hf == suffix)?;
+    let name = format!("blk.{layer}.{gguf}");
+    file.tensor(&name)?;
+    let heads = match permute {
+        Some(true) => kv_heads,
+        Some(false) => heads,
+        None => None,
+    };
+    Some((name, heads))
+}
+
+/// Every Hugging Face tensor name the file provides, in file order.
+pub fn hf_names(file: &GgufFile) -> Vec<String> {
+    let mut names = Vec::new();
+    for t in &file.tensors {
+        let hf = match t.name.as_str() {
+            "token_embd.weight" => Some("model.embed_tokens.weight".to_string()),
+            "output_norm.weight" => Some("model.norm.weight".to_string()),
+            "output.weight" => Some("lm_head.weight".to_string()),
+            n => n
+                .strip_prefix("blk.")
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(layer, suffix)| {
+                    block_names()
+                        .into_iter()
+                        .find(|(g, _, _)| *g == suffix)
+                        .map(|(_, hf, _)| format!("model.layers.{layer}.{hf}"))
+                }),
+        };
+        names.extend(hf);
+    }
+    names
+}
+
+/// Undoes llama.cpp's per-head row permutation of `[rows, cols]` (rows = heads · 2 · half).
+pub fn unpermute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Result<Vec<f32>> {
+    if heads == 0 || rows % (2 * heads) != 0 {
+        return Err(Error::Other(format!(
+            "{rows} rows do not split into {heads} rotary heads"
+        )));
+    }
+    let half = rows / heads / 2;
+    let mut out = vec![0.0f32; w.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                // Stored row h·2·half + 2i + j is Hugging Face's row h·2·half + j·half + i.
+                let (src, dst) = (h * 2 * half + 2 * i + j, h * 2 * half + j * half + i);
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn meta_usize(file: &GgufFile, key: &str) -> Option<usize> {
+    file.get(key).and_then(Value::as_u64).map(|v| v as usize)
+}
+
+/// A Hugging Face `config.json` for the file's model.
+pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
+    let arch = file
+        .get("general.architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)");
+    if arch != "llama" {
+        return Err(Error::UnsupportedArchitecture(format!(
+            "{arch} (in GGUF {})",
+            file.path.display()
+        )));
+    }
+    let need = |key: &str| -> Result<usize> {
+        meta_usize(file, key).ok_or_else(|| Error::Config {
+            path: file.path.clone(),
+            reason: format!("GGUF metadata lacks '{key}'"),
+        })
+    };
+    if let Some(kind) = file.get("llama.rope.scaling.type").and_then(Value::as_str) {
+        if kind != "none" {
+            return Err(Error::Config {
+                path: file.path.clone(),
+                reason: format!("unsupported rope scaling '{kind}'"),
+            });
+        }
+    }
+    let hidden = need("llama.embedding_length")?;
+    let heads = need("llama.attention.head_count")?;
+    let vocab = meta_usize(file, "llama.vocab_size")
+        .or_else(|| {
+            file.get("tokenizer.ggml.tokens")
+                .and_then(Value::as_array)
+                .map(|t| t.len())
+        })
+        .ok_or_else(|| Error::Config {
+            path: file.path.clone(),
+            reason: "no vocabulary size".into(),
+        })?;
+    let f = |key: &str, default: f64| file.get(key).and_then(Value::as_f64).unwrap_or(default);
+    let id = |key: &str| meta_usize(file, key);
+    Ok(json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "intermediate_size": need("llama.feed_forward_length")?,
+        "num_hidden_layers": need("llama.block_count")?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": meta_usize(file, "llama.attention.head_count_kv").unwrap_or(heads),
+        "head_dim": meta_usize(file, "llama.attention.key_length").unwrap_or(hidden / heads.max(1)),
+        "max_position_embeddings": need("llama.context_length")?,
+        "rms_norm_eps": f("llama.attention.layer_norm_rms_epsilon", 1e-5) as f32,
+        "rope_theta": f("llama.rope.freq_base", 10000.0) as f32,
+        "vocab_size": vocab,
+        "hidden_act": "silu",
+        "tie_word_embeddings": file.tensor("output.weight").is_none(),
+        "bos_token_id": id("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": id("tokenizer.ggml.eos_token_id"),
+        "pad_token_id": id("tokenizer.ggml.padding_token_id"),
+        "torch_dtype": "float32",
+    }))
+}

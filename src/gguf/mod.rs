@@ -1,0 +1,11 @@
+//! GGUF files (versions 2 and 3): metadata, tensor directory and dequantisation, memory-mapped.
+//! `llama` maps a Llama-family file onto the Hugging Face names and config the models use, and
+//! `tokenizer` rebuilds its `tokenizer.json`.
+
+mod dequant;
+pub mod llama;
+mod reader;
+pub mod tokenizer;
+
+pub use dequant::{dequantize, type_label, GgmlType};
+pub use reader::{GgufFile, TensorInfo, Value};

@@ -1,0 +1,218 @@
+//! Rebuilding a Hugging Face `tokenizer.json` from `tokenizer.ggml.*`, as transformers'
+//! conversion does for byte-level BPE (`tokenizer.ggml.model = gpt2`): the vocabulary in the
+//! byte-level alphabet, the merges, control tokens as special added tokens, user-defined
+//! tokens as plain added tokens, a ByteLevel pre-tokenizer (with Llama 3's split regex for the
+//! files that name it) and decoder, and BOS prepended when `add_bos_token` says so.
+
+use super::reader::{GgufFile, Value};
+use crate::error::{Error, Result};
+use serde_json::{json, Map};
+
+/// GPT-2's reversible byte → printable character map.
+fn byte_alphabet() -> Vec<char> {
+    let mut printable: Vec<u32> = (33..=126).chain(161..=172).chain(174..=255).collect();
+    let mut chars: Vec<u32> = printable.clone();
+    let mut extra = 0;
+    for b in 0..256u32 {
+        if !printable.contains(&b) {
+            printable.push(b);
+            chars.push(256 + extra);
+            extra += 1;
+        }
+    }
+    let mut table = vec!['\0'; 256];
+    for (b, c) in printable.iter().zip(chars) {
+        table[*b as usize] = char::from_u32(c).unwrap();
+    }
+    table
+}
+
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_PRE: [&str; 11] = [
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
+    "jina-v5-nano",
+    "dbrx",
+    "smaug-bpe",
+];
+/// Pre-tokenizers whose split transformers knows and we do not rebuild yet.
+const OTHER_PRE: [&str; 11] = [
+    "tekken",
+    "qwen2",
+    "deepseek-r1-qwen",
+    "kormo",
+    "f2llmv2",
+    "megrez",
+    "qwen35",
+    "gpt-4o",
+    "llama4",
+    "kanana2",
+    "talkie",
+];
+
+fn strings<'a>(file: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
+    file.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Tokenizer(format!("{}: no '{key}'", file.path.display())))?
+        .iter()
+        .map(|v| {
+            v.as_str().ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "{}: '{key}' holds a non-string",
+                    file.path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `(tokenizer.json, tokenizer_config.json)` for the file.
+pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json::Value)> {
+    let model = file
+        .get("tokenizer.ggml.model")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)");
+    if model != "gpt2" {
+        return Err(Error::Tokenizer(format!(
+            "{}: tokenizer model '{model}' cannot be rebuilt (only byte-level BPE, 'gpt2', is supported)",
+            file.path.display()
+        )));
+    }
+    let pre = file
+        .get("tokenizer.ggml.pre")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    if OTHER_PRE.contains(&pre) {
+        return Err(Error::Tokenizer(format!(
+            "{}: pre-tokenizer '{pre}' is not supported yet",
+            file.path.display()
+        )));
+    }
+    let tokens = strings(file, "tokenizer.ggml.tokens")?;
+    let merges = strings(file, "tokenizer.ggml.merges")?;
+    let types: Vec<i64> = file
+        .get("tokenizer.ggml.token_type")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| if let Value::Int(i) = v { *i } else { 1 })
+                .collect()
+        })
+        .unwrap_or_default();
+    let alphabet = byte_alphabet();
+    let in_alphabet = |t: &str| t.chars().all(|c| alphabet.contains(&c));
+    let mut vocab = Map::new();
+    for (id, t) in tokens.iter().enumerate() {
+        let spelled = if in_alphabet(t) {
+            t.to_string()
+        } else {
+            t.bytes().map(|b| alphabet[b as usize]).collect()
+        };
+        vocab.insert(spelled, json!(id));
+    }
+    let merges: Vec<serde_json::Value> = merges
+        .iter()
+        .map(|m| {
+            let (a, b) = m.split_once(' ').unwrap_or((m, ""));
+            json!([a, b])
+        })
+        .collect();
+    let mut added = Vec::new();
+    for (id, (t, ty)) in tokens
+        .iter()
+        .zip(types.iter().chain(std::iter::repeat(&1)))
+        .enumerate()
+    {
+        // 3: control (special); 4: user-defined (matched whole, not special). A control token
+        // outside the byte alphabet is a mislabel in some files, and is skipped as transformers does.
+        let special = match ty {
+            3 if in_alphabet(t) => true,
+            4 => false,
+            _ => continue,
+        };
+        added.push(
+            json!({"id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                          "normalized": false, "special": special}),
+        );
+    }
+    let id_of = |key: &str| file.get(key).and_then(Value::as_u64).map(|v| v as usize);
+    let token_of = |key: &str| {
+        id_of(key)
+            .and_then(|i| tokens.get(i))
+            .map(|t| t.to_string())
+    };
+    let add_bos = file
+        .get("tokenizer.ggml.add_bos_token")
+        .map(|v| matches!(v, Value::Bool(true)))
+        .unwrap_or(false);
+    let bos = token_of("tokenizer.ggml.bos_token_id");
+    let (single, pair, specials) = match (&bos, add_bos) {
+        (Some(bos), true) => (
+            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]),
+            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]),
+            json!({bos.clone(): {"id": bos, "ids": [id_of("tokenizer.ggml.bos_token_id")], "tokens": [bos]}}),
+        ),
+        _ => (
+            json!([{"Sequence": {"id": "A", "type_id": 0}}]),
+            json!([{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}]),
+            json!({}),
+        ),
+    };
+    let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
+    let pre_tokenizer = if LLAMA3_PRE.contains(&pre) {
+        json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
+            byte_level(false)]})
+    } else {
+        byte_level(true)
+    };
+    let tokenizer = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    });
+    let context = file.get("llama.context_length").and_then(Value::as_u64);
+    let config = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "add_bos_token": add_bos,
+        "bos_token": bos,
+        "eos_token": token_of("tokenizer.ggml.eos_token_id"),
+        "pad_token": token_of("tokenizer.ggml.padding_token_id"),
+        "unk_token": token_of("tokenizer.ggml.unknown_token_id"),
+        "model_max_length": context,
+        "chat_template": file.get("tokenizer.chat_template").and_then(Value::as_str),
+    });
+    Ok((tokenizer, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_alphabet;
+
+    #[test]
+    fn byte_alphabet_matches_gpt2() {
+        let a = byte_alphabet();
+        assert_eq!(a[b'A' as usize], 'A');
+        assert_eq!(a[b' ' as usize], 'Ġ');
+        assert_eq!(a[b'\n' as usize], 'Ċ');
+        let mut sorted = a.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 256, "one character per byte");
+    }
+}
