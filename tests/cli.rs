@@ -300,11 +300,45 @@ fn unsupported_architecture_is_named() {
 }
 
 #[test]
-fn gguf_file_is_refused_clearly() {
+fn truncated_gguf_is_refused_clearly() {
     let dir = scratch("gguf");
     let f = dir.join("model.gguf");
     std::fs::write(&f, b"GGUF").unwrap();
-    fails_with(&f, &[], "GGUF");
+    fails_with(&f, &[], "corrupt GGUF file");
+}
+
+#[test]
+fn convert_refuses_bad_input_and_leaves_nothing() {
+    let dir = scratch("convert");
+    let out = dir.join("out");
+    let (ok, _, err) = run(&["convert", "/nonexistent.gguf", out.to_str().unwrap()]);
+    assert!(
+        !ok && err.starts_with("error: ")
+            && err.contains("/nonexistent.gguf")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    let not_gguf = dir.join("x.gguf");
+    std::fs::write(&not_gguf, b"not a gguf").unwrap();
+    let (ok, _, err) = run(&["convert", not_gguf.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a GGUF file"), "{err}");
+    let (ok, _, err) = run(&[
+        "convert",
+        not_gguf.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--dtype",
+        "f8",
+    ]);
+    assert!(!ok && err.contains("unknown dtype 'f8'"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("x.gguf")],
+        "nothing but the input is left"
+    );
 }
 
 #[test]

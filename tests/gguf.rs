@@ -112,3 +112,325 @@ fn smollm2_continues_the_capital_of_france_with_paris() {
     assert_eq!(text, " Paris.");
     let _ = TargetSpec::Auto;
 }
+
+/// Metadata values for the test writer.
+enum Meta {
+    U32(u32),
+    F32(f32),
+    Bool(bool),
+    Str(String),
+    Strs(Vec<String>),
+    I32s(Vec<i32>),
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// A GGUF v3 file: metadata, then tensors as (name, Hugging Face dims, ggml type, bytes).
+fn write_gguf(
+    path: &std::path::Path,
+    meta: &[(&str, Meta)],
+    tensors: &[(String, Vec<usize>, u32, Vec<u8>)],
+) {
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in meta {
+        put_str(&mut out, key);
+        match value {
+            Meta::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::Bool(v) => {
+                out.extend(7u32.to_le_bytes());
+                out.push(*v as u8);
+            }
+            Meta::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                put_str(&mut out, s);
+            }
+            Meta::Strs(v) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(8u32.to_le_bytes());
+                out.extend((v.len() as u64).to_le_bytes());
+                v.iter().for_each(|s| put_str(&mut out, s));
+            }
+            Meta::I32s(v) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(5u32.to_le_bytes());
+                out.extend((v.len() as u64).to_le_bytes());
+                v.iter().for_each(|x| out.extend(x.to_le_bytes()));
+            }
+        }
+    }
+    let mut offset = 0usize;
+    for (name, dims, ty, bytes) in tensors {
+        put_str(&mut out, name);
+        out.extend((dims.len() as u32).to_le_bytes());
+        dims.iter()
+            .rev()
+            .for_each(|d| out.extend((*d as u64).to_le_bytes()));
+        out.extend(ty.to_le_bytes());
+        out.extend((offset as u64).to_le_bytes());
+        offset += bytes.len().div_ceil(32) * 32;
+    }
+    out.resize(out.len().div_ceil(32) * 32, 0);
+    for (_, _, _, bytes) in tensors {
+        out.extend(bytes);
+        out.resize(out.len().div_ceil(32) * 32, 0);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// llama.cpp's layout of a query/key projection: each head's rows in interleaved pairs.
+fn permute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    let half = rows / heads / 2;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let (hf, gg) = (h * 2 * half + j * half + i, h * 2 * half + 2 * i + j);
+                out[gg * cols..(gg + 1) * cols].copy_from_slice(&w[hf * cols..(hf + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// The tiny Llama fixture written as a llama.cpp-style GGUF (F32), with changes applied.
+fn tiny_llama_gguf(
+    name: &str,
+    change: impl Fn(&mut Vec<(&str, Meta)>, &mut Vec<(String, Vec<usize>, u32, Vec<u8>)>),
+) -> std::path::PathBuf {
+    let src = root().join("tests/fixtures/models/tiny-llama");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = tok["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (t, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = t.clone();
+    }
+    let merges: Vec<String> = tok["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::Array(p) => {
+                format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())
+            }
+            s => s.as_str().unwrap().to_string(),
+        })
+        .collect();
+    let types: Vec<i32> = tokens
+        .iter()
+        .map(|t| {
+            if ["<|endoftext|>", "<s>", "<pad>"].contains(&t.as_str()) {
+                3
+            } else {
+                1
+            }
+        })
+        .collect();
+    let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as u32;
+    let mut meta = vec![
+        ("general.architecture", Meta::Str("llama".into())),
+        ("llama.block_count", Meta::U32(2)),
+        ("llama.context_length", Meta::U32(40)),
+        ("llama.embedding_length", Meta::U32(32)),
+        ("llama.feed_forward_length", Meta::U32(64)),
+        ("llama.attention.head_count", Meta::U32(4)),
+        ("llama.attention.head_count_kv", Meta::U32(2)),
+        ("llama.rope.freq_base", Meta::F32(500.0)),
+        ("llama.attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+        ("tokenizer.ggml.model", Meta::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", Meta::Str("default".into())),
+        ("tokenizer.ggml.tokens", Meta::Strs(tokens.clone())),
+        ("tokenizer.ggml.token_type", Meta::I32s(types)),
+        ("tokenizer.ggml.merges", Meta::Strs(merges)),
+        ("tokenizer.ggml.bos_token_id", Meta::U32(id("<s>"))),
+        ("tokenizer.ggml.eos_token_id", Meta::U32(0)),
+        ("tokenizer.ggml.padding_token_id", Meta::U32(id("<pad>"))),
+        ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+    ];
+    let rename = |n: &str| -> String {
+        let n = n
+            .replace("model.embed_tokens", "token_embd")
+            .replace("model.norm", "output_norm")
+            .replace("model.layers.", "blk.");
+        [
+            ("input_layernorm", "attn_norm"),
+            ("self_attn.q_proj", "attn_q"),
+            ("self_attn.k_proj", "attn_k"),
+            ("self_attn.v_proj", "attn_v"),
+            ("self_attn.o_proj", "attn_output"),
+            ("post_attention_layernorm", "ffn_norm"),
+            ("mlp.gate_proj", "ffn_gate"),
+            ("mlp.up_proj", "ffn_up"),
+            ("mlp.down_proj", "ffn_down"),
+        ]
+        .iter()
+        .fold(n, |n, (a, b)| n.replace(a, b))
+    };
+    let mut tensors = Vec::new();
+    for (n, view) in st.tensors() {
+        let mut f: Vec<f32> = view
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let dims = view.shape().to_vec();
+        if n.contains("q_proj") {
+            f = permute_rows(&f, dims[0], dims[1], 4);
+        }
+        if n.contains("k_proj") {
+            f = permute_rows(&f, dims[0], dims[1], 2);
+        }
+        tensors.push((
+            rename(&n),
+            dims,
+            0u32,
+            f.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+    }
+    change(&mut meta, &mut tensors);
+    let dir = std::env::temp_dir().join(format!("gradlens-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.gguf"));
+    write_gguf(&path, &meta, &tensors);
+    path
+}
+
+const PROMPT: &str = "Language models predict the next";
+
+#[test]
+fn a_gguf_written_like_llama_cpp_loads_as_the_original_model() {
+    let path = tiny_llama_gguf("roundtrip", |_, _| {});
+    let from_gguf = gradlens::Model::load(&path, gradlens::Device::Cpu).unwrap();
+    let original = tiny("tiny-llama");
+    let ids_ = original.tokenize(PROMPT).unwrap();
+    assert_eq!(
+        from_gguf.tokenize(PROMPT).unwrap(),
+        ids_,
+        "tokenizer rebuilt from tokenizer.ggml.*"
+    );
+    let a = attribution::next_token_logits(&from_gguf, &from_gguf.embed(&ids_).unwrap()).unwrap();
+    let b = attribution::next_token_logits(&original, &original.embed(&ids_).unwrap()).unwrap();
+    assert_close(&a, &b, 1e-5, "logits through the un-permuted Q/K");
+    // And converted to a folder, it is the same model again.
+    let out = path.with_extension("hf");
+    let _ = std::fs::remove_dir_all(&out);
+    gradlens::gguf::convert::convert(&path, &out, "f32".parse().unwrap()).unwrap();
+    let converted = gradlens::Model::load(&out, gradlens::Device::Cpu).unwrap();
+    let c = attribution::next_token_logits(&converted, &converted.embed(&ids_).unwrap()).unwrap();
+    assert_eq!(a, c);
+    assert!(
+        gradlens::gguf::convert::convert(&path, &out, "f32".parse().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("not empty")
+    );
+}
+
+fn load_err(path: &std::path::Path) -> String {
+    match gradlens::Model::load(path, gradlens::Device::Cpu) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_gguf_files_are_named() {
+    let arch = tiny_llama_gguf("arch", |m, _| m[0].1 = Meta::Str("mamba".into()));
+    assert!(
+        load_err(&arch).contains("unsupported architecture 'mamba"),
+        "{}",
+        load_err(&arch)
+    );
+
+    let quant = tiny_llama_gguf("quant", |_, t| {
+        t[0].2 = 10;
+        t[0].3.truncate(84);
+    });
+    let e = load_err(&quant);
+    assert!(e.contains("Q2_K is not supported"), "{e}");
+
+    let spm = tiny_llama_gguf("spm", |m, _| m[9].1 = Meta::Str("llama".into()));
+    assert!(
+        load_err(&spm).contains("tokenizer model 'llama' cannot be rebuilt"),
+        "{}",
+        load_err(&spm)
+    );
+
+    let missing = tiny_llama_gguf("missing", |_, t| {
+        t.retain(|(n, ..)| n != "output_norm.weight")
+    });
+    let e = load_err(&missing);
+    assert!(
+        e.contains("missing tensor 'model.norm.weight'") && e.contains("missing.gguf"),
+        "{e}"
+    );
+
+    let whole = std::fs::read(tiny_llama_gguf("whole", |_, _| {})).unwrap();
+    let cut = whole_path("truncated");
+    std::fs::write(&cut, &whole[..whole.len() - 1000]).unwrap();
+    assert!(
+        load_err(&cut).contains("corrupt GGUF file: tensor"),
+        "{}",
+        load_err(&cut)
+    );
+    assert!(
+        load_err(&cut).contains("runs past the end of the file"),
+        "{}",
+        load_err(&cut)
+    );
+    std::fs::write(&cut, &whole[..100]).unwrap();
+    assert!(
+        load_err(&cut).contains("file ends early"),
+        "{}",
+        load_err(&cut)
+    );
+    std::fs::write(&cut, b"NOPE and more bytes").unwrap();
+    assert!(
+        load_err(&cut).contains("not a GGUF file"),
+        "{}",
+        load_err(&cut)
+    );
+}
+
+fn whole_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("gradlens-gguf-{}", std::process::id()))
+        .join(format!("{name}.gguf"))
+}
+
+#[test]
+fn the_converted_smollm2_folder_is_the_gguf_model() {
+    let Some(gguf) = smollm2() else { return };
+    let folder = root().join("models/smollm2");
+    if !folder.join("config.json").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "models/smollm2 missing under CI=true"
+        );
+        eprintln!("SKIP: models/smollm2 missing (run scripts/fetch-models.sh)");
+        return;
+    }
+    let hf = gradlens::Model::load(&folder, gradlens::Device::Cpu).unwrap();
+    let ids_ = gguf.tokenize("The capital of France is").unwrap();
+    assert_eq!(hf.tokenize("The capital of France is").unwrap(), ids_);
+    let a = attribution::next_token_logits(&gguf, &gguf.embed(&ids_).unwrap()).unwrap();
+    let b = attribution::next_token_logits(&hf, &hf.embed(&ids_).unwrap()).unwrap();
+    assert_eq!(a, b);
+}

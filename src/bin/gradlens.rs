@@ -24,6 +24,17 @@ enum Command {
     /// Attribute a target score to the prompt's tokens.
     #[command(after_long_help = METHODS_HELP)]
     Attribute(Box<AttributeArgs>),
+    /// Convert a GGUF file into a Hugging Face folder (config.json, model.safetensors,
+    /// tokenizer.json, tokenizer_config.json).
+    Convert {
+        /// The .gguf file.
+        input: PathBuf,
+        /// The folder to create.
+        output: PathBuf,
+        /// f32, f16 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
         #[arg(long)]
@@ -163,6 +174,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model } => info(&model),
         Command::Attribute(args) => attribute(*args),
+        Command::Convert {
+            input,
+            output,
+            dtype,
+        } => {
+            gradlens::gguf::convert::convert(&input, &output, dtype.parse()?)?;
+            eprintln!("wrote {}", output.display());
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! `llama` maps a Llama-family file onto the Hugging Face names and config the models use, and
 //! `tokenizer` rebuilds its `tokenizer.json`.
 
+pub mod convert;
 mod dequant;
 pub mod llama;
 mod reader;

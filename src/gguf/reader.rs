@@ -74,7 +74,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn err(&self, what: &str) -> Error {
-        Error::CorruptWeights {
+        Error::CorruptGguf {
             path: self.path.to_path_buf(),
             reason: format!("{what} at byte {}", self.pos),
         }
@@ -104,7 +104,7 @@ impl<'a> Cursor<'a> {
         let n = self.u64()?;
         let left = (self.bytes.len() - self.pos) as u64;
         if n.saturating_mul(min_item_bytes.max(1) as u64) > left {
-            return Err(self.err(&format!("a length of {n} does not fit in the file")));
+            return Err(self.err(&format!("file ends early (a length of {n} does not fit)")));
         }
         Ok(n as usize)
     }
@@ -153,14 +153,14 @@ impl GgufFile {
             path,
         };
         if c.take(4).ok() != Some(b"GGUF".as_slice()) {
-            return Err(Error::CorruptWeights {
+            return Err(Error::CorruptGguf {
                 path: path.to_path_buf(),
                 reason: "not a GGUF file (bad magic)".into(),
             });
         }
         let version = c.u32()?;
         if !(2..=3).contains(&version) {
-            return Err(Error::CorruptWeights {
+            return Err(Error::CorruptGguf {
                 path: path.to_path_buf(),
                 reason: format!("GGUF version {version} is not supported (2 and 3 are)"),
             });
@@ -209,7 +209,7 @@ impl GgufFile {
                 let bytes = dequant::byte_size(t, info.dims.iter().product())
                     .map_err(|e| c.err(&format!("tensor '{}': {e}", info.name)))?;
                 if start.checked_add(bytes).is_none_or(|end| end > mmap.len()) {
-                    return Err(Error::CorruptWeights {
+                    return Err(Error::CorruptGguf {
                         path: path.to_path_buf(),
                         reason: format!(
                             "tensor '{}' runs past the end of the file (truncated?)",
