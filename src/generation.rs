@@ -1,37 +1,132 @@
-//! Greedy generation for causal LMs.
+//! Generation for causal LMs: greedy decoding with a key/value cache, and attribution of every
+//! generated token to the prompt and the tokens generated before it.
 
-use crate::attribution::next_token_logits;
+use crate::attribution::{attribute_ids, Attribution, Method, Options, TargetInfo, TargetSpec};
+use crate::autodiff::Tape;
 use crate::error::{Error, Result};
-use crate::models::Model;
+use crate::models::{LayerCache, Model};
+use serde::Serialize;
 
-/// Up to `n` greedily chosen tokens after `ids` (stopping after EOS when `stop_at_eos`).
+/// Next-token logits after `ids`, which continue the positions already in `cache`.
+fn logits_cached(model: &Model, ids: &[u32], cache: &mut [LayerCache]) -> Result<Vec<f32>> {
+    let out = model
+        .output_embeddings()
+        .ok_or_else(|| Error::Other("model has no output head".into()))?;
+    let mut tape = Tape::new();
+    let x = model
+        .embed(ids)?
+        .reshape([1, ids.len(), model.hidden_size()])?;
+    let xv = tape.constant(x);
+    let h = model.forward_cached(&mut tape, xv, cache)?;
+    let last = tape.select_position(h, ids.len() - 1)?;
+    let logits = tape.linear(last, out, None)?;
+    tape.value(logits).to_vec()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0 as u32
+}
+
+/// Up to `n` greedily chosen tokens after `ids` (stopping after EOS when `stop_at_eos`, and at
+/// the model's context size). Each step computes only its new token, from a key/value cache.
 pub fn greedy(model: &Model, ids: &[u32], n: usize, stop_at_eos: bool) -> Result<Vec<u32>> {
     if !model.arch.is_causal() {
         return Err(Error::InvalidArgument(format!(
-            "{} does not generate text",
+            "{} is an encoder: it does not generate text",
             model.arch.name()
         )));
     }
-    let mut all = ids.to_vec();
+    let mut cache = model.new_cache();
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        if all.len() >= model.info.max_positions {
-            break;
-        }
-        let logits = next_token_logits(model, &model.embed(&all)?)?;
-        let next = logits
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-            )
-            .0 as u32;
+    let mut input = ids.to_vec();
+    while out.len() < n && ids.len() + out.len() < model.info.max_positions {
+        let next = argmax(&logits_cached(model, &input, &mut cache)?);
         out.push(next);
-        all.push(next);
         if stop_at_eos && Some(next) == model.info.eos_token_id {
             break;
         }
+        input = vec![next];
     }
+    Ok(out)
+}
+
+/// One generated token's attribution to the tokens before it.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenerationStep {
+    pub target: TargetInfo,
+    pub target_score: f32,
+    pub baseline_score: Option<f32>,
+    pub convergence_delta: Option<f32>,
+    /// One per source token: the prompt's, then those generated before this one.
+    pub scores: Vec<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Greedily generates up to `n` tokens after `prompt` and attributes each to its prefix with
+/// `method`. The result's top-level fields are the first step's (the prompt's own next token);
+/// `generation` holds every step.
+pub fn attribute_generation(
+    model: &Model,
+    prompt: &str,
+    method: Method,
+    opts: &Options,
+    n: usize,
+    stop_at_eos: bool,
+) -> Result<Attribution> {
+    if opts.target != TargetSpec::Auto {
+        return Err(Error::InvalidArgument(
+            "with --generate the targets are the generated tokens: drop --target/--target-id"
+                .into(),
+        ));
+    }
+    let start = std::time::Instant::now();
+    let ids = model.tokenize(prompt)?;
+    let generated = greedy(model, &ids, n, stop_at_eos)?;
+    if generated.is_empty() {
+        return Err(Error::InvalidInput(
+            "nothing was generated (the prompt fills the model's context)".into(),
+        ));
+    }
+    let mut steps = Vec::with_capacity(generated.len());
+    let mut first = None;
+    for (t, &token) in generated.iter().enumerate() {
+        let mut source = ids.clone();
+        source.extend_from_slice(&generated[..t]);
+        let step_opts = Options {
+            target: TargetSpec::TokenId(token),
+            progress: None,
+            ..opts.clone_settings()
+        };
+        let a = attribute_ids(model, &source, method, &step_opts)?;
+        steps.push(GenerationStep {
+            target: a.target.clone(),
+            target_score: a.target_score,
+            baseline_score: a.baseline_score,
+            convergence_delta: a.convergence_delta,
+            scores: a.scores.clone(),
+            warnings: a.warnings.clone(),
+        });
+        first.get_or_insert(a);
+        if let Some(p) = &opts.progress {
+            p(t + 1, generated.len());
+        }
+    }
+    let mut out = first.expect("at least one step");
+    out.generated_ids = Some(generated.clone());
+    out.generated_tokens = Some(
+        generated
+            .iter()
+            .map(|&i| model.tokenizer.token_text(i))
+            .collect(),
+    );
+    out.generation = Some(steps);
+    out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }

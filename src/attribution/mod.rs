@@ -139,7 +139,17 @@ pub struct Prepared<'a> {
 
 impl<'a> Prepared<'a> {
     pub fn new(model: &'a Model, prompt: &str, opts: &Options) -> Result<Self> {
-        let ids = model.tokenize(prompt)?;
+        Prepared::from_ids(model, model.tokenize(prompt)?, opts)
+    }
+
+    pub fn from_ids(model: &'a Model, ids: Vec<u32>, opts: &Options) -> Result<Self> {
+        if ids.is_empty() || ids.len() > model.info.max_positions {
+            return Err(Error::InvalidInput(format!(
+                "{} tokens: the model takes 1 to {}",
+                ids.len(),
+                model.info.max_positions
+            )));
+        }
         let x = model.embed(&ids)?;
         let target = Target::resolve(model, &x, &opts.target, opts.score)?;
         Ok(Prepared {
@@ -233,6 +243,9 @@ impl<'a> Prepared<'a> {
             seed: None,
             base_method: None,
             warnings: Vec::new(),
+            generated_ids: None,
+            generated_tokens: None,
+            generation: None,
             map: if self.include_map { Some(map) } else { None },
         }
     }
@@ -265,7 +278,20 @@ pub fn attribute(
     opts: &Options,
 ) -> Result<Attribution> {
     let start = Instant::now();
-    let p = Prepared::new(model, prompt, opts)?;
+    let mut out = attribute_ids(model, &model.tokenize(prompt)?, method, opts)?;
+    out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(out)
+}
+
+/// As `attribute`, for token ids (a prefix of generated text, say) instead of text.
+pub fn attribute_ids(
+    model: &Model,
+    ids: &[u32],
+    method: Method,
+    opts: &Options,
+) -> Result<Attribution> {
+    let start = Instant::now();
+    let p = Prepared::from_ids(model, ids.to_vec(), opts)?;
     let name = method.name();
     let mut out = match method {
         m if m.is_single_pass() => {

@@ -38,6 +38,13 @@ pub struct Attribution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_method: Option<String>,
     pub warnings: Vec<String>,
+    /// With `--generate`: the generated tokens and each one's attribution to its prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_ids: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_tokens: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Vec<crate::generation::GenerationStep>>,
     /// The full `[tokens, hidden]` map, row-major (in JSON only when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<Vec<f32>>,

@@ -136,6 +136,14 @@ pub trait Backend: Send + Sync {
     /// Backward of `repeat_heads`: sums each group of `rep` heads. `dims` are the input's.
     fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage>;
 
+    /// `[b, h, t1, d] ++ [b, h, t2, d] -> [b, h, t1 + t2, d]` along the sequence (a KV cache).
+    fn concat_seq(
+        &self,
+        a: &Storage,
+        b: &Storage,
+        dims_a: [usize; 4],
+        t2: usize,
+    ) -> Result<Storage>;
     /// Rows `ids` of `table: [_, cols]`.
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage>;
     /// `x: [b, l, d] -> [b, d]` at sequence position `pos`.

@@ -132,6 +132,13 @@ struct AttributeArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Causal LMs: greedily generate N tokens and attribute each one to the prompt and the
+    /// tokens generated before it.
+    #[arg(long)]
+    generate: Option<usize>,
+    /// With --generate: stop after the end-of-sequence token.
+    #[arg(long, requires = "generate")]
+    stop_at_eos: bool,
     /// Run the attribution N times and report the median time (for benchmarking).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -233,6 +240,11 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     if a.repeat == 0 {
         return Err(Error::InvalidArgument("--repeat must be at least 1".into()));
     }
+    if a.generate == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--generate must be at least 1".into(),
+        ));
+    }
     if a.batch_size == Some(0) {
         return Err(Error::InvalidArgument(
             "--batch-size must be at least 1".into(),
@@ -284,7 +296,12 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         progress: show_progress.then(|| -> attribution::Progress {
             Box::new(|done, total| {
                 if total > 1 {
-                    eprint!("\r{done}/{total} batches of path points");
+                    let filled = 30 * done / total;
+                    eprint!(
+                        "\r[{}{}] {done}/{total}",
+                        "#".repeat(filled),
+                        "-".repeat(30 - filled)
+                    );
                     if done == total {
                         eprintln!();
                     }
@@ -292,11 +309,22 @@ fn attribute(a: AttributeArgs) -> Result<()> {
             })
         }),
     };
-    let mut result = attribution::attribute(&model, &a.prompt, method, &opts)?;
+    let run = || match a.generate {
+        Some(n) => gradlens::generation::attribute_generation(
+            &model,
+            &a.prompt,
+            method,
+            &opts,
+            n,
+            a.stop_at_eos,
+        ),
+        None => attribution::attribute(&model, &a.prompt, method, &opts),
+    };
+    let mut result = run()?;
     if a.repeat > 1 {
         let mut times = vec![result.elapsed_ms];
         for _ in 1..a.repeat {
-            result = attribution::attribute(&model, &a.prompt, method, &opts)?;
+            result = run()?;
             times.push(result.elapsed_ms);
         }
         let mut sorted = times.clone();

@@ -133,7 +133,7 @@ impl Bert {
         let h = tape.add_const(x, &rows)?;
         let mut h = self.emb_norm.forward(tape, h)?;
         for layer in &self.layers {
-            let a = layer.attn.forward(tape, h, None)?;
+            let a = layer.attn.forward(tape, h, None, None)?;
             let a = tape.add(h, a)?;
             h = layer.attn_norm.forward(tape, a)?;
             let m = layer.up.forward(tape, h)?;

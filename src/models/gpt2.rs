@@ -2,7 +2,7 @@
 //! the query/key/value projections are fused in `c_attn`; both are undone at load time.
 
 use super::config::Config;
-use super::layers::{activation_from_name, Attention, LayerNorm, Linear};
+use super::layers::{activation_from_name, Attention, LayerCache, LayerNorm, Linear};
 use super::weights::{HostTensor, Weights};
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
@@ -118,18 +118,30 @@ impl Gpt2 {
         })
     }
 
-    /// `x: [b, l, d]` token embeddings -> final hidden states (after `ln_f`).
-    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+    /// `x: [b, l, d]` token embeddings -> final hidden states (after `ln_f`). With `cache`,
+    /// `x` continues the cached positions.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        mut cache: Option<&mut [LayerCache]>,
+    ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
+        let start = cache
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(0, |c| c.len());
         let pos = Tensor::from_vec(
-            self.wpe[..len * self.d].to_vec(),
+            self.wpe[start * self.d..(start + len) * self.d].to_vec(),
             [len, self.d],
             tape.value(x).device(),
         )?;
         let mut h = tape.add_const(x, &pos)?;
-        for b in &self.blocks {
+        for (i, b) in self.blocks.iter().enumerate() {
             let a = b.ln_1.forward(tape, h)?;
-            let a = b.attn.forward(tape, a, None)?;
+            let a = b
+                .attn
+                .forward(tape, a, None, cache.as_deref_mut().map(|c| &mut c[i]))?;
             h = tape.add(h, a)?;
             let m = b.ln_2.forward(tape, h)?;
             let m = b.fc.forward(tape, m)?;

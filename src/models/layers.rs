@@ -102,6 +102,40 @@ impl RopeTables {
     }
 }
 
+/// One layer's keys and values of earlier positions (after RoPE, before head repeats), so a
+/// generation step only computes its new token.
+#[derive(Default)]
+pub struct LayerCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+}
+
+impl LayerCache {
+    /// Appends `new: [b, h, t, d]` along the sequence; returns the whole.
+    fn append(slot: &mut Option<Tensor>, new: &Tensor) -> Result<Tensor> {
+        let all = match slot.take() {
+            None => new.clone(),
+            Some(prev) => {
+                let [b, h, t1, d]: [usize; 4] = prev
+                    .dims()
+                    .try_into()
+                    .map_err(|_| crate::Error::Shape("cache".into()))?;
+                let t2 = new.dims()[2];
+                let s =
+                    prev.backend()
+                        .concat_seq(prev.storage(), new.storage(), [b, h, t1, d], t2)?;
+                crate::ops::tensor(s, [b, h, t1 + t2, d])
+            }
+        };
+        *slot = Some(all.clone());
+        Ok(all)
+    }
+
+    pub fn len(&self) -> usize {
+        self.k.as_ref().map_or(0, |k| k.dims()[2])
+    }
+}
+
 pub struct Attention {
     pub q: Linear,
     pub k: Linear,
@@ -115,7 +149,15 @@ pub struct Attention {
 
 impl Attention {
     /// Multi-head (or grouped-query) self-attention of `h: [b, l, d]`.
-    pub fn forward(&self, tape: &mut Tape, h: Var, rope: Option<&(Tensor, Tensor)>) -> Result<Var> {
+    /// With `cache`, earlier positions' keys and values come from it (and the new ones are
+    /// added to it); `rope` then covers the new positions only.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        h: Var,
+        rope: Option<&(Tensor, Tensor)>,
+        cache: Option<&mut LayerCache>,
+    ) -> Result<Var> {
         let q = self.q.forward(tape, h)?;
         let k = self.k.forward(tape, h)?;
         let v = self.v.forward(tape, h)?;
@@ -126,6 +168,15 @@ impl Attention {
             q = tape.rope(q, cos, sin)?;
             k = tape.rope(k, cos, sin)?;
         }
+        let (k, v, offset) = match cache {
+            None => (k, v, 0),
+            Some(c) => {
+                let offset = c.len();
+                let k_all = LayerCache::append(&mut c.k, tape.value(k))?;
+                let v_all = LayerCache::append(&mut c.v, tape.value(v))?;
+                (tape.constant(k_all), tape.constant(v_all), offset)
+            }
+        };
         let rep = self.heads / self.kv_heads;
         let k = tape.repeat_heads(k, rep)?;
         let v = tape.repeat_heads(v, rep)?;
@@ -133,7 +184,7 @@ impl Attention {
         let scores = tape.scale(scores, 1.0 / (self.head_dim as f32).sqrt())?;
         let len = tape.value(h).dims()[1];
         let mask = if self.causal {
-            SoftmaxMask::Causal { len, offset: 0 }
+            SoftmaxMask::Causal { len, offset }
         } else {
             SoftmaxMask::None
         };

@@ -2,7 +2,7 @@
 //! output projection tied to the embeddings when `lm_head.weight` is absent.
 
 use super::config::Config;
-use super::layers::{Attention, Linear, RopeTables};
+use super::layers::{Attention, LayerCache, Linear, RopeTables};
 use super::weights::Weights;
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
@@ -113,14 +113,29 @@ impl Llama {
         })
     }
 
-    /// `x: [b, l, d]` token embeddings -> final hidden states (after the last norm).
-    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+    /// `x: [b, l, d]` token embeddings -> final hidden states (after the last norm). With
+    /// `cache`, `x` continues the cached positions.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        mut cache: Option<&mut [LayerCache]>,
+    ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
-        let rope = self.rope.slice(0, len)?;
+        let start = cache
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(0, |c| c.len());
+        let rope = self.rope.slice(start, len)?;
         let mut h = x;
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
             let a = tape.rms_norm(h, &l.attn_norm, self.eps)?;
-            let a = l.attn.forward(tape, a, Some(&rope))?;
+            let a = l.attn.forward(
+                tape,
+                a,
+                Some(&rope),
+                cache.as_deref_mut().map(|c| &mut c[i]),
+            )?;
             h = tape.add(h, a)?;
             let m = tape.rms_norm(h, &l.mlp_norm, self.eps)?;
             let g = l.gate.forward(tape, m)?;

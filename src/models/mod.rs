@@ -11,6 +11,7 @@ mod tokenizer;
 mod weights;
 
 pub use bert::ClassifierHead;
+pub use layers::LayerCache;
 pub use tokenizer::TextTokenizer;
 pub use weights::Weights;
 
@@ -240,8 +241,34 @@ impl Model {
         }
         match &self.net {
             Network::Bert(m) => m.forward(tape, x),
-            Network::Gpt2(m) => m.forward(tape, x),
-            Network::Llama(m) => m.forward(tape, x),
+            Network::Gpt2(m) => m.forward(tape, x, None),
+            Network::Llama(m) => m.forward(tape, x, None),
+        }
+    }
+
+    /// An empty key/value cache for `forward_cached`.
+    pub fn new_cache(&self) -> Vec<LayerCache> {
+        (0..self.info.layers)
+            .map(|_| LayerCache::default())
+            .collect()
+    }
+
+    /// `forward` for the positions after those in `cache` (which it extends): generation
+    /// computes only the new token. Causal models only.
+    pub fn forward_cached(&self, tape: &mut Tape, x: Var, cache: &mut [LayerCache]) -> Result<Var> {
+        let total = cache.first().map_or(0, |c| c.len()) + tape.value(x).dims()[1];
+        if total > self.info.max_positions {
+            return Err(Error::InvalidInput(format!(
+                "{total} positions exceed the model's {}",
+                self.info.max_positions
+            )));
+        }
+        match &self.net {
+            Network::Bert(_) => Err(Error::InvalidArgument(
+                "an encoder has no key/value cache".into(),
+            )),
+            Network::Gpt2(m) => m.forward(tape, x, Some(cache)),
+            Network::Llama(m) => m.forward(tape, x, Some(cache)),
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
         let bar: String = std::iter::repeat_n(if *t >= 0.0 { '+' } else { '-' }, bar_len).collect();
         out += &format!("{i:>4}  {:<width$}  {s:>12.6}  {bar}\n", visible(tok));
     }
+    out += &generation_table(a, color);
     for w in &a.warnings {
         out += &format!("warning: {w}\n");
     }
@@ -37,4 +38,48 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
 /// Makes whitespace-only tokens visible in a table.
 fn visible(tok: &str) -> String {
     tok.replace('\n', "\\n").replace('\t', "\\t")
+}
+
+/// Generated tokens as columns, source tokens as rows; future positions blank.
+fn generation_table(a: &Attribution, color: bool) -> String {
+    let (Some(steps), Some(generated)) = (&a.generation, &a.generated_tokens) else {
+        return String::new();
+    };
+    let sources: Vec<String> = a
+        .tokens
+        .iter()
+        .chain(generated.iter())
+        .map(|t| visible(t))
+        .collect();
+    let width = sources
+        .iter()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 16);
+    let mut out = format!(
+        "\ngenerated:{}\n{:>width$} ",
+        generated.concat().replace('\n', "\\n"),
+        ""
+    );
+    for g in generated {
+        out += &format!(" {:>9.9}", visible(g));
+    }
+    out += "\n";
+    let norms: Vec<Vec<f32>> = steps.iter().map(|s| normalised(&s.scores)).collect();
+    for (row, src) in sources[..sources.len() - 1].iter().enumerate() {
+        out += &format!("{src:>width$.width$} ");
+        for (step, norm) in steps.iter().zip(&norms) {
+            match step.scores.get(row) {
+                None => out += &format!(" {:>9}", ""),
+                Some(v) if color => {
+                    let (r, g, b) = diverging_rgb(norm[row]);
+                    out += &format!(" \x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{v:>9.4}\x1b[0m");
+                }
+                Some(v) => out += &format!(" {v:>9.4}"),
+            }
+        }
+        out += "\n";
+    }
+    out
 }

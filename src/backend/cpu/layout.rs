@@ -99,3 +99,14 @@ pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<
     }
     Ok(out)
 }
+
+pub fn concat_seq(a: &[f32], b: &[f32], [bs, h, t1, d]: [usize; 4], t2: usize) -> Result<Vec<f32>> {
+    check(a.len(), &[bs, h, t1, d], "concat_seq")?;
+    check(b.len(), &[bs, h, t2, d], "concat_seq")?;
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    for head in 0..bs * h {
+        out.extend_from_slice(&a[head * t1 * d..(head + 1) * t1 * d]);
+        out.extend_from_slice(&b[head * t2 * d..(head + 1) * t2 * d]);
+    }
+    Ok(out)
+}

@@ -262,6 +262,16 @@ impl Backend for CpuBackend {
         layout::sum_head_groups(host(g)?, dims, rep).map(Storage::Cpu)
     }
 
+    fn concat_seq(
+        &self,
+        a: &Storage,
+        b: &Storage,
+        dims_a: [usize; 4],
+        t2: usize,
+    ) -> Result<Storage> {
+        layout::concat_seq(host(a)?, host(b)?, dims_a, t2).map(Storage::Cpu)
+    }
+
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
         layout::gather_rows(host(table)?, ids, cols).map(Storage::Cpu)
     }
