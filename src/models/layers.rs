@@ -131,8 +131,13 @@ impl LayerCache {
         Ok(all)
     }
 
+    /// Positions cached.
     pub fn len(&self) -> usize {
         self.k.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
