@@ -490,3 +490,27 @@ fn a_custom_rule_set_runs_through_the_public_api() {
     assert_ne!(custom.map, ixg.map, "the custom rule changes the result");
     let _ = DeepLift; // the rule sets are public
 }
+
+#[test]
+fn attnlrp_on_smollm2_matches_lxt() {
+    let Some(model) = smollm2() else { return };
+    let fx = fixture("lxt-smollm2-attnlrp");
+    let target = TargetSpec::TokenId(fx["target"].as_u64().unwrap() as u32);
+    let r = relevance(&model, &ids(&fx["token_ids"]), target, &Lrp::attn_lrp(1e-6));
+    assert_close(
+        &r,
+        &floats(&fx["relevance"]),
+        1e-3,
+        "smollm2 attnlrp relevance",
+    );
+    let per_token: Vec<f32> = r
+        .chunks(model.hidden_size())
+        .map(|c| c.iter().sum())
+        .collect();
+    assert_close(
+        &per_token,
+        &floats(&fx["scores"]),
+        1e-3,
+        "smollm2 attnlrp token scores",
+    );
+}

@@ -5,7 +5,8 @@ LXT 2.1 needs transformers 4.x, so this runs in its own virtualenv:
     python -m venv .venv-lxt && .venv-lxt/bin/pip install torch "transformers==4.51.3" lxt
     .venv-lxt/bin/python tools/reference/make_lxt_fixtures.py
 LXT patches transformers' modules globally, so each (model, variant) runs in a fresh process.
-Writes tests/fixtures/lxt-{model}-{variant}.json: the relevance map x ⊙ ∂F/∂x (seeded with 1 on
+SmolLM2 needs models/smollm2 (scripts/fetch-models.sh). Writes
+tests/fixtures/lxt-{model}-{variant}.json: the relevance map x ⊙ ∂F/∂x (seeded with 1 on
 the target logit) over [tokens, hidden] and its per-token sums. Not run by CI.
 """
 import json
@@ -17,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIX = os.path.join(ROOT, "tests", "fixtures")
 # (model folder, fixture with the prompt's token ids, LXT module, variants LXT ships for it)
 CASES = [
+    ("smollm2", "smollm2", "llama", ["attnlrp"]),
     ("tiny-llama", "tiny-llama", "llama", ["attnlrp", "cp-lrp"]),
     ("tiny-gpt2", "tiny-gpt2", "gpt2", ["attnlrp", "cp-lrp"]),
     ("tiny-bert-cls", "tiny-bert-cls", "bert", ["attnlrp"]),
@@ -33,7 +35,8 @@ def run_one(model_name, fixture, module, variant):
     patch_map = lxt_models.attnLRP if variant == "attnlrp" else lxt_models.cp_LRP
     monkey_patch(hf, patch_map)
 
-    path = os.path.join(FIX, "models", model_name)
+    # SmolLM2 is the folder scripts/fetch-models.sh converts from the GGUF (gradlens convert).
+    path = os.path.join(ROOT, "models", "smollm2") if model_name == "smollm2" else os.path.join(FIX, "models", model_name)
     if module == "llama":
         model = hf.LlamaForCausalLM.from_pretrained(path, attn_implementation="eager")
     elif module == "gpt2":
