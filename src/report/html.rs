@@ -1,7 +1,7 @@
 //! A self-contained HTML page (no scripts or network requests): tokens as a heatmap with a
 //! diverging scale, scores on hover, method and target in the header.
 
-use super::{diverging_rgb, normalised, summary};
+use super::{diverging_rgb, normalised, summary, visible};
 use crate::attribution::Attribution;
 
 fn escape(s: &str) -> String {
@@ -62,7 +62,7 @@ fn generation_table(a: &Attribution) -> String {
     let mut html =
         String::from("<h2>Generated tokens</h2>\n<table class=\"steps\"><tr><th>generated</th>");
     for s in &sources[..sources.len() - 1] {
-        html += &format!("<th class=\"src\">{}</th>", escape(s));
+        html += &format!("<th class=\"src\">{}</th>", escape(&visible(s)));
     }
     html += "</tr>\n";
     for (step, tok) in steps.iter().zip(generated) {
@@ -70,7 +70,7 @@ fn generation_table(a: &Attribution) -> String {
             "<tr><th title=\"{} {:.6}\">{}</th>",
             escape(&step.target.kind),
             step.target_score,
-            escape(tok)
+            escape(&visible(tok))
         );
         for (s, t) in step.scores.iter().zip(normalised(&step.scores)) {
             let (r, g, b) = diverging_rgb(t);

@@ -45,6 +45,11 @@ pub fn render(a: &Attribution, format: Format, color: bool) -> Result<String> {
     }
 }
 
+/// Makes newlines and tabs in tokens visible in tables.
+fn visible(tok: &str) -> String {
+    tok.replace('\n', "\\n").replace('\t', "\\t")
+}
+
 /// Scores scaled to [−1, 1] by the largest magnitude.
 fn normalised(scores: &[f32]) -> Vec<f32> {
     let max = scores.iter().fold(0f32, |m, v| m.max(v.abs()));

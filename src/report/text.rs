@@ -1,6 +1,6 @@
 //! Terminal view: the tokens coloured by score, then a score table.
 
-use super::{diverging_rgb, normalised, summary};
+use super::{diverging_rgb, normalised, summary, visible};
 use crate::attribution::Attribution;
 
 pub fn render_text(a: &Attribution, color: bool) -> String {
@@ -35,10 +35,6 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
     out
 }
 
-/// Makes whitespace-only tokens visible in a table.
-fn visible(tok: &str) -> String {
-    tok.replace('\n', "\\n").replace('\t', "\\t")
-}
 
 /// Generated tokens as columns, source tokens as rows; future positions blank.
 fn generation_table(a: &Attribution, color: bool) -> String {
