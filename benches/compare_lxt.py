@@ -32,6 +32,17 @@ PAIRS = [
 ]
 
 
+def timed(once, repeat):
+    """A warm-up call, then `repeat` timed calls (ms)."""
+    once()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        once()
+        times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
 def lxt_times(model, emb, tok, prompt, compare, repeat):
     def once():
         x = emb[torch.tensor(tok.encode(prompt).ids)].unsqueeze(0).detach().requires_grad_(True)
@@ -41,13 +52,7 @@ def lxt_times(model, emb, tok, prompt, compare, repeat):
         score = torch.nn.functional.normalize(model(inputs_embeds=x).last_hidden_state.mean(1), dim=-1)[0] @ ref
         score.backward()
         return (x.grad * x).sum(-1)
-    once()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - t) * 1e3)
-    return times
+    return timed(once, repeat)
 
 
 def lxt_llm_times(model, tok, prompt, repeat):
@@ -58,13 +63,7 @@ def lxt_llm_times(model, tok, prompt, repeat):
         logits = model(inputs_embeds=x, use_cache=False).logits[0, -1]
         logits[logits.argmax()].backward()
         return (x.grad * x).sum(-1)
-    once()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - t) * 1e3)
-    return times
+    return timed(once, repeat)
 
 
 def gradlens_times(model_dir, prompt, compare, repeat):

@@ -250,16 +250,15 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Completes a reference method's result: `F(x′)` and `Σ attr − (F(x) − F(x′))`.
-    fn with_reference(mut a: Attribution, map_sum: f64, f_ref: f32) -> Attribution {
+    /// A reference method's result: its map summed per token, `F(x′)`, and the delta
+    /// `Σ attr − (F(x) − F(x′))`.
+    fn referenced(&self, method: &str, map: Vec<f32>, f_x: f32, f_ref: f32) -> Attribution {
+        let total: f64 = map.iter().map(|&v| v as f64).sum();
+        let mut a = self.result(method, TokenScore::Sum, map, f_x);
         a.baseline_score = Some(f_ref);
-        a.convergence_delta = Some((map_sum - (a.target_score as f64 - f_ref as f64)) as f32);
+        a.convergence_delta = Some((total - (f_x as f64 - f_ref as f64)) as f32);
         a
     }
-}
-
-fn sum(map: &[f32]) -> f64 {
-    map.iter().map(|&v| v as f64).sum()
 }
 
 /// 0.1 × the root mean square of the input embeddings: a noise level on the input's scale.
@@ -301,45 +300,25 @@ pub fn attribute_ids(
         Method::IntegratedGradients => {
             let baseline = p.baseline(&opts.baseline)?;
             let r = integrated_gradients::integrated_gradients(&p, &p.x, &baseline, opts)?;
-            let total = sum(&r.map);
-            let mut a = Prepared::with_reference(
-                p.result(name, TokenScore::Sum, r.map, r.f_x),
-                total,
-                r.f_baseline,
-            );
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
             a.steps = Some(opts.steps);
             a.quadrature = Some(opts.quadrature.name().to_string());
             a
         }
-        Method::DeepLift => {
-            let r = deeplift::deeplift(&p, &[p.baseline(&opts.baseline)?])?;
-            let total = sum(&r.map);
-            Prepared::with_reference(
-                p.result(name, TokenScore::Sum, r.map, r.f_x),
-                total,
-                r.f_ref,
-            )
-        }
-        Method::DeepLiftShap => {
-            let set = baseline_set(&p, opts)?;
-            let r = deeplift::deeplift(&p, &set)?;
-            let total = sum(&r.map);
-            Prepared::with_reference(
-                p.result(name, TokenScore::Sum, r.map, r.f_x),
-                total,
-                r.f_ref,
-            )
+        Method::DeepLift | Method::DeepLiftShap => {
+            let references = if method == Method::DeepLift {
+                vec![p.baseline(&opts.baseline)?]
+            } else {
+                baseline_set(&p, opts)?
+            };
+            let r = deeplift::deeplift(&p, &references)?;
+            p.referenced(name, r.map, r.f_x, r.f_ref)
         }
         Method::GradientShap => {
             let set = baseline_set(&p, opts)?;
             let sigma = opts.noise_std.unwrap_or(0.0);
             let r = sampling::gradient_shap(&p, &set, opts, sigma)?;
-            let total = sum(&r.map);
-            let mut a = Prepared::with_reference(
-                p.result(name, TokenScore::Sum, r.map, r.f_x),
-                total,
-                r.f_baselines,
-            );
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_baselines);
             (a.samples, a.noise_std, a.seed) = (Some(opts.samples), Some(sigma), Some(opts.seed));
             a
         }

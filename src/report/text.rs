@@ -35,7 +35,6 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
     out
 }
 
-
 /// Generated tokens as columns, source tokens as rows; future positions blank.
 fn generation_table(a: &Attribution, color: bool) -> String {
     let (Some(steps), Some(generated)) = (&a.generation, &a.generated_tokens) else {
