@@ -442,3 +442,12 @@ fn repeat_reports_every_run_and_their_median() {
     ]);
     assert!(!ok && err.contains("--repeat must be at least 1"), "{err}");
 }
+
+#[test]
+fn tolerance_must_be_positive() {
+    fails_with(
+        &tiny_path("tiny-gpt2"),
+        &["--tolerance", "-1"],
+        "--tolerance must be a positive number",
+    );
+}

@@ -1,6 +1,7 @@
 //! Attribution methods. Each is a function of a prepared input (model, token embeddings,
 //! resolved target) and options, returning an `Attribution`.
 
+mod adaptive_ig;
 mod chunks;
 mod deeplift;
 mod evaluate;
@@ -58,6 +59,10 @@ pub struct Options {
     pub score: ScoreKind,
     /// Integration steps of path methods.
     pub steps: usize,
+    /// Integrated gradients: refine until `|delta| ≤ tolerance · |F(x) − F(x′)|` (adaptive).
+    pub tolerance: Option<f32>,
+    /// The evaluation budget of adaptive integrated gradients.
+    pub max_steps: usize,
     pub quadrature: Quadrature,
     /// The baseline of integrated gradients and DeepLIFT.
     pub baseline: Baseline,
@@ -88,6 +93,8 @@ impl Default for Options {
             target: TargetSpec::Auto,
             score: ScoreKind::Logit,
             steps: 50,
+            tolerance: None,
+            max_steps: 600,
             quadrature: Quadrature::GaussLegendre,
             baseline: Baseline::Zero,
             baselines: vec![Baseline::Zero],
@@ -111,6 +118,8 @@ impl Options {
             target: self.target.clone(),
             score: self.score,
             steps: self.steps,
+            tolerance: self.tolerance,
+            max_steps: self.max_steps,
             quadrature: self.quadrature,
             baseline: self.baseline.clone(),
             baselines: self.baselines.clone(),
@@ -238,6 +247,7 @@ impl<'a> Prepared<'a> {
             quadrature: None,
             elapsed_ms: 0.0,
             repeat_ms: Vec::new(),
+            evaluations: None,
             samples: None,
             noise_std: None,
             seed: None,
@@ -299,10 +309,37 @@ pub fn attribute_ids(
         }
         Method::IntegratedGradients => {
             let baseline = p.baseline(&opts.baseline)?;
-            let r = integrated_gradients::integrated_gradients(&p, &p.x, &baseline, opts)?;
-            let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
-            a.steps = Some(opts.steps);
-            a.quadrature = Some(opts.quadrature.name().to_string());
+            let mut a = match opts.tolerance {
+                None => {
+                    let r = integrated_gradients::integrated_gradients(&p, &p.x, &baseline, opts)?;
+                    let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
+                    a.steps = Some(opts.steps);
+                    a.quadrature = Some(opts.quadrature.name().to_string());
+                    a
+                }
+                Some(tol) => {
+                    let r = adaptive_ig::adaptive_ig(&p, &baseline, opts, tol)?;
+                    let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
+                    a.steps = Some(r.gradient_evaluations);
+                    a.evaluations = Some(r.gradient_evaluations + r.forward_evaluations);
+                    a.quadrature = Some("adaptive-gauss-legendre-2".into());
+                    if !r.converged {
+                        a.warnings.push(format!(
+                            "adaptive IG did not reach the tolerance {tol} within --max-steps {} evaluations",
+                            opts.max_steps
+                        ));
+                    }
+                    a
+                }
+            };
+            if let Some(w) = adaptive_ig::baseline_discontinuity(
+                &p,
+                &baseline,
+                a.target_score,
+                a.baseline_score.unwrap_or(0.0),
+            )? {
+                a.warnings.push(w);
+            }
             a
         }
         Method::DeepLift | Method::DeepLiftShap => {
@@ -340,7 +377,7 @@ pub fn attribute_ids(
         }
         _ => unreachable!("every method is handled above"),
     };
-    check_delta(&mut out, model, opts);
+    check_delta(&mut out, opts);
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }
@@ -368,7 +405,7 @@ fn baseline_set(p: &Prepared, opts: &Options) -> Result<Vec<Tensor>> {
 }
 
 /// Warns when a reference method's attributions miss `F(x) − F(x′)` by more than 5%.
-fn check_delta(out: &mut Attribution, model: &Model, opts: &Options) {
+fn check_delta(out: &mut Attribution, opts: &Options) {
     let (Some(delta), Some(b)) = (out.convergence_delta, out.baseline_score) else {
         return;
     };
@@ -377,15 +414,8 @@ fn check_delta(out: &mut Attribution, model: &Model, opts: &Options) {
         return;
     }
     let hint = match out.method.as_str() {
-        "integrated-gradients" => {
-            let pad = if matches!(opts.baseline, Baseline::Zero)
-                && model.arch == crate::Architecture::Llama
-            {
-                " or --baseline pad (pre-norm models are discontinuous near the zero baseline)"
-            } else {
-                ""
-            };
-            format!("; try more --steps{pad}")
+        "integrated-gradients" if opts.tolerance.is_none() => {
+            "; try more --steps, or --tolerance for adaptive integration".to_string()
         }
         "gradient-shap" => "; it is a Monte Carlo estimate: try more --samples".into(),
         _ => String::new(),

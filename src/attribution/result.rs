@@ -27,6 +27,9 @@ pub struct Attribution {
     /// With `--repeat N`: every run's time (`elapsed_ms` is then their median).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeat_ms: Vec<f64>,
+    /// Adaptive integrated gradients: evaluations used (gradients and forward-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluations: Option<usize>,
     /// Sampling methods: samples, noise σ and seed (for reproduction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,

@@ -71,6 +71,13 @@ struct AttributeArgs {
     /// Integration steps for path methods.
     #[arg(long, default_value_t = 50)]
     steps: usize,
+    /// integrated-gradients: refine adaptively until |delta| <= T * |F(x) - F(x')| (instead of
+    /// fixed --steps).
+    #[arg(long)]
+    tolerance: Option<f32>,
+    /// The evaluation budget of --tolerance.
+    #[arg(long, default_value_t = 600)]
+    max_steps: usize,
     /// gauss-legendre, riemann-left, riemann-right, riemann-middle, riemann-trapezoid.
     #[arg(long, default_value = "gauss-legendre")]
     quadrature: String,
@@ -237,6 +244,11 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::InvalidArgument("--steps must be at least 1".into()));
     }
+    if a.tolerance.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+        return Err(Error::InvalidArgument(
+            "--tolerance must be a positive number".into(),
+        ));
+    }
     if a.repeat == 0 {
         return Err(Error::InvalidArgument("--repeat must be at least 1".into()));
     }
@@ -282,6 +294,8 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         target,
         score,
         steps: a.steps,
+        tolerance: a.tolerance,
+        max_steps: a.max_steps,
         quadrature,
         baseline,
         batch_size: a.batch_size,
