@@ -447,7 +447,7 @@ fn repeat_reports_every_run_and_their_median() {
 fn tolerance_must_be_positive() {
     fails_with(
         &tiny_path("tiny-gpt2"),
-        &["--tolerance", "-1"],
+        &["--tolerance", "0"],
         "--tolerance must be a positive number",
     );
 }
