@@ -323,3 +323,66 @@ fn tape_records_only_what_needs_gradients() {
     model.forward(&mut tape, xv).unwrap();
     assert!(tape.node_count() > 20);
 }
+
+#[test]
+fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
+    let model = tiny("tiny-llama");
+    let ids = model.tokenize(PROMPT).unwrap();
+    let (len, d) = (ids.len(), model.hidden_size());
+    let x = model.embed(&ids).unwrap().to_vec().unwrap();
+    let pad = model
+        .embed(&[model.info.pad_token_id.unwrap()])
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let opts = Options {
+        baseline: Baseline::Pad,
+        ..Options::default()
+    };
+    let p = Prepared::new(&model, PROMPT, &opts).unwrap();
+    let f = |v: Vec<f32>| {
+        attribution::scores(
+            &model,
+            &p.target,
+            &Tensor::from_vec(v, [1, len, d], Device::Cpu).unwrap(),
+        )
+        .unwrap()[0]
+    };
+    let f_x = f(x.clone());
+    let occluded = |from: usize, to: usize| {
+        let mut v = x.clone();
+        for i in from..to {
+            v[i * d..(i + 1) * d].copy_from_slice(&pad);
+        }
+        f_x - f(v)
+    };
+    let w1 = attribution::attribute(&model, PROMPT, Method::Occlusion, &opts).unwrap();
+    let want: Vec<f32> = (0..len).map(|i| occluded(i, i + 1)).collect();
+    assert_close(&w1.scores, &want, 1e-5, "window 1");
+    let w2 = attribution::attribute(
+        &model,
+        PROMPT,
+        Method::Occlusion,
+        &Options {
+            window: 2,
+            ..opts.clone_settings()
+        },
+    )
+    .unwrap();
+    let drops: Vec<f32> = (0..len - 1).map(|s| occluded(s, s + 2)).collect();
+    let want: Vec<f32> = (0..len)
+        .map(|i| {
+            let cover: Vec<f32> = (i.saturating_sub(1)..=i.min(len - 2))
+                .map(|s| drops[s])
+                .collect();
+            cover.iter().sum::<f32>() / cover.len() as f32
+        })
+        .collect();
+    assert_close(&w2.scores, &want, 1e-5, "window 2");
+    let too_wide = Options {
+        window: len + 1,
+        ..opts.clone_settings()
+    };
+    let e = attribution::attribute(&model, PROMPT, Method::Occlusion, &too_wide).unwrap_err();
+    assert!(e.to_string().contains("--window"), "{e}");
+}

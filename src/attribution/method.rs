@@ -18,6 +18,7 @@ pub enum Method {
     GradientShap,
     SmoothGrad,
     VarGrad,
+    Occlusion,
 }
 
 /// How a method's `[tokens, hidden]` map becomes one score per token.
@@ -30,7 +31,7 @@ pub enum TokenScore {
 }
 
 impl Method {
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 15] = [
         Method::Saliency,
         Method::InputXGradient,
         Method::IntegratedGradients,
@@ -45,6 +46,7 @@ impl Method {
         Method::GradientShap,
         Method::SmoothGrad,
         Method::VarGrad,
+        Method::Occlusion,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Method {
             Method::GradientShap => "gradient-shap",
             Method::SmoothGrad => "smoothgrad",
             Method::VarGrad => "vargrad",
+            Method::Occlusion => "occlusion",
         }
     }
 
@@ -86,6 +89,7 @@ impl Method {
                 "samples forward+backward, batched, + 1 forward of the baselines"
             }
             Method::SmoothGrad | Method::VarGrad => "samples x the base method's cost, batched",
+            Method::Occlusion => "1 forward of tokens - window + 1 occluded copies, batched",
         }
     }
 

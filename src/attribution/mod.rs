@@ -7,6 +7,7 @@ mod deeplift;
 mod evaluate;
 mod integrated_gradients;
 mod method;
+mod occlusion;
 pub mod quadrature;
 mod random;
 mod result;
@@ -82,6 +83,8 @@ pub struct Options {
     pub seed: u64,
     /// The method SmoothGrad and VarGrad wrap.
     pub base: Method,
+    /// Occlusion: tokens replaced at once.
+    pub window: usize,
     /// Keep the full `[tokens, hidden]` map in the result's JSON.
     pub include_map: bool,
     pub progress: Option<Progress>,
@@ -105,6 +108,7 @@ impl Default for Options {
             noise_std: None,
             seed: 0,
             base: Method::Saliency,
+            window: 1,
             include_map: false,
             progress: None,
         }
@@ -130,6 +134,7 @@ impl Options {
             noise_std: self.noise_std,
             seed: self.seed,
             base: self.base,
+            window: self.window,
             include_map: self.include_map,
             progress: None,
         }
@@ -373,6 +378,20 @@ pub fn attribute_ids(
             };
             (a.samples, a.noise_std, a.seed) = (Some(opts.samples), Some(sigma), Some(opts.seed));
             a.base_method = Some(opts.base.name().to_string());
+            a
+        }
+        Method::Occlusion => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = occlusion::occlusion(&p, &baseline, opts.window, opts.batch_size)?;
+            // A token-level method: each token's score spread evenly over its row of the map.
+            let d = model.hidden_size();
+            let map = r
+                .scores
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s / d as f32, d))
+                .collect();
+            let mut a = p.result(name, TokenScore::Sum, map, r.f_x);
+            a.scores = r.scores;
             a
         }
         _ => unreachable!("every method is handled above"),

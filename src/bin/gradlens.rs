@@ -56,7 +56,8 @@ const METHODS_HELP: &str = "Methods (cost in forward/backward passes):
   deeplift-shap         DeepLIFT averaged over --baselines        1 fwd + 1 bwd of 2 x baselines rows
   gradient-shap         expected gradients over --baselines       --samples fwd+bwd (batched)
   smoothgrad            mean of --base over noisy inputs          --samples x base (batched)
-  vargrad               variance of --base over noisy inputs      --samples x base (batched)";
+  vargrad               variance of --base over noisy inputs      --samples x base (batched)
+  occlusion             F(x) - F(window at --baseline), averaged  1 fwd of tokens - window + 1 copies";
 
 #[derive(Args)]
 struct AttributeArgs {
@@ -133,6 +134,9 @@ struct AttributeArgs {
     /// JSON file holding a list of [tokens][hidden] matrices.
     #[arg(long, default_value = "zero")]
     baselines: String,
+    /// Occlusion: how many consecutive tokens are replaced at once.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
     /// Include the full [tokens, hidden] attribution map in JSON as `map`.
     #[arg(long)]
     include_map: bool,
@@ -306,6 +310,7 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         noise_std: a.noise_std,
         seed: a.seed,
         base,
+        window: a.window,
         include_map: a.include_map,
         progress: show_progress.then(|| -> attribution::Progress {
             Box::new(|done, total| {
