@@ -1,7 +1,9 @@
 //! Generation for causal LMs: greedy decoding with a key/value cache, and attribution of every
 //! generated token to the prompt and the tokens generated before it.
 
-use crate::attribution::{attribute_ids, Attribution, Method, Options, TargetInfo, TargetSpec};
+use crate::attribution::{
+    argmax, attribute_ids, last_logits, Attribution, Method, Options, TargetInfo, TargetSpec,
+};
 use crate::autodiff::Tape;
 use crate::error::{Error, Result};
 use crate::models::{LayerCache, Model};
@@ -9,28 +11,13 @@ use serde::Serialize;
 
 /// Next-token logits after `ids`, which continue the positions already in `cache`.
 fn logits_cached(model: &Model, ids: &[u32], cache: &mut [LayerCache]) -> Result<Vec<f32>> {
-    let out = model
-        .output_embeddings()
-        .ok_or_else(|| Error::Other("model has no output head".into()))?;
     let mut tape = Tape::new();
     let x = model
         .embed(ids)?
         .reshape([1, ids.len(), model.hidden_size()])?;
     let xv = tape.constant(x);
     let h = model.forward_cached(&mut tape, xv, cache)?;
-    let last = tape.select_position(h, ids.len() - 1)?;
-    let logits = tape.linear(last, out, None)?;
-    tape.value(logits).to_vec()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0 as u32
+    last_logits(model, &mut tape, h)
 }
 
 /// Up to `n` greedily chosen tokens after `ids` (stopping after EOS when `stop_at_eos`, and at
@@ -46,7 +33,7 @@ pub fn greedy(model: &Model, ids: &[u32], n: usize, stop_at_eos: bool) -> Result
     let mut out = Vec::with_capacity(n);
     let mut input = ids.to_vec();
     while out.len() < n && ids.len() + out.len() < model.info.max_positions {
-        let next = argmax(&logits_cached(model, &input, &mut cache)?);
+        let next = argmax(&logits_cached(model, &input, &mut cache)?) as u32;
         out.push(next);
         if stop_at_eos && Some(next) == model.info.eos_token_id {
             break;
@@ -102,7 +89,7 @@ pub fn attribute_generation(
         let step_opts = Options {
             target: TargetSpec::TokenId(token),
             progress: None,
-            ..opts.clone_settings()
+            ..opts.clone()
         };
         let a = attribute_ids(model, &source, method, &step_opts)?;
         steps.push(GenerationStep {

@@ -97,7 +97,7 @@ fn each_step_is_the_attribution_of_its_prefix() {
             Method::IntegratedGradients,
             &Options {
                 target: TargetSpec::TokenId(generated[t]),
-                ..opts.clone_settings()
+                ..opts.clone()
             },
         )
         .unwrap();

@@ -365,7 +365,7 @@ fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
         Method::Occlusion,
         &Options {
             window: 2,
-            ..opts.clone_settings()
+            ..opts.clone()
         },
     )
     .unwrap();
@@ -381,7 +381,7 @@ fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
     assert_close(&w2.scores, &want, 1e-5, "window 2");
     let too_wide = Options {
         window: len + 1,
-        ..opts.clone_settings()
+        ..opts.clone()
     };
     let e = attribution::attribute(&model, PROMPT, Method::Occlusion, &too_wide).unwrap_err();
     assert!(e.to_string().contains("--window"), "{e}");

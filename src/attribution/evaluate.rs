@@ -1,7 +1,7 @@
 //! Forward and backward passes of `F` over a batch of inputs, shared by every method.
 
 use super::targets::Target;
-use crate::autodiff::{Gradient, RuleSet, Tape};
+use crate::autodiff::{Gradient, RuleSet, Tape, Var};
 use crate::error::Result;
 use crate::models::Model;
 use crate::tensor::Tensor;
@@ -49,7 +49,7 @@ pub fn gradients(model: &Model, target: &Target, x: &Tensor) -> Result<(Vec<f32>
     gradients_with(model, target, x, &Gradient)
 }
 
-fn argmax(v: &[f32]) -> usize {
+pub(crate) fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
@@ -73,6 +73,11 @@ pub fn next_token_logits(model: &Model, x: &Tensor) -> Result<Vec<f32>> {
     let mut tape = Tape::new();
     let xv = tape.constant(batch1(x)?);
     let h = model.forward(&mut tape, xv)?;
+    last_logits(model, &mut tape, h)
+}
+
+/// Full logits `[vocab]` at the last position of the hidden states `h: [1, len, hidden]`.
+pub(crate) fn last_logits(model: &Model, tape: &mut Tape, h: Var) -> Result<Vec<f32>> {
     let len = tape.value(h).dims()[1];
     let last = tape.select_position(h, len - 1)?;
     let out = model
@@ -93,9 +98,7 @@ pub fn top_class(model: &Model, x: &Tensor) -> Result<usize> {
     let mut tape = Tape::new();
     let xv = tape.constant(batch1(x)?);
     let h = model.forward(&mut tape, xv)?;
-    let cls = tape.select_position(h, 0)?;
-    let pooled = head.pooler.forward(&mut tape, cls)?;
-    let pooled = tape.activation(pooled, crate::backend::Activation::Tanh)?;
+    let pooled = head.pooled(&mut tape, h)?;
     let logits = head.classifier.forward(&mut tape, pooled)?;
     Ok(argmax(&tape.value(logits).to_vec()?))
 }

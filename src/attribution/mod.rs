@@ -15,6 +15,7 @@ mod sampling;
 mod single_pass;
 pub mod targets;
 
+pub(crate) use evaluate::{argmax, last_logits};
 pub use evaluate::{gradients, gradients_seeded, gradients_with, next_token_logits, scores};
 pub use method::{Method, TokenScore};
 pub use quadrature::Quadrature;
@@ -53,8 +54,9 @@ impl std::str::FromStr for Baseline {
 }
 
 /// Called after each chunk of work with (done, total).
-pub type Progress = Box<dyn Fn(usize, usize) + Send + Sync>;
+pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
 
+#[derive(Clone)]
 pub struct Options {
     pub target: TargetSpec,
     pub score: ScoreKind,
@@ -110,32 +112,6 @@ impl Default for Options {
             base: Method::Saliency,
             window: 1,
             include_map: false,
-            progress: None,
-        }
-    }
-}
-
-impl Options {
-    /// Every setting but the progress callback.
-    pub fn clone_settings(&self) -> Options {
-        Options {
-            target: self.target.clone(),
-            score: self.score,
-            steps: self.steps,
-            tolerance: self.tolerance,
-            max_steps: self.max_steps,
-            quadrature: self.quadrature,
-            baseline: self.baseline.clone(),
-            baselines: self.baselines.clone(),
-            batch_size: self.batch_size,
-            epsilon: self.epsilon,
-            gamma: self.gamma,
-            samples: self.samples,
-            noise_std: self.noise_std,
-            seed: self.seed,
-            base: self.base,
-            window: self.window,
-            include_map: self.include_map,
             progress: None,
         }
     }

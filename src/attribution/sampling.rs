@@ -126,7 +126,7 @@ pub fn noise_tunnel(p: &Prepared, base: Method, opts: &Options, sigma: f32) -> R
         }
         let inner = Options {
             progress: None,
-            ..opts.clone_settings()
+            ..opts.clone()
         };
         let mut all = Vec::with_capacity(count * n);
         for c in xs.chunks(n) {

@@ -162,9 +162,7 @@ impl Target {
                 let head = model
                     .classifier()
                     .ok_or_else(|| Error::Other("model has no classifier".into()))?;
-                let cls = tape.select_position(h, 0)?;
-                let pooled = head.pooler.forward(tape, cls)?;
-                let pooled = tape.activation(pooled, crate::backend::Activation::Tanh)?;
+                let pooled = head.pooled(tape, h)?;
                 let c = &head.classifier;
                 pick(tape, pooled, &c.weight, c.bias.as_ref(), *index, *kind, b)
             }

@@ -313,7 +313,7 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         window: a.window,
         include_map: a.include_map,
         progress: show_progress.then(|| -> attribution::Progress {
-            Box::new(|done, total| {
+            std::sync::Arc::new(|done, total| {
                 if total > 1 {
                     let filled = 30 * done / total;
                     eprint!(

@@ -23,6 +23,15 @@ pub struct ClassifierHead {
     pub classifier: Linear,
 }
 
+impl ClassifierHead {
+    /// The pooled `[b, hidden]` input of the classifier: `tanh(W h_[CLS] + b)` of `h: [b, l, d]`.
+    pub fn pooled(&self, tape: &mut Tape, h: Var) -> Result<Var> {
+        let cls = tape.select_position(h, 0)?;
+        let pooled = self.pooler.forward(tape, cls)?;
+        tape.activation(pooled, Activation::Tanh)
+    }
+}
+
 pub struct Bert {
     pub word_embeddings: Tensor,
     /// Position embedding plus the token-type-0 embedding, `[max_positions, d]` on the host.
