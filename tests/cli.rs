@@ -451,3 +451,66 @@ fn tolerance_must_be_positive() {
         "--tolerance must be a positive number",
     );
 }
+
+#[test]
+fn evaluate_compares_methods_in_every_format() {
+    let dir = scratch("evaluate");
+    for (name, extra) in [
+        ("tiny-llama", &[][..]),
+        ("tiny-gpt2", &[][..]),
+        ("tiny-bert-cls", &["--target-class", "1"][..]),
+    ] {
+        for format in ["text", "json", "html"] {
+            let out = dir.join(format!("{name}.{format}"));
+            let model = tiny_path(name);
+            let mut args = vec![
+                "evaluate",
+                "--model",
+                model.to_str().unwrap(),
+                "--prompt",
+                "the quick brown fox jumps",
+                "--methods",
+                "saliency,integrated-gradients,occlusion,attention-rollout",
+                "--steps",
+                "4",
+                "--format",
+                format,
+                "--output",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let (ok, _, err) = run(&args);
+            assert!(ok, "{name} {format}: {err}");
+            let text = std::fs::read_to_string(&out).unwrap();
+            match format {
+                "json" => {
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let methods = v["methods"].as_array().unwrap();
+                    assert_eq!(methods.len(), 4);
+                    for m in methods {
+                        assert_eq!(m["deletion"].as_array().unwrap().len(), 11);
+                        assert!(m["aopc"].is_number() && m["comprehensiveness"].is_number());
+                    }
+                }
+                "html" => assert!(text.contains("<svg") && text.contains("<polyline")),
+                _ => assert!(text.contains("occlusion") && text.contains("AOPC")),
+            }
+        }
+    }
+}
+
+#[test]
+fn evaluate_refuses_an_unknown_method() {
+    let model = tiny_path("tiny-gpt2");
+    let (ok, out, err) = run(&[
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "hi there",
+        "--methods",
+        "saliency,telepathy",
+    ]);
+    assert!(!ok && out.is_empty());
+    assert!(err.contains("unknown method 'telepathy'"), "{err}");
+}

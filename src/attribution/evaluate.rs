@@ -45,6 +45,29 @@ pub fn gradients_seeded(
     Ok((values, grads.remove(0)))
 }
 
+/// `F` and `∂F/∂A` for each row of `x: [b, len, hidden]`, where `A` (`[b, heads, len, len]`)
+/// replaces layer `layer`'s attention probabilities.
+pub fn attention_gradients(
+    model: &Model,
+    target: &Target,
+    x: &Tensor,
+    layer: usize,
+    probs: Tensor,
+) -> Result<(Vec<f32>, Tensor)> {
+    let mut tape = Tape::new();
+    tape.override_attention(layer, probs);
+    let xv = tape.constant(x.clone());
+    let h = model.forward(&mut tape, xv)?;
+    let a = *tape.attention().get(layer).ok_or_else(|| {
+        crate::Error::InvalidArgument(format!("the model has no attention layer {layer}"))
+    })?;
+    let f = target.score(model, &mut tape, h)?;
+    let seed = Tensor::full(1.0, tape.value(f).shape().clone(), x.device())?;
+    let values = tape.value(f).to_vec()?;
+    let mut grads = tape.backward(f, seed, &Gradient, &[a])?;
+    Ok((values, grads.remove(0)))
+}
+
 pub fn gradients(model: &Model, target: &Target, x: &Tensor) -> Result<(Vec<f32>, Tensor)> {
     gradients_with(model, target, x, &Gradient)
 }

@@ -19,6 +19,14 @@ pub enum Method {
     SmoothGrad,
     VarGrad,
     Occlusion,
+    GuidedIg,
+    SequentialIg,
+    GreedyPig,
+    DiscretizedIg,
+    Pgd,
+    Rpi,
+    Attention,
+    AttentionRollout,
 }
 
 /// How a method's `[tokens, hidden]` map becomes one score per token.
@@ -31,7 +39,7 @@ pub enum TokenScore {
 }
 
 impl Method {
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 23] = [
         Method::Saliency,
         Method::InputXGradient,
         Method::IntegratedGradients,
@@ -47,6 +55,14 @@ impl Method {
         Method::SmoothGrad,
         Method::VarGrad,
         Method::Occlusion,
+        Method::GuidedIg,
+        Method::SequentialIg,
+        Method::GreedyPig,
+        Method::DiscretizedIg,
+        Method::Pgd,
+        Method::Rpi,
+        Method::Attention,
+        Method::AttentionRollout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +82,14 @@ impl Method {
             Method::SmoothGrad => "smoothgrad",
             Method::VarGrad => "vargrad",
             Method::Occlusion => "occlusion",
+            Method::GuidedIg => "guided-ig",
+            Method::SequentialIg => "sequential-ig",
+            Method::GreedyPig => "greedy-pig",
+            Method::DiscretizedIg => "discretized-ig",
+            Method::Pgd => "pgd",
+            Method::Rpi => "rpi",
+            Method::Attention => "attention",
+            Method::AttentionRollout => "attention-rollout",
         }
     }
 
@@ -90,6 +114,44 @@ impl Method {
             }
             Method::SmoothGrad | Method::VarGrad => "samples x the base method's cost, batched",
             Method::Occlusion => "1 forward of tokens - window + 1 occluded copies, batched",
+            Method::GuidedIg => "steps forward+backward, one at a time (each step needs the last)",
+            Method::SequentialIg => {
+                "tokens x steps forward+backward, batched, + tokens + 1 forwards"
+            }
+            Method::GreedyPig => "rounds x steps forward+backward; each round batched",
+            Method::DiscretizedIg => {
+                "4 x steps forward+backward, batched, + steps nearest-neighbour searches"
+            }
+            Method::Pgd => "steps + 1 forward+backward, one at a time (an attack trajectory)",
+            Method::Rpi => "samples x steps forward+backward, batched, + 1 forward",
+            Method::Attention | Method::AttentionRollout => "1 forward",
+        }
+    }
+
+    /// The steps a method takes when the user names none.
+    pub fn default_steps(self) -> usize {
+        match self {
+            Method::Rpi => 30,
+            Method::DiscretizedIg => 30,
+            Method::Pgd => 20,
+            _ => 50,
+        }
+    }
+
+    /// The baseline a method starts from when the user names none: sequential and
+    /// discretized IG follow their papers (the pad or mask embedding); the rest start at zero.
+    pub fn default_baseline(self) -> super::Baseline {
+        match self {
+            Method::SequentialIg | Method::DiscretizedIg => super::Baseline::Pad,
+            _ => super::Baseline::Zero,
+        }
+    }
+
+    /// The samples a method draws when the user names none.
+    pub fn default_samples(self) -> usize {
+        match self {
+            Method::Rpi => 4,
+            _ => 20,
         }
     }
 

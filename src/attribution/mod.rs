@@ -2,19 +2,29 @@
 //! resolved target) and options, returning an `Attribution`.
 
 mod adaptive_ig;
+pub mod attention;
 mod chunks;
 mod deeplift;
+mod discretized_ig;
 mod evaluate;
+pub mod faithfulness;
+mod greedy_pig;
+mod guided_ig;
 mod integrated_gradients;
 mod method;
 mod occlusion;
+mod pgd;
+mod points;
 pub mod quadrature;
 mod random;
 mod result;
+mod rpi;
 mod sampling;
+mod sequential_ig;
 mod single_pass;
 pub mod targets;
 
+pub use discretized_ig::discretized_path;
 pub(crate) use evaluate::{argmax, last_logits};
 pub use evaluate::{gradients, gradients_seeded, gradients_with, next_token_logits, scores};
 pub use method::{Method, TokenScore};
@@ -87,6 +97,22 @@ pub struct Options {
     pub base: Method,
     /// Occlusion: tokens replaced at once.
     pub window: usize,
+    /// Guided IG: the fraction of features moved per inner step.
+    pub fraction: f32,
+    /// Guided IG: how far (in α) a feature may run ahead of or behind the straight line.
+    pub max_dist: f32,
+    /// Greedy PIG: tokens selected per round (`None`: a quarter of the prompt, rounded up).
+    pub per_round: Option<usize>,
+    /// Greedy PIG: tokens selected in all (`None`: every token).
+    pub budget: Option<usize>,
+    /// PGD: each token's L2 ball, relative to its embedding's norm.
+    pub radius: f32,
+    /// Discretized IG: vocabulary neighbours considered for each anchor.
+    pub neighbors: usize,
+    /// Attention, RPI: the layer (`None`: the last).
+    pub layer: Option<usize>,
+    /// Attention: one head (`None`: the mean over heads).
+    pub head: Option<usize>,
     /// Keep the full `[tokens, hidden]` map in the result's JSON.
     pub include_map: bool,
     pub progress: Option<Progress>,
@@ -111,6 +137,14 @@ impl Default for Options {
             seed: 0,
             base: Method::Saliency,
             window: 1,
+            fraction: 0.25,
+            max_dist: 0.02,
+            per_round: None,
+            budget: None,
+            radius: 0.1,
+            neighbors: 50,
+            layer: None,
+            head: None,
             include_map: false,
             progress: None,
         }
@@ -179,10 +213,7 @@ impl<'a> Prepared<'a> {
     }
 
     fn pad_token_id(&self) -> Result<u32> {
-        if let Some(id) = self.model.info.pad_token_id {
-            return Ok(id);
-        }
-        ["[PAD]", "<pad>", "<|pad|>"].iter().find_map(|t| self.model.tokenizer.token_to_id(t)).ok_or_else(|| {
+        self.model.pad_token_id().ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "{} has no pad token (no pad_token_id in config.json, none in the tokenizer): use --baseline zero",
                 self.model.name
@@ -233,12 +264,32 @@ impl<'a> Prepared<'a> {
             noise_std: None,
             seed: None,
             base_method: None,
+            per_token_delta: None,
+            selection_order: None,
+            rounds: None,
+            adversarial_drop: None,
+            layer: None,
+            head: None,
+            attention: None,
             warnings: Vec::new(),
             generated_ids: None,
             generated_tokens: None,
             generation: None,
             map: if self.include_map { Some(map) } else { None },
         }
+    }
+
+    /// A token-level method's result (occlusion, attention, RPI): each token's score spread
+    /// evenly over its row of the map.
+    fn token_level(&self, method: &str, scores: Vec<f32>, f_x: f32) -> Attribution {
+        let d = self.model.hidden_size();
+        let map = scores
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s / d as f32, d))
+            .collect();
+        let mut a = self.result(method, TokenScore::Sum, map, f_x);
+        a.scores = scores;
+        a
     }
 
     /// A reference method's result: its map summed per token, `F(x′)`, and the delta
@@ -359,15 +410,90 @@ pub fn attribute_ids(
         Method::Occlusion => {
             let baseline = p.baseline(&opts.baseline)?;
             let r = occlusion::occlusion(&p, &baseline, opts.window, opts.batch_size)?;
-            // A token-level method: each token's score spread evenly over its row of the map.
-            let d = model.hidden_size();
-            let map = r
-                .scores
-                .iter()
-                .flat_map(|&s| std::iter::repeat_n(s / d as f32, d))
-                .collect();
-            let mut a = p.result(name, TokenScore::Sum, map, r.f_x);
-            a.scores = r.scores;
+            p.token_level(name, r.scores, r.f_x)
+        }
+        Method::GuidedIg => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = guided_ig::guided_ig(&p, &baseline, opts)?;
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
+            a.steps = Some(opts.steps);
+            a
+        }
+        Method::SequentialIg => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = sequential_ig::sequential_ig(&p, &baseline, opts)?;
+            let mut a = p.result(name, TokenScore::Sum, r.map, r.f_x);
+            a.steps = Some(opts.steps);
+            a.quadrature = Some(opts.quadrature.name().to_string());
+            let gaps: Vec<f32> = r.f_without.iter().map(|f| r.f_x - f).collect();
+            let worst = (0..gaps.len())
+                .max_by(|&i, &j| r.deltas[i].abs().total_cmp(&r.deltas[j].abs()))
+                .unwrap_or(0);
+            let scale = gaps.iter().fold(1e-6f32, |m, g| m.max(g.abs()));
+            if r.deltas[worst].abs() > 0.05 * scale {
+                a.warnings.push(format!(
+                    "token {worst}'s delta {:.4} is {:.0}% of the largest per-token gap F(x) - F(x with token i at the baseline) = {scale:.4}; try more --steps",
+                    r.deltas[worst],
+                    100.0 * r.deltas[worst].abs() / scale
+                ));
+            }
+            a.per_token_delta = Some(r.deltas);
+            a
+        }
+        Method::GreedyPig => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = greedy_pig::greedy_pig(&p, &baseline, opts)?;
+            let mut a = p.result(name, TokenScore::Sum, r.map, r.f_x);
+            a.baseline_score = Some(r.f_baseline);
+            a.steps = Some(opts.steps);
+            a.quadrature = Some(opts.quadrature.name().to_string());
+            a.selection_order = Some(r.order);
+            a.rounds = Some(r.rounds);
+            a
+        }
+        Method::DiscretizedIg => {
+            let baseline = p.baseline(&opts.baseline)?;
+            let r = discretized_ig::discretized_ig(&p, &baseline, opts)?;
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
+            a.steps = Some(opts.steps);
+            a.quadrature = Some("gauss-legendre-per-segment".into());
+            a
+        }
+        Method::Pgd => {
+            let r = pgd::pgd(&p, opts)?;
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_adversarial);
+            a.steps = Some(opts.steps);
+            a.adversarial_drop = Some(r.f_x - r.f_adversarial);
+            a
+        }
+        Method::Rpi => {
+            let r = rpi::rpi(&p, opts)?;
+            let mut a = p.token_level(name, r.scores, r.f_x);
+            a.layer = Some(r.layer);
+            a.steps = Some(opts.steps);
+            a.quadrature = Some(opts.quadrature.name().to_string());
+            (a.samples, a.seed) = (Some(opts.samples), Some(opts.seed));
+            a
+        }
+        Method::Attention | Method::AttentionRollout => {
+            let maps = attention::attention_maps(&p)?;
+            let (len, heads) = (p.ids.len(), model.info.attention_heads);
+            let map = if method == Method::Attention {
+                let layer = attention::layer_index(&p, opts.layer)?;
+                attention::head_map(&maps[layer], heads, len, opts.head)?
+            } else {
+                attention::rollout(&maps, heads, len)?
+            };
+            let scores = attention::token_scores(&map, &attention::query_weights(&p.target, len));
+            let f = scores_of(&p)?;
+            let mut a = p.token_level(name, scores, f);
+            if method == Method::Attention {
+                a.layer = Some(attention::layer_index(&p, opts.layer)?);
+                a.head = opts.head;
+            }
+            if opts.include_map {
+                a.attention = Some(attention::nested(&maps, heads, len));
+            }
             a
         }
         _ => unreachable!("every method is handled above"),
@@ -390,6 +516,10 @@ pub fn attribute_with_rules(
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
+}
+
+fn scores_of(p: &Prepared) -> Result<f32> {
+    Ok(scores(p.model, &p.target, &p.x_batch()?)?[0])
 }
 
 fn baseline_set(p: &Prepared, opts: &Options) -> Result<Vec<Tensor>> {

@@ -40,6 +40,25 @@ pub struct Attribution {
     /// SmoothGrad and VarGrad: the method they wrap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_method: Option<String>,
+    /// Sequential IG: `Σ_d attr_i − (F(x) − F(x with token i at the baseline))`, per token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_token_delta: Option<Vec<f32>>,
+    /// Greedy PIG: the tokens in the order they were selected, and the rounds run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection_order: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    /// PGD: `F(x) − F(x_adv)`, how far the attack lowered the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial_drop: Option<f32>,
+    /// Attention and RPI: the layer (and head) read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<usize>,
+    /// Attention methods with `--include-map`: every layer's probabilities `[layer][head][query][key]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Vec<Vec<Vec<Vec<f32>>>>>,
     pub warnings: Vec<String>,
     /// With `--generate`: the generated tokens and each one's attribution to its prefix.
     #[serde(skip_serializing_if = "Option::is_none")]

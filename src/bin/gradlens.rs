@@ -24,6 +24,10 @@ enum Command {
     /// Attribute a target score to the prompt's tokens.
     #[command(after_long_help = METHODS_HELP)]
     Attribute(Box<AttributeArgs>),
+    /// Compare methods' faithfulness on one prompt: deletion and insertion curves,
+    /// comprehensiveness, sufficiency and AOPC.
+    #[command(after_long_help = METHODS_HELP)]
+    Evaluate(Box<EvaluateArgs>),
     /// Convert a GGUF file into a Hugging Face folder (config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json).
     Convert {
@@ -57,21 +61,32 @@ const METHODS_HELP: &str = "Methods (cost in forward/backward passes):
   gradient-shap         expected gradients over --baselines       --samples fwd+bwd (batched)
   smoothgrad            mean of --base over noisy inputs          --samples x base (batched)
   vargrad               variance of --base over noisy inputs      --samples x base (batched)
-  occlusion             F(x) - F(window at --baseline), averaged  1 fwd of tokens - window + 1 copies";
+  occlusion             F(x) - F(window at --baseline), averaged  1 fwd of tokens - window + 1 copies
+  guided-ig             IG along a gradient-guided path (--fraction, --max-dist)
+                                                                  --steps fwd+bwd, one after another
+  sequential-ig         IG per token, the others kept real        tokens x --steps fwd+bwd (batched)
+  greedy-pig            rounds of IG, fixing the top --per-round tokens up to --budget
+                                                                  rounds x --steps fwd+bwd (batched)
+  discretized-ig        IG along vocabulary embeddings (--neighbors)
+                                                                  4 x --steps fwd+bwd (batched)
+  pgd                   path integral along an attack within --radius; reports the drop
+                                                                  --steps + 1 fwd+bwd, one after another
+  rpi                   IG over --layer's attention from noise    --samples x --steps fwd+bwd (batched)
+  attention             --layer's attention (--head or the mean)  1 fwd
+  attention-rollout     attention rollout over all layers         1 fwd
+
+Measured times on SmolLM2-135M, 5 tokens, 2 CPU cores: see the README.";
 
 #[derive(Args)]
-struct AttributeArgs {
+struct CommonArgs {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
     #[arg(long)]
     prompt: String,
-    /// saliency (1 fwd+bwd), input-x-gradient (1), integrated-gradients (N steps, batched).
-    #[arg(long, default_value = "integrated-gradients")]
-    method: String,
-    /// Integration steps for path methods.
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
+    /// Integration steps of path methods (default: 50; rpi and discretized-ig 30; pgd 20).
+    #[arg(long)]
+    steps: Option<usize>,
     /// integrated-gradients: refine adaptively until |delta| <= T * |F(x) - F(x')| (instead of
     /// fixed --steps).
     #[arg(long)]
@@ -82,9 +97,10 @@ struct AttributeArgs {
     /// gauss-legendre, riemann-left, riemann-right, riemann-middle, riemann-trapezoid.
     #[arg(long, default_value = "gauss-legendre")]
     quadrature: String,
-    /// zero or pad (the pad token's embedding at every position).
-    #[arg(long, default_value = "zero")]
-    baseline: String,
+    /// zero or pad (the pad token's embedding at every position). Default: pad for
+    /// sequential-ig and discretized-ig, zero for the rest.
+    #[arg(long)]
+    baseline: Option<String>,
     /// Causal LMs: the next token to explain (exactly one token). Default: the model's top token.
     #[arg(long, conflicts_with_all = ["target_id", "target_class", "compare_text"])]
     target: Option<String>,
@@ -117,9 +133,9 @@ struct AttributeArgs {
     /// LRP-gamma's gamma.
     #[arg(long, default_value_t = 0.25)]
     gamma: f32,
-    /// Samples of gradient-shap, smoothgrad and vargrad.
-    #[arg(long, default_value_t = 20)]
-    samples: usize,
+    /// Samples of gradient-shap, smoothgrad and vargrad (default 20), noise draws of rpi (4).
+    #[arg(long)]
+    samples: Option<usize>,
     /// Noise std of the sampling methods (default: 0 for gradient-shap, 0.1 x RMS of the
     /// input embeddings for smoothgrad and vargrad).
     #[arg(long)]
@@ -137,12 +153,45 @@ struct AttributeArgs {
     /// Occlusion: how many consecutive tokens are replaced at once.
     #[arg(long, default_value_t = 1)]
     window: usize,
+    /// guided-ig: the fraction of features moved per inner step.
+    #[arg(long, default_value_t = 0.25)]
+    fraction: f32,
+    /// guided-ig: how far (in alpha) a feature may stray from the straight line's progress.
+    #[arg(long, default_value_t = 0.02)]
+    max_dist: f32,
+    /// greedy-pig: tokens selected per round (default: a quarter of the prompt).
+    #[arg(long)]
+    per_round: Option<usize>,
+    /// greedy-pig: tokens selected in all (default: every token).
+    #[arg(long)]
+    budget: Option<usize>,
+    /// pgd: each token's L2 ball, relative to its embedding's norm.
+    #[arg(long, default_value_t = 0.1)]
+    radius: f32,
+    /// discretized-ig: vocabulary neighbours considered for each anchor.
+    #[arg(long, default_value_t = 50)]
+    neighbors: usize,
+    /// attention, rpi: the layer (default: the last).
+    #[arg(long)]
+    layer: Option<usize>,
+    /// attention: one head (default: the mean over heads).
+    #[arg(long)]
+    head: Option<usize>,
     /// Include the full [tokens, hidden] attribution map in JSON as `map`.
     #[arg(long)]
     include_map: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct AttributeArgs {
+    /// The method (see the list below).
+    #[arg(long, default_value = "integrated-gradients")]
+    method: String,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Causal LMs: greedily generate N tokens and attribute each one to the prompt and the
     /// tokens generated before it.
     #[arg(long)]
@@ -153,6 +202,18 @@ struct AttributeArgs {
     /// Run the attribution N times and report the median time (for benchmarking).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Comma-separated methods to compare.
+    #[arg(
+        long,
+        default_value = "saliency,input-x-gradient,integrated-gradients,attnlrp,occlusion,attention-rollout"
+    )]
+    methods: String,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Keeps freed buffers in the process instead of returning them to the OS after every op:
@@ -192,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model } => info(&model),
         Command::Attribute(args) => attribute(*args),
+        Command::Evaluate(args) => evaluate(*args),
         Command::Convert {
             input,
             output,
@@ -226,33 +288,140 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What every attributing command shares, validated before the (slow) model load.
+struct Setup {
+    model: Model,
+    opts: Options,
+    steps: Option<usize>,
+    samples: Option<usize>,
+    baseline: Option<Baseline>,
+    format: Format,
+}
+
+impl Setup {
+    fn new(c: &CommonArgs) -> Result<Setup> {
+        let quadrature: Quadrature = c.quadrature.parse()?;
+        let baseline: Option<Baseline> = c.baseline.as_deref().map(str::parse).transpose()?;
+        let score: ScoreKind = c.target_kind.parse()?;
+        let format: Format = c.format.parse()?;
+        let device: Device = c.device.parse()?;
+        let base: Method = c.base.parse()?;
+        let positive = |name: &str, v: Option<usize>| match v {
+            Some(0) => Err(Error::InvalidArgument(format!("{name} must be at least 1"))),
+            _ => Ok(()),
+        };
+        positive("--samples", c.samples)?;
+        positive("--steps", c.steps)?;
+        positive("--batch-size", c.batch_size)?;
+        if c.noise_std.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
+            return Err(Error::InvalidArgument(
+                "--noise-std must be a finite number >= 0".into(),
+            ));
+        }
+        if c.tolerance.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+            return Err(Error::InvalidArgument(
+                "--tolerance must be a positive number".into(),
+            ));
+        }
+        if let Some(out) = &c.output {
+            let dir = out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(Error::InvalidArgument(format!(
+                    "--output: folder {} does not exist",
+                    dir.display()
+                )));
+            }
+        }
+        if let Some(n) = c.threads {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build_global()
+                .map_err(|e| Error::Other(format!("--threads: {e}")))?;
+        }
+        let target = match (&c.target, c.target_id, c.target_class, &c.compare_text) {
+            (Some(t), ..) => TargetSpec::Token(t.clone()),
+            (_, Some(id), ..) => TargetSpec::TokenId(id),
+            (_, _, Some(class), _) => TargetSpec::Class(class),
+            (_, _, _, Some(text)) => TargetSpec::Compare(text.clone()),
+            _ => TargetSpec::Auto,
+        };
+        let model = Model::load(&c.model, device)?;
+        let baselines = parse_baselines(&c.baselines, &model)?;
+        let show_progress = std::io::stderr().is_terminal();
+        let opts = Options {
+            target,
+            score,
+            tolerance: c.tolerance,
+            max_steps: c.max_steps,
+            quadrature,
+            batch_size: c.batch_size,
+            baselines,
+            epsilon: c.epsilon,
+            gamma: c.gamma,
+            noise_std: c.noise_std,
+            seed: c.seed,
+            base,
+            window: c.window,
+            fraction: c.fraction,
+            max_dist: c.max_dist,
+            per_round: c.per_round,
+            budget: c.budget,
+            radius: c.radius,
+            neighbors: c.neighbors,
+            layer: c.layer,
+            head: c.head,
+            include_map: c.include_map,
+            progress: show_progress.then(progress_bar),
+            ..Options::default()
+        };
+        Ok(Setup {
+            model,
+            opts,
+            steps: c.steps,
+            samples: c.samples,
+            baseline,
+            format,
+        })
+    }
+
+    /// The options for `method`: its own defaults where the user named none (a pad baseline
+    /// becomes zero on a model without a pad token).
+    fn options(&self, method: Method) -> Options {
+        let baseline = match (&self.baseline, method.default_baseline()) {
+            (Some(b), _) => b.clone(),
+            (None, Baseline::Pad) if self.model.pad_token_id().is_none() => Baseline::Zero,
+            (None, b) => b,
+        };
+        Options {
+            steps: self.steps.unwrap_or(method.default_steps()),
+            samples: self.samples.unwrap_or(method.default_samples()),
+            baseline,
+            ..self.opts.clone()
+        }
+    }
+}
+
+fn progress_bar() -> attribution::Progress {
+    std::sync::Arc::new(|done, total| {
+        if total > 1 {
+            let filled = 30 * done / total;
+            eprint!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                "-".repeat(30 - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    })
+}
+
 fn attribute(a: AttributeArgs) -> Result<()> {
-    // Validate every argument before the (slow) model load.
     let method: Method = a.method.parse()?;
-    let quadrature: Quadrature = a.quadrature.parse()?;
-    let baseline: Baseline = a.baseline.parse()?;
-    let score: ScoreKind = a.target_kind.parse()?;
-    let format: Format = a.format.parse()?;
-    let device: Device = a.device.parse()?;
-    let base: Method = a.base.parse()?;
-    if a.samples == 0 {
-        return Err(Error::InvalidArgument(
-            "--samples must be at least 1".into(),
-        ));
-    }
-    if a.noise_std.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
-        return Err(Error::InvalidArgument(
-            "--noise-std must be a finite number >= 0".into(),
-        ));
-    }
-    if a.steps == 0 {
-        return Err(Error::InvalidArgument("--steps must be at least 1".into()));
-    }
-    if a.tolerance.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
-        return Err(Error::InvalidArgument(
-            "--tolerance must be a positive number".into(),
-        ));
-    }
     if a.repeat == 0 {
         return Err(Error::InvalidArgument("--repeat must be at least 1".into()));
     }
@@ -261,83 +430,18 @@ fn attribute(a: AttributeArgs) -> Result<()> {
             "--generate must be at least 1".into(),
         ));
     }
-    if a.batch_size == Some(0) {
-        return Err(Error::InvalidArgument(
-            "--batch-size must be at least 1".into(),
-        ));
-    }
-    if let Some(out) = &a.output {
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(Error::InvalidArgument(format!(
-                "--output: folder {} does not exist",
-                dir.display()
-            )));
-        }
-    }
-    if let Some(n) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .map_err(|e| Error::Other(format!("--threads: {e}")))?;
-    }
-    let target = match (a.target, a.target_id, a.target_class, a.compare_text) {
-        (Some(t), ..) => TargetSpec::Token(t),
-        (_, Some(id), ..) => TargetSpec::TokenId(id),
-        (_, _, Some(c), _) => TargetSpec::Class(c),
-        (_, _, _, Some(text)) => TargetSpec::Compare(text),
-        _ => TargetSpec::Auto,
-    };
-    let model = Model::load(&a.model, device)?;
-    let baselines = parse_baselines(&a.baselines, &model)?;
-    let show_progress = std::io::stderr().is_terminal();
-    let opts = Options {
-        target,
-        score,
-        steps: a.steps,
-        tolerance: a.tolerance,
-        max_steps: a.max_steps,
-        quadrature,
-        baseline,
-        batch_size: a.batch_size,
-        baselines,
-        epsilon: a.epsilon,
-        gamma: a.gamma,
-        samples: a.samples,
-        noise_std: a.noise_std,
-        seed: a.seed,
-        base,
-        window: a.window,
-        include_map: a.include_map,
-        progress: show_progress.then(|| -> attribution::Progress {
-            std::sync::Arc::new(|done, total| {
-                if total > 1 {
-                    let filled = 30 * done / total;
-                    eprint!(
-                        "\r[{}{}] {done}/{total}",
-                        "#".repeat(filled),
-                        "-".repeat(30 - filled)
-                    );
-                    if done == total {
-                        eprintln!();
-                    }
-                }
-            })
-        }),
-    };
+    let setup = Setup::new(&a.common)?;
+    let (model, opts) = (&setup.model, setup.options(method));
     let run = || match a.generate {
         Some(n) => gradlens::generation::attribute_generation(
-            &model,
-            &a.prompt,
+            model,
+            &a.common.prompt,
             method,
             &opts,
             n,
             a.stop_at_eos,
         ),
-        None => attribution::attribute(&model, &a.prompt, method, &opts),
+        None => attribution::attribute(model, &a.common.prompt, method, &opts),
     };
     let mut result = run()?;
     if a.repeat > 1 {
@@ -351,18 +455,66 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         result.elapsed_ms = sorted[sorted.len() / 2];
         result.repeat_ms = times;
     }
-    let color = format == Format::Text
-        && a.output.is_none()
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
+    let format = setup.format;
     if format != Format::Text {
         for w in &result.warnings {
             eprintln!("warning: {w}");
         }
     }
-    let rendered = report::render(&result, format, color)?;
-    match a.output {
-        Some(path) => write_atomically(&path, rendered.as_bytes()),
+    let rendered = report::render(&result, format, use_color(format, &a.common))?;
+    emit(a.common.output.as_deref(), &rendered)
+}
+
+fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let methods: Vec<Method> = a
+        .methods
+        .split(',')
+        .map(|m| m.trim().parse())
+        .collect::<Result<_>>()?;
+    let setup = Setup::new(&a.common)?;
+    let model = &setup.model;
+    // One baseline for every method and for removed tokens: the pad token where the model
+    // has one, else zero.
+    let baseline = match &setup.baseline {
+        Some(b) => b.clone(),
+        None if model.pad_token_id().is_some() => Baseline::Pad,
+        None => Baseline::Zero,
+    };
+    let runs: Vec<(Method, Options)> = methods
+        .iter()
+        .map(|&m| {
+            let o = Options {
+                baseline: baseline.clone(),
+                ..setup.options(m)
+            };
+            (m, o)
+        })
+        .collect();
+    let ids = model.tokenize(&a.common.prompt)?;
+    let e = attribution::faithfulness::faithfulness(model, &ids, &runs, &baseline, &setup.opts)?;
+    if setup.format != Format::Text {
+        for m in &e.methods {
+            for w in &m.warnings {
+                eprintln!("warning ({}): {w}", m.method);
+            }
+        }
+    }
+    emit(
+        a.common.output.as_deref(),
+        &report::render_evaluation(&e, setup.format)?,
+    )
+}
+
+fn use_color(format: Format, c: &CommonArgs) -> bool {
+    format == Format::Text
+        && c.output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn emit(output: Option<&Path>, rendered: &str) -> Result<()> {
+    match output {
+        Some(path) => write_atomically(path, rendered.as_bytes()),
         None => std::io::stdout()
             .write_all(rendered.as_bytes())
             .map_err(|e| Error::Other(format!("stdout: {e}"))),

@@ -194,6 +194,7 @@ impl Attention {
             SoftmaxMask::None
         };
         let probs = tape.softmax(scores, mask)?;
+        let probs = tape.attention_probabilities(probs)?;
         let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;
         self.o.forward(tape, ctx)

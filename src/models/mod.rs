@@ -180,6 +180,15 @@ impl Model {
         }
     }
 
+    /// The pad token: config.json's `pad_token_id`, else a pad token the tokenizer knows.
+    pub fn pad_token_id(&self) -> Option<u32> {
+        self.info.pad_token_id.or_else(|| {
+            ["[PAD]", "<pad>", "<|pad|>"]
+                .iter()
+                .find_map(|t| self.tokenizer.token_to_id(t))
+        })
+    }
+
     /// The output projection `[vocab, hidden]` of a causal LM.
     pub fn output_embeddings(&self) -> Option<&Tensor> {
         match &self.net {

@@ -1,15 +1,8 @@
 //! A self-contained HTML page (no scripts or network requests): tokens as a heatmap with a
 //! diverging scale, scores on hover, method and target in the header.
 
-use super::{diverging_rgb, normalised, summary, visible};
+use super::{diverging_rgb, escape, normalised, summary, visible};
 use crate::attribution::Attribution;
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 pub fn render_html(a: &Attribution) -> String {
     let mut tokens = String::new();

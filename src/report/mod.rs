@@ -1,11 +1,13 @@
 //! Rendering attributions: JSON, a coloured terminal view, and a self-contained HTML page.
 
+mod faithfulness;
 mod html;
 mod text;
 
 use crate::attribution::Attribution;
 use crate::error::{Error, Result};
 
+pub use faithfulness::render_evaluation;
 pub use html::render_html;
 pub use text::render_text;
 
@@ -43,6 +45,13 @@ pub fn render(a: &Attribution, format: Format, color: bool) -> Result<String> {
         Format::Text => Ok(render_text(a, color)),
         Format::Html => Ok(render_html(a)),
     }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Makes newlines and tabs in tokens visible in tables.
@@ -84,6 +93,18 @@ fn summary(a: &Attribution) -> String {
     );
     if let (Some(b), Some(d)) = (a.baseline_score, a.convergence_delta) {
         s += &format!(" · F(x') = {b:.5} · delta = {d:.3e}");
+    }
+    if let Some(d) = a.adversarial_drop {
+        s += &format!(" · adversarial drop = {d:.4}");
+    }
+    if let Some(l) = a.layer {
+        s += &format!(" · layer {l}");
+    }
+    if let Some(h) = a.head {
+        s += &format!(" head {h}");
+    }
+    if let Some(r) = a.rounds {
+        s += &format!(" · {r} rounds");
     }
     if let (Some(n), Some(q)) = (a.steps, &a.quadrature) {
         s += &format!(" · {n} steps {q}");

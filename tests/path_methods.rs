@@ -1,0 +1,425 @@
+//! Property tests of the path methods beyond IG, the attention baselines and the faithfulness
+//! metrics (METHODS.md, "Properties that are tests").
+
+mod common;
+use common::*;
+use gradlens::attribution::{
+    self, attention, faithfulness, Attribution, Baseline, Method, Options, Prepared, Quadrature,
+};
+use gradlens::Model;
+
+const PROMPT: &str = "Language models predict the next";
+
+fn run(model: &Model, method: Method, opts: Options) -> Attribution {
+    attribution::attribute(
+        model,
+        PROMPT,
+        method,
+        &Options {
+            include_map: true,
+            ..opts
+        },
+    )
+    .unwrap()
+}
+
+fn pad() -> Options {
+    Options {
+        baseline: Baseline::Pad,
+        ..Options::default()
+    }
+}
+
+/// `|a − b| ≤ tol · max|b|`, elementwise.
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}: element {i}: {x} vs {y} (scale {scale})"
+        );
+    }
+}
+
+fn gap(a: &Attribution) -> f32 {
+    (a.target_score - a.baseline_score.unwrap()).abs()
+}
+
+#[test]
+fn guided_ig_with_max_dist_zero_is_ig_with_the_left_riemann_rule() {
+    for name in ["tiny-llama", "tiny-bert-cls", "tiny-gpt2"] {
+        let model = tiny(name);
+        let base = if name == "tiny-gpt2" {
+            Options::default()
+        } else {
+            pad()
+        };
+        let guided = run(
+            &model,
+            Method::GuidedIg,
+            Options {
+                steps: 16,
+                max_dist: 0.0,
+                ..base.clone()
+            },
+        );
+        let ig = run(
+            &model,
+            Method::IntegratedGradients,
+            Options {
+                steps: 16,
+                quadrature: Quadrature::RiemannLeft,
+                ..base
+            },
+        );
+        assert_close(
+            guided.map.as_ref().unwrap(),
+            ig.map.as_ref().unwrap(),
+            1e-4,
+            name,
+        );
+    }
+}
+
+/// Completeness holds up to the left Riemann error, which shrinks with the band (a feature
+/// may move up to 2 × max_dist of its range in one move) and with 1/steps.
+#[test]
+fn guided_ig_is_complete_and_leaves_the_straight_line() {
+    let model = tiny("tiny-llama");
+    let guided = run(
+        &model,
+        Method::GuidedIg,
+        Options {
+            steps: 400,
+            max_dist: 0.005,
+            ..pad()
+        },
+    );
+    let delta = guided.convergence_delta.unwrap();
+    assert!(delta.abs() < 0.01 * gap(&guided), "delta {delta}");
+    let ig = run(
+        &model,
+        Method::IntegratedGradients,
+        Options {
+            steps: 400,
+            quadrature: Quadrature::RiemannLeft,
+            ..pad()
+        },
+    );
+    let diff = guided
+        .scores
+        .iter()
+        .zip(&ig.scores)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff > 1e-3, "a guided path differs from the straight line");
+}
+
+#[test]
+fn sequential_ig_is_complete_per_token() {
+    for name in ["tiny-llama", "tiny-bert-cls"] {
+        let model = tiny(name);
+        let a = run(&model, Method::SequentialIg, pad());
+        let deltas = a.per_token_delta.as_ref().unwrap();
+        assert_eq!(deltas.len(), a.tokens.len());
+        let scale = a.scores.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, d) in deltas.iter().enumerate() {
+            assert!(
+                d.abs() < 1e-3 * scale.max(1.0),
+                "{name} token {i}: delta {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sequential_ig_of_one_token_is_ig() {
+    let model = tiny("tiny-llama");
+    let ids = vec![model.tokenize("hello").unwrap()[1]];
+    let seq = attribution::attribute_ids(
+        &model,
+        &ids,
+        Method::SequentialIg,
+        &Options {
+            include_map: true,
+            ..pad()
+        },
+    )
+    .unwrap();
+    let ig = attribution::attribute_ids(
+        &model,
+        &ids,
+        Method::IntegratedGradients,
+        &Options {
+            include_map: true,
+            ..pad()
+        },
+    )
+    .unwrap();
+    assert_close(
+        seq.map.as_ref().unwrap(),
+        ig.map.as_ref().unwrap(),
+        1e-5,
+        "one token",
+    );
+}
+
+#[test]
+fn greedy_pig_with_one_round_selecting_everything_is_ig() {
+    let model = tiny("tiny-gpt2");
+    let len = model.tokenize(PROMPT).unwrap().len();
+    let pig = run(
+        &model,
+        Method::GreedyPig,
+        Options {
+            per_round: Some(len),
+            ..Options::default()
+        },
+    );
+    assert_eq!(pig.rounds, Some(1));
+    let ig = run(&model, Method::IntegratedGradients, Options::default());
+    assert_close(
+        pig.map.as_ref().unwrap(),
+        ig.map.as_ref().unwrap(),
+        1e-6,
+        "one round",
+    );
+}
+
+#[test]
+fn greedy_pig_selects_in_rounds_within_its_budget() {
+    let model = tiny("tiny-llama");
+    let pig = run(
+        &model,
+        Method::GreedyPig,
+        Options {
+            per_round: Some(2),
+            budget: Some(5),
+            ..pad()
+        },
+    );
+    let order = pig.selection_order.unwrap();
+    assert_eq!(order.len(), 5);
+    assert_eq!(pig.rounds, Some(3));
+    let mut unique = order.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no token selected twice");
+    for (i, s) in pig.scores.iter().enumerate() {
+        if !order.contains(&i) {
+            assert_eq!(*s, 0.0, "unselected token {i} scores 0");
+        }
+    }
+}
+
+#[test]
+fn pgd_lowers_f_and_is_complete_along_its_path() {
+    for name in ["tiny-llama", "tiny-bert-cls"] {
+        let model = tiny(name);
+        let a = run(
+            &model,
+            Method::Pgd,
+            Options {
+                steps: 40,
+                radius: 0.2,
+                ..Options::default()
+            },
+        );
+        let drop = a.adversarial_drop.unwrap();
+        assert!(drop > 0.0, "{name}: the attack lowers F ({drop})");
+        let delta = a.convergence_delta.unwrap();
+        assert!(
+            delta.abs() < 0.02 * drop,
+            "{name}: delta {delta} of a drop {drop}"
+        );
+        let total: f32 = a.scores.iter().sum();
+        assert!((total - drop).abs() < 0.02 * drop);
+    }
+}
+
+#[test]
+fn pgd_grows_with_the_radius() {
+    let model = tiny("tiny-llama");
+    let drop = |radius| {
+        run(
+            &model,
+            Method::Pgd,
+            Options {
+                radius,
+                ..Options::default()
+            },
+        )
+        .adversarial_drop
+        .unwrap()
+    };
+    assert!(drop(0.3) > drop(0.05));
+}
+
+#[test]
+fn rpi_is_seeded_and_reproducible() {
+    let model = tiny("tiny-llama");
+    let opts = |seed| Options {
+        seed,
+        samples: 3,
+        steps: 8,
+        ..Options::default()
+    };
+    let a = run(&model, Method::Rpi, opts(7));
+    let b = run(&model, Method::Rpi, opts(7));
+    let c = run(&model, Method::Rpi, opts(8));
+    assert_eq!(a.scores, b.scores, "same seed, same scores");
+    assert_ne!(a.scores, c.scores, "another seed, other scores");
+    assert!(a.scores.iter().all(|s| s.is_finite()));
+    // Batching does not change a draw.
+    let chunked = run(
+        &model,
+        Method::Rpi,
+        Options {
+            batch_size: Some(5),
+            ..opts(7)
+        },
+    );
+    assert_close(&chunked.scores, &a.scores, 1e-5, "chunked");
+}
+
+#[test]
+fn discretized_ig_path_is_monotone_and_complete() {
+    let model = tiny("tiny-llama");
+    let opts = pad();
+    let p = Prepared::new(&model, PROMPT, &opts).unwrap();
+    let x = p.x.to_vec().unwrap();
+    let b = p.baseline(&Baseline::Pad).unwrap().to_vec().unwrap();
+    let path = attribution::discretized_path(&model, &x, &b, 10, 20).unwrap();
+    assert_eq!(path.len(), 11);
+    assert_eq!(path[0], b);
+    assert_eq!(path[10], x);
+    for w in path.windows(2) {
+        for j in 0..x.len() {
+            // Walking from the baseline to x, every coordinate moves towards x and never past.
+            let (lo, hi) = (x[j].min(b[j]), x[j].max(b[j]));
+            assert!(
+                w[0][j] >= lo && w[0][j] <= hi,
+                "coordinate {j} stays between"
+            );
+            assert!(
+                (w[1][j] - w[0][j]) * (x[j] - b[j]) >= 0.0,
+                "coordinate {j} moves monotonically"
+            );
+        }
+    }
+    let a = run(
+        &model,
+        Method::DiscretizedIg,
+        Options { steps: 30, ..pad() },
+    );
+    let delta = a.convergence_delta.unwrap();
+    assert!(delta.abs() < 0.02 * gap(&a), "delta {delta} of {}", gap(&a));
+}
+
+#[test]
+fn attention_rows_are_distributions_and_causal() {
+    for (name, causal) in [
+        ("tiny-llama", true),
+        ("tiny-gpt2", true),
+        ("tiny-bert-cls", false),
+    ] {
+        let model = tiny(name);
+        let p = Prepared::new(&model, PROMPT, &Options::default()).unwrap();
+        let maps = attention::attention_maps(&p).unwrap();
+        let len = p.ids.len();
+        assert_eq!(maps.len(), model.info.layers);
+        for layer in &maps {
+            for (r, row) in layer.chunks(len).enumerate() {
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{name}: a row sums to {sum}");
+                let q = r % len;
+                if causal {
+                    assert!(row[q + 1..].iter().all(|&v| v == 0.0), "{name}: no future");
+                }
+            }
+        }
+        let heads = model.info.attention_heads;
+        let rollout = attention::rollout(&maps, heads, len).unwrap();
+        for row in rollout.chunks(len) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+        let a = run(&model, Method::Attention, Options::default());
+        let w = attention::query_weights(&p.target, len);
+        let mean = attention::head_map(&maps[model.info.layers - 1], heads, len, None).unwrap();
+        assert_close(&a.scores, &attention::token_scores(&mean, &w), 1e-6, name);
+        let nested = a.attention.unwrap();
+        assert_eq!(
+            (nested.len(), nested[0].len(), nested[0][0].len()),
+            (model.info.layers, heads, len)
+        );
+    }
+}
+
+#[test]
+fn attention_layer_and_head_are_checked() {
+    let model = tiny("tiny-llama");
+    let bad_layer = attribution::attribute(
+        &model,
+        PROMPT,
+        Method::Attention,
+        &Options {
+            layer: Some(99),
+            ..Options::default()
+        },
+    );
+    assert!(bad_layer.unwrap_err().to_string().contains("--layer 99"));
+    let bad_head = attribution::attribute(
+        &model,
+        PROMPT,
+        Method::Attention,
+        &Options {
+            head: Some(99),
+            ..Options::default()
+        },
+    );
+    assert!(bad_head.unwrap_err().to_string().contains("--head 99"));
+}
+
+#[test]
+fn faithfulness_curves_match_direct_evaluation() {
+    let model = tiny("tiny-llama");
+    let opts = pad();
+    let ids = model.tokenize(PROMPT).unwrap();
+    let methods = [
+        (Method::Saliency, opts.clone()),
+        (Method::IntegratedGradients, opts.clone()),
+    ];
+    let e = faithfulness::faithfulness(&model, &ids, &methods, &Baseline::Pad, &opts).unwrap();
+    assert_eq!(e.methods.len(), 2);
+    let p = Prepared::from_ids(&model, ids.clone(), &opts).unwrap();
+    let (x, b) = (
+        p.x.to_vec().unwrap(),
+        p.baseline(&Baseline::Pad).unwrap().to_vec().unwrap(),
+    );
+    let (len, d) = (ids.len(), model.hidden_size());
+    let f = |v: Vec<f32>| {
+        let t = gradlens::Tensor::from_vec(v, [1, len, d], model.device()).unwrap();
+        attribution::scores(&model, &p.target, &t).unwrap()[0]
+    };
+    for m in &e.methods {
+        let n = m.deletion.len();
+        assert!((m.deletion[0] - e.target_score).abs() < 1e-4);
+        assert!((m.deletion[n - 1] - e.baseline_score).abs() < 1e-4);
+        assert!((m.insertion[0] - e.baseline_score).abs() < 1e-4);
+        assert!((m.insertion[n - 1] - e.target_score).abs() < 1e-4);
+        // 30% of the tokens: the top round(0.3 len) removed, by hand.
+        let k = (0.3 * len as f32).round() as usize;
+        let mut removed = x.clone();
+        for &t in &m.ranking[..k] {
+            removed[t * d..(t + 1) * d].copy_from_slice(&b[t * d..(t + 1) * d]);
+        }
+        assert!((m.deletion[3] - f(removed)).abs() < 1e-4, "{}", m.method);
+        let aopc: f32 = m.deletion.iter().map(|v| e.target_score - v).sum::<f32>() / n as f32;
+        assert!((m.aopc - aopc).abs() < 1e-5);
+        let mut sorted = m.scores.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let ranked: Vec<f32> = m.ranking.iter().map(|&i| m.scores[i]).collect();
+        assert_eq!(ranked, sorted, "ranking is by score");
+    }
+}
