@@ -42,12 +42,17 @@ pub fn run<A: Send>(
 }
 
 /// Items per chunk: `requested`, else what the memory budget allows, spread so every
-/// concurrent worker gets a share.
+/// concurrent worker gets a share, and at most `MAX_ROWS`: larger batches gain no speed, and
+/// their fresh gigabyte-sized buffers cost page faults (sequential IG on SmolLM2 spent as long
+/// in the kernel as in the model with 125-row chunks; 6.0 s against 4.7 s with 25).
 pub fn size(requested: Option<usize>, n: usize, per_item_bytes: usize, concurrent: usize) -> usize {
     const BUDGET_BYTES: usize = 2 << 30;
+    const MAX_ROWS: usize = 32;
     requested
         .unwrap_or_else(|| {
-            (BUDGET_BYTES / per_item_bytes.max(1)).min(n.div_ceil(concurrent.max(1)))
+            (BUDGET_BYTES / per_item_bytes.max(1))
+                .min(n.div_ceil(concurrent.max(1)))
+                .min(MAX_ROWS)
         })
         .clamp(1, n.max(1))
 }

@@ -93,6 +93,46 @@ impl Method {
         }
     }
 
+    /// What the method computes, in a line, for `--help`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Method::Saliency => "the gradient; token score = its L2 norm",
+            Method::InputXGradient => "x * gradient",
+            Method::IntegratedGradients => {
+                "path integral of the gradient from --baseline (--steps, or --tolerance)"
+            }
+            Method::GuidedBackprop => "positive gradient through activations",
+            Method::Deconvolution => "relu(gradient) through activations",
+            Method::LrpEpsilon => "LRP, epsilon rule on linear layers",
+            Method::LrpGamma => "LRP, gamma rule on linear layers",
+            Method::AttnLrp => "AttnLRP (Achtibat et al. 2024)",
+            Method::CpLrp => "AttnLRP without relevance through Q, K and gates",
+            Method::DeepLift => "rescale rule against --baseline",
+            Method::DeepLiftShap => "DeepLIFT averaged over --baselines",
+            Method::GradientShap => "expected gradients over --baselines",
+            Method::SmoothGrad => "mean of --base over noisy inputs",
+            Method::VarGrad => "variance of --base over noisy inputs",
+            Method::Occlusion => "F(x) - F(a --window of tokens at --baseline), averaged",
+            Method::GuidedIg => "IG along a gradient-guided path (--fraction, --max-dist)",
+            Method::SequentialIg => "IG per token, the other tokens kept real",
+            Method::GreedyPig => "rounds of IG fixing the top --per-round tokens, up to --budget",
+            Method::DiscretizedIg => "IG along vocabulary embeddings (--neighbors)",
+            Method::Pgd => "path integral along an attack within --radius; reports the drop",
+            Method::Rpi => "IG over --layer's attention from noise (--samples draws)",
+            Method::Attention => "--layer's attention weights (--head, or the mean over heads)",
+            Method::AttentionRollout => "attention rollout over all layers",
+        }
+    }
+
+    /// Every method with its summary and cost, for `--help`.
+    pub fn help() -> String {
+        let mut s = String::from("Methods (what each computes; its cost in forward/backward passes):\n");
+        for m in Method::ALL {
+            s += &format!("  {:<22}{}\n  {:<22}{}\n", m.name(), m.summary(), "", m.cost());
+        }
+        s
+    }
+
     /// Forward/backward passes, for `--help` and the README.
     pub fn cost(self) -> &'static str {
         match self {

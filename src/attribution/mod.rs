@@ -279,6 +279,17 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// Paths that start at the baseline: a warning when `F` is discontinuous there.
+    fn warn_discontinuity(&self, baseline: &Tensor, a: &mut Attribution) -> Result<()> {
+        let f_baseline = a.baseline_score.unwrap_or(0.0);
+        if let Some(w) =
+            adaptive_ig::baseline_discontinuity(self, baseline, a.target_score, f_baseline)?
+        {
+            a.warnings.push(w);
+        }
+        Ok(())
+    }
+
     /// A token-level method's result (occlusion, attention, RPI): each token's score spread
     /// evenly over its row of the map.
     fn token_level(&self, method: &str, scores: Vec<f32>, f_x: f32) -> Attribution {
@@ -364,14 +375,7 @@ pub fn attribute_ids(
                     a
                 }
             };
-            if let Some(w) = adaptive_ig::baseline_discontinuity(
-                &p,
-                &baseline,
-                a.target_score,
-                a.baseline_score.unwrap_or(0.0),
-            )? {
-                a.warnings.push(w);
-            }
+            p.warn_discontinuity(&baseline, &mut a)?;
             a
         }
         Method::DeepLift | Method::DeepLiftShap => {
@@ -417,6 +421,7 @@ pub fn attribute_ids(
             let r = guided_ig::guided_ig(&p, &baseline, opts)?;
             let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
             a.steps = Some(opts.steps);
+            p.warn_discontinuity(&baseline, &mut a)?;
             a
         }
         Method::SequentialIg => {
@@ -449,6 +454,7 @@ pub fn attribute_ids(
             a.quadrature = Some(opts.quadrature.name().to_string());
             a.selection_order = Some(r.order);
             a.rounds = Some(r.rounds);
+            p.warn_discontinuity(&baseline, &mut a)?;
             a
         }
         Method::DiscretizedIg => {
@@ -456,6 +462,7 @@ pub fn attribute_ids(
             let r = discretized_ig::discretized_ig(&p, &baseline, opts)?;
             let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
             a.steps = Some(opts.steps);
+            p.warn_discontinuity(&baseline, &mut a)?;
             a.quadrature = Some("gauss-legendre-per-segment".into());
             a
         }

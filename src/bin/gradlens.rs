@@ -22,11 +22,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attribute a target score to the prompt's tokens.
-    #[command(after_long_help = METHODS_HELP)]
+    #[command(after_long_help = Method::help())]
     Attribute(Box<AttributeArgs>),
     /// Compare methods' faithfulness on one prompt: deletion and insertion curves,
     /// comprehensiveness, sufficiency and AOPC.
-    #[command(after_long_help = METHODS_HELP)]
+    #[command(after_long_help = Method::help())]
     Evaluate(Box<EvaluateArgs>),
     /// Convert a GGUF file into a Hugging Face folder (config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json).
@@ -46,36 +46,6 @@ enum Command {
     },
 }
 
-const METHODS_HELP: &str = "Methods (cost in forward/backward passes):
-  saliency              gradient; token score = L2 norm           1 fwd + 1 bwd
-  input-x-gradient      x * gradient                              1 fwd + 1 bwd
-  integrated-gradients  path integral from --baseline             --steps fwd+bwd (batched) + 1 fwd
-  guided-backprop       positive gradient through activations     1 fwd + 1 bwd
-  deconvolution         relu(gradient) through activations        1 fwd + 1 bwd
-  lrp-epsilon           LRP, epsilon rule on linear layers        1 fwd + 1 bwd
-  lrp-gamma             LRP, gamma rule on linear layers          1 fwd + 1 bwd (+2 products per linear)
-  attnlrp               AttnLRP (Achtibat et al. 2024)            1 fwd + 1 bwd
-  cp-lrp                AttnLRP without relevance through Q, K and gates   1 fwd + 1 bwd
-  deeplift              rescale rule against --baseline           1 fwd + 1 bwd of a batch of 2
-  deeplift-shap         DeepLIFT averaged over --baselines        1 fwd + 1 bwd of 2 x baselines rows
-  gradient-shap         expected gradients over --baselines       --samples fwd+bwd (batched)
-  smoothgrad            mean of --base over noisy inputs          --samples x base (batched)
-  vargrad               variance of --base over noisy inputs      --samples x base (batched)
-  occlusion             F(x) - F(window at --baseline), averaged  1 fwd of tokens - window + 1 copies
-  guided-ig             IG along a gradient-guided path (--fraction, --max-dist)
-                                                                  --steps fwd+bwd, one after another
-  sequential-ig         IG per token, the others kept real        tokens x --steps fwd+bwd (batched)
-  greedy-pig            rounds of IG, fixing the top --per-round tokens up to --budget
-                                                                  rounds x --steps fwd+bwd (batched)
-  discretized-ig        IG along vocabulary embeddings (--neighbors)
-                                                                  4 x --steps fwd+bwd (batched)
-  pgd                   path integral along an attack within --radius; reports the drop
-                                                                  --steps + 1 fwd+bwd, one after another
-  rpi                   IG over --layer's attention from noise    --samples x --steps fwd+bwd (batched)
-  attention             --layer's attention (--head or the mean)  1 fwd
-  attention-rollout     attention rollout over all layers         1 fwd
-
-Measured times on SmolLM2-135M, 5 tokens, 2 CPU cores: see the README.";
 
 #[derive(Args)]
 struct CommonArgs {
