@@ -126,9 +126,16 @@ impl Method {
 
     /// Every method with its summary and cost, for `--help`.
     pub fn help() -> String {
-        let mut s = String::from("Methods (what each computes; its cost in forward/backward passes):\n");
+        let mut s =
+            String::from("Methods (what each computes; its cost in forward/backward passes):\n");
         for m in Method::ALL {
-            s += &format!("  {:<22}{}\n  {:<22}{}\n", m.name(), m.summary(), "", m.cost());
+            s += &format!(
+                "  {:<22}{}\n  {:<22}{}\n",
+                m.name(),
+                m.summary(),
+                "",
+                m.cost()
+            );
         }
         s
     }

@@ -364,8 +364,8 @@ pub fn attribute_ids(
                     let r = adaptive_ig::adaptive_ig(&p, &baseline, opts, tol)?;
                     let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
                     a.steps = Some(r.gradient_evaluations);
-                    a.evaluations = Some(r.gradient_evaluations + r.forward_evaluations);
-                    a.quadrature = Some("adaptive-gauss-legendre-2".into());
+                    a.evaluations = Some(r.gradient_evaluations);
+                    a.quadrature = Some("adaptive-simpson".into());
                     if !r.converged {
                         a.warnings.push(format!(
                             "adaptive IG did not reach the tolerance {tol} within --max-steps {} evaluations",

@@ -46,7 +46,6 @@ enum Command {
     },
 }
 
-
 #[derive(Args)]
 struct CommonArgs {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
