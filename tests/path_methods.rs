@@ -326,7 +326,7 @@ fn attention_rows_are_distributions_and_causal() {
     ] {
         let model = tiny(name);
         let p = Prepared::new(&model, PROMPT, &Options::default()).unwrap();
-        let maps = attention::attention_maps(&p).unwrap();
+        let (maps, _) = attention::attention_maps(&p).unwrap();
         let len = p.ids.len();
         assert_eq!(maps.len(), model.info.layers);
         for layer in &maps {

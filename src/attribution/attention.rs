@@ -7,15 +7,19 @@ use super::{targets::Target, Prepared};
 use crate::autodiff::Tape;
 use crate::error::{Error, Result};
 
-/// Every layer's attention probabilities of the prompt, `[layer][head × len × len]`.
-pub fn attention_maps(p: &Prepared) -> Result<Vec<Vec<f32>>> {
+/// Every layer's attention probabilities of the prompt, `[layer][head × len × len]`, and
+/// `F(x)` from the same forward pass.
+pub fn attention_maps(p: &Prepared) -> Result<(Vec<Vec<f32>>, f32)> {
     let mut tape = Tape::new();
     let x = tape.constant(p.x_batch()?);
-    p.model.forward(&mut tape, x)?;
-    tape.attention()
+    let h = p.model.forward(&mut tape, x)?;
+    let maps = tape
+        .attention()
         .iter()
         .map(|&v| tape.value(v).to_vec())
-        .collect()
+        .collect::<Result<_>>()?;
+    let f = p.target.score(p.model, &mut tape, h)?;
+    Ok((maps, tape.value(f).to_vec()?[0]))
 }
 
 /// How much each query position's row counts towards the target: the last position for a

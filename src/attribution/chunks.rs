@@ -57,6 +57,14 @@ pub fn size(requested: Option<usize>, n: usize, per_item_bytes: usize, concurren
         .clamp(1, n.max(1))
 }
 
+/// Chunk size and concurrency for `n` gradient rows (path points or samples) of the prompt
+/// `p`, `requested` rows per chunk if given.
+pub fn for_gradients(p: &super::Prepared, requested: Option<usize>, n: usize) -> (usize, usize) {
+    let concurrent = p.x.backend().concurrent_batches();
+    let per_row = tape_bytes_per_row(p.model, p.ids.len());
+    (size(requested, n, per_row, concurrent), concurrent)
+}
+
 /// Bytes one path point or sample keeps on the tape: a rough count of the activations
 /// (projections, attention maps, MLP) times the layers.
 pub fn tape_bytes_per_row(model: &crate::Model, len: usize) -> usize {

@@ -119,7 +119,7 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
             progress(step + 1, steps);
         }
     }
-    let f_x = evaluate::scores(p.model, &p.target, &p.x_batch()?)?[0];
+    let f_x = p.score_x()?;
     Ok(Out {
         map: attr.into_iter().map(|v| v as f32).collect(),
         f_x,

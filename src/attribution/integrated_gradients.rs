@@ -24,13 +24,7 @@ pub fn integrated_gradients(
 ) -> Result<Out> {
     let steps = opts.steps;
     let (alphas, weights) = opts.quadrature.nodes(steps)?;
-    let concurrent = x.backend().concurrent_batches();
-    let chunk = chunks::size(
-        opts.batch_size,
-        steps,
-        chunks::tape_bytes_per_row(p.model, p.ids.len()),
-        concurrent,
-    );
+    let (chunk, concurrent) = chunks::for_gradients(p, opts.batch_size, steps);
     let work = |start: usize, end: usize| -> Result<Tensor> {
         let a: Vec<f32> = alphas[start..end].iter().map(|&a| a as f32).collect();
         let w: Vec<f32> = weights[start..end].iter().map(|&w| w as f32).collect();

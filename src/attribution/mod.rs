@@ -192,6 +192,11 @@ impl<'a> Prepared<'a> {
         self.x.reshape(dims)
     }
 
+    /// `F(x)`, one forward pass.
+    pub(crate) fn score_x(&self) -> Result<f32> {
+        Ok(scores(self.model, &self.target, &self.x_batch()?)?[0])
+    }
+
     pub fn baseline(&self, b: &Baseline) -> Result<Tensor> {
         match b {
             Baseline::Zero => Tensor::zeros(self.x.shape().clone(), self.x.device()),
@@ -401,7 +406,7 @@ pub fn attribute_ids(
                 None => default_noise(&p.x)?,
             };
             let r = sampling::noise_tunnel(&p, opts.base, opts, sigma)?;
-            let f = scores(model, &p.target, &p.x_batch()?)?[0];
+            let f = p.score_x()?;
             let mut a = if method == Method::SmoothGrad {
                 p.result(name, opts.base.token_score(), r.mean, f)
             } else {
@@ -483,20 +488,20 @@ pub fn attribute_ids(
             a
         }
         Method::Attention | Method::AttentionRollout => {
-            let maps = attention::attention_maps(&p)?;
+            let (maps, f) = attention::attention_maps(&p)?;
             let (len, heads) = (p.ids.len(), model.info.attention_heads);
-            let map = if method == Method::Attention {
-                let layer = attention::layer_index(&p, opts.layer)?;
-                attention::head_map(&maps[layer], heads, len, opts.head)?
-            } else {
-                attention::rollout(&maps, heads, len)?
+            let layer = match method {
+                Method::Attention => Some(attention::layer_index(&p, opts.layer)?),
+                _ => None,
+            };
+            let map = match layer {
+                Some(l) => attention::head_map(&maps[l], heads, len, opts.head)?,
+                None => attention::rollout(&maps, heads, len)?,
             };
             let scores = attention::token_scores(&map, &attention::query_weights(&p.target, len));
-            let f = scores_of(&p)?;
             let mut a = p.token_level(name, scores, f);
-            if method == Method::Attention {
-                a.layer = Some(attention::layer_index(&p, opts.layer)?);
-                a.head = opts.head;
+            if layer.is_some() {
+                (a.layer, a.head) = (layer, opts.head);
             }
             if opts.include_map {
                 a.attention = Some(attention::nested(&maps, heads, len));
@@ -523,10 +528,6 @@ pub fn attribute_with_rules(
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
-}
-
-fn scores_of(p: &Prepared) -> Result<f32> {
-    Ok(scores(p.model, &p.target, &p.x_batch()?)?[0])
 }
 
 fn baseline_set(p: &Prepared, opts: &Options) -> Result<Vec<Tensor>> {

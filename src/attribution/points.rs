@@ -34,13 +34,7 @@ pub fn accumulate_gradients(
     batch_size: Option<usize>,
     progress: Option<&Progress>,
 ) -> Result<Vec<f64>> {
-    let concurrent = p.x.backend().concurrent_batches();
-    let chunk = chunks::size(
-        batch_size,
-        n,
-        chunks::tape_bytes_per_row(p.model, p.ids.len()),
-        concurrent,
-    );
+    let (chunk, concurrent) = chunks::for_gradients(p, batch_size, n);
     let row = p.x.shape().numel();
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let points = batch(p, &fill, start, end)?;

@@ -31,7 +31,8 @@ pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
     let layer = attention::layer_index(p, opts.layer)?;
     let len = p.ids.len();
     let heads = p.model.info.attention_heads;
-    let a = attention::attention_maps(p)?.swap_remove(layer);
+    let (mut maps, f_x) = attention::attention_maps(p)?;
+    let a = maps.swap_remove(layer);
     let n = a.len(); // heads × len × len
     let causal = p.model.arch.is_causal();
     let allowed = |i: usize| !causal || (i % len) <= (i / len) % len;
@@ -52,14 +53,8 @@ pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
             })
             .collect()
     };
-    let concurrent = p.x.backend().concurrent_batches();
     let total = samples * steps;
-    let chunk = chunks::size(
-        opts.batch_size,
-        total,
-        chunks::tape_bytes_per_row(p.model, len),
-        concurrent,
-    );
+    let (chunk, concurrent) = chunks::for_gradients(p, opts.batch_size, total);
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let mut probs = Vec::with_capacity((end - start) * n);
         let mut draw: Option<(usize, Vec<f64>)> = None;
@@ -96,6 +91,5 @@ pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
     let relevance: Vec<f32> = (0..n).map(|i| (a[i] as f64 * avg_grad[i]) as f32).collect();
     let map = attention::head_map(&relevance, heads, len, None)?;
     let scores = attention::token_scores(&map, &attention::query_weights(&p.target, len));
-    let f_x = evaluate::scores(p.model, &p.target, &p.x_batch()?)?[0];
     Ok(Out { scores, f_x, layer })
 }

@@ -37,13 +37,7 @@ pub fn gradient_shap(
         .iter()
         .map(|b| b.to_vec())
         .collect::<Result<_>>()?;
-    let concurrent = p.x.backend().concurrent_batches();
-    let chunk = chunks::size(
-        opts.batch_size,
-        s_total,
-        chunks::tape_bytes_per_row(p.model, len),
-        concurrent,
-    );
+    let (chunk, concurrent) = chunks::for_gradients(p, opts.batch_size, s_total);
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let (mut points, mut deltas) = (Vec::new(), Vec::new());
         for s in start..end {
@@ -73,7 +67,7 @@ pub fn gradient_shap(
         opts.progress.as_ref(),
     )?;
     let map = sum.iter().map(|v| (v / s_total as f64) as f32).collect();
-    let f_x = evaluate::scores(p.model, &p.target, &p.x_batch()?)?[0];
+    let f_x = p.score_x()?;
     let f_baselines = mean_score(p, &base)?;
     Ok(GradientShapOut {
         map,
