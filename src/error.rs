@@ -39,6 +39,10 @@ pub enum Error {
     NoRule { rules: String, op: &'static str },
     #[error("device unavailable: {0}")]
     DeviceUnavailable(String),
+    /// A device failed at run time (out of memory, a kernel that failed validation, a lost
+    /// device); the message names the device and the kernel.
+    #[error("{0}")]
+    Device(String),
     #[error("{0}")]
     Other(String),
 }

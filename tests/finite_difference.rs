@@ -4,24 +4,11 @@
 //! a fourth-order central stencil, which keeps the truncation error (~h⁴) and f32 rounding
 //! (~1e-7/h) both far below the 2e-3 tolerance.
 
+mod common;
+use common::rand;
 use gradlens::autodiff::{Gradient, Tape, Var};
 use gradlens::backend::{Activation, PickKind, SoftmaxMask};
 use gradlens::{Device, Tensor};
-
-/// Deterministic pseudo-random values in [−scale, scale].
-fn rand(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn t(data: Vec<f32>, dims: &[usize]) -> Tensor {
     Tensor::from_vec(data, dims.to_vec(), Device::Cpu).unwrap()

@@ -4,6 +4,8 @@
 //! implementation of this trait plus a `Storage` variant; model and method code do not change.
 
 pub mod cpu;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 use crate::error::Result;
 use crate::tensor::{Device, Storage};
@@ -252,5 +254,21 @@ pub trait Backend: Send + Sync {
 pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
     match device {
         Device::Cpu => Ok(&cpu::CpuBackend),
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => Ok(wgpu::backend()?),
+        #[cfg(not(feature = "wgpu"))]
+        Device::Wgpu => Err(crate::error::Error::DeviceUnavailable(
+            "wgpu: this build has no wgpu backend; rebuild with `--features wgpu`".into(),
+        )),
     }
+}
+
+/// What `--device auto` picks: a hardware wgpu adapter when there is one, else the CPU.
+/// (Software adapters such as lavapipe are slower than the CPU backend.)
+pub fn auto_device() -> Device {
+    #[cfg(feature = "wgpu")]
+    if wgpu::backend().is_ok_and(|b| b.is_hardware()) {
+        return Device::Wgpu;
+    }
+    Device::Cpu
 }

@@ -41,8 +41,11 @@ enum Command {
     },
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
+        #[arg(long, required_unless_present = "devices")]
+        model: Option<PathBuf>,
+        /// List the devices this build can use (wgpu adapters, CPU threads).
         #[arg(long)]
-        model: PathBuf,
+        devices: bool,
     },
 }
 
@@ -93,7 +96,8 @@ struct CommonArgs {
     /// Write here instead of standard output (atomically: no partial file on failure).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// cpu (cuda and wgpu are not in this build yet).
+    /// cpu, wgpu (a build with --features wgpu) or auto (a hardware GPU when there is one,
+    /// else the CPU). `gradlens info --devices` lists what this machine has.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).
@@ -220,7 +224,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Info { model } => info(&model),
+        Command::Info { model, devices } => {
+            if devices {
+                list_devices();
+            }
+            match model {
+                Some(model) => info(&model),
+                None => Ok(()),
+            }
+        }
         Command::Attribute(args) => attribute(*args),
         Command::Evaluate(args) => evaluate(*args),
         Command::Convert {
@@ -233,6 +245,33 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn list_devices() {
+    println!(
+        "cpu:  {} threads (always available)",
+        rayon::current_num_threads()
+    );
+    #[cfg(feature = "wgpu")]
+    {
+        let adapters = gradlens::backend::wgpu::adapter_descriptions();
+        if adapters.is_empty() {
+            println!("wgpu: no adapter with compute shaders found");
+        }
+        for (i, (name, hardware)) in adapters.iter().enumerate() {
+            let kind = if *hardware { "hardware" } else { "software" };
+            let used = if i == 0 {
+                ", used by --device wgpu"
+            } else {
+                ""
+            };
+            println!("wgpu: {name} [{kind}{used}]");
+        }
+    }
+    #[cfg(not(feature = "wgpu"))]
+    println!("wgpu: not in this build (rebuild with --features wgpu)");
+    println!("cuda: not in this build");
+    println!("auto: {}", gradlens::backend::auto_device());
 }
 
 fn info(path: &Path) -> Result<()> {

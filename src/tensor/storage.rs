@@ -4,12 +4,15 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Device {
     Cpu,
+    /// The portable GPU backend (Vulkan, Metal, DX12), built with `--features wgpu`.
+    Wgpu,
 }
 
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
+            Device::Wgpu => write!(f, "wgpu"),
         }
     }
 }
@@ -18,10 +21,12 @@ impl std::str::FromStr for Device {
     type Err = crate::error::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "cpu" | "auto" => Ok(Device::Cpu),
-            "cuda" | "wgpu" => Err(crate::error::Error::DeviceUnavailable(format!(
-                "{s}: this build has no {s} backend yet; use --device cpu"
-            ))),
+            "cpu" => Ok(Device::Cpu),
+            "auto" => Ok(crate::backend::auto_device()),
+            "wgpu" => crate::backend::backend_for(Device::Wgpu).map(|_| Device::Wgpu),
+            "cuda" => Err(crate::error::Error::DeviceUnavailable(
+                "cuda: this build has no cuda backend yet; use --device wgpu or cpu".into(),
+            )),
             other => Err(crate::error::Error::InvalidArgument(format!(
                 "unknown device '{other}' (expected cpu, cuda, wgpu or auto)"
             ))),
@@ -33,18 +38,24 @@ impl std::str::FromStr for Device {
 #[derive(Debug)]
 pub enum Storage {
     Cpu(Vec<f32>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(crate::backend::wgpu::GpuBuffer),
 }
 
 impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(_) => Device::Wgpu,
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(v) => v.len(),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(b) => b.len(),
         }
     }
 

@@ -101,3 +101,18 @@ pub fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
         want[i]
     );
 }
+
+/// Deterministic pseudo-random values in [−scale, scale].
+pub fn rand(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}

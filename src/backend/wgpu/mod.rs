@@ -1,0 +1,931 @@
+//! The portable GPU backend: every primitive as a hand-written WGSL kernel (`shaders/`), run
+//! through wgpu on Vulkan, Metal or DX12 (and on Mesa's lavapipe CPU driver in CI).
+//!
+//! Kernels are submitted as they are called and never waited for; only `download` blocks. Shape
+//! checks happen here, on the host, before anything is launched.
+
+mod buffer;
+mod context;
+mod kernels;
+
+pub use buffer::GpuBuffer;
+
+use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Storage};
+use context::{Context, Grid};
+use kernels::k;
+use std::sync::OnceLock;
+
+pub struct WgpuBackend {
+    ctx: Context,
+}
+
+static BACKEND: OnceLock<std::result::Result<WgpuBackend, String>> = OnceLock::new();
+
+/// The process's wgpu backend, opened on first use on the preferred adapter.
+pub fn backend() -> Result<&'static WgpuBackend> {
+    BACKEND
+        .get_or_init(|| Context::new().map(|ctx| WgpuBackend { ctx }))
+        .as_ref()
+        .map_err(|e| Error::DeviceUnavailable(e.clone()))
+}
+
+/// Every adapter wgpu finds, best first, described for `gradlens info --devices`.
+pub fn adapter_descriptions() -> Vec<(String, bool)> {
+    context::adapters()
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let hardware = !matches!(
+                info.device_type,
+                wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+            );
+            (context::describe(&info), hardware)
+        })
+        .collect()
+}
+
+impl WgpuBackend {
+    /// The adapter in use, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
+    pub fn adapter_name(&self) -> String {
+        self.ctx.name()
+    }
+
+    pub fn is_hardware(&self) -> bool {
+        !matches!(
+            self.ctx.info.device_type,
+            wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+        )
+    }
+
+    fn out(&self, len: usize, what: &str) -> Result<GpuBuffer> {
+        self.ctx.alloc(len, what)
+    }
+}
+
+fn buf(s: &Storage) -> Result<&GpuBuffer> {
+    match s {
+        Storage::Wgpu(b) => Ok(b),
+        other => Err(Error::Other(format!(
+            "wgpu backend given a {} buffer",
+            other.device()
+        ))),
+    }
+}
+
+fn same_len(a: &GpuBuffer, b: &GpuBuffer, what: &str) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(Error::Shape(format!(
+            "{what}: lengths {} and {} differ",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(())
+}
+
+fn rows_of(len: usize, cols: usize, what: &str) -> Result<usize> {
+    if cols == 0 || len % cols != 0 {
+        return Err(Error::Shape(format!(
+            "{what}: {len} values are not rows of {cols}"
+        )));
+    }
+    Ok(len / cols)
+}
+
+fn weight_rows(x: &GpuBuffer, w: &GpuBuffer, cols: usize, what: &str) -> Result<usize> {
+    if w.len() != cols {
+        return Err(Error::Shape(format!(
+            "{what}: a weight of {} for rows of {cols}",
+            w.len()
+        )));
+    }
+    rows_of(x.len(), cols, what)
+}
+
+fn check_dims(len: usize, dims: &[usize], what: &str) -> Result<()> {
+    if len != dims.iter().product::<usize>() {
+        return Err(Error::Shape(format!(
+            "{what}: {len} values do not fit {dims:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn halves(len: usize, what: &str) -> Result<usize> {
+    if len % 2 != 0 {
+        return Err(Error::Shape(format!(
+            "{what}: a DeepLIFT batch pairs inputs with references, got {len} values"
+        )));
+    }
+    Ok(len / 2)
+}
+
+fn activation_code(f: Activation) -> u32 {
+    match f {
+        Activation::GeluErf => 0,
+        Activation::GeluTanh => 1,
+        Activation::Silu => 2,
+        Activation::Tanh => 3,
+        Activation::Relu => 4,
+    }
+}
+
+/// `(block length, cached keys)` of a mask; block length 0 means no mask.
+fn mask_words(mask: SoftmaxMask) -> (u32, u32) {
+    match mask {
+        SoftmaxMask::None => (0, 0),
+        SoftmaxMask::Causal { len, offset } => (len.max(1) as u32, offset as u32),
+    }
+}
+
+fn u(n: usize) -> u32 {
+    n as u32
+}
+
+impl WgpuBackend {
+    fn elementwise(
+        &self,
+        entry: &'static str,
+        a: &GpuBuffer,
+        b: Option<&GpuBuffer>,
+        m: usize,
+        s: f32,
+        op: u32,
+    ) -> Result<Storage> {
+        let out = self.out(a.len(), entry)?;
+        let mut bind = vec![(1, &out), (2, a)];
+        if let Some(b) = b {
+            bind.push((3, b));
+        }
+        self.ctx.launch(
+            k("elementwise.wgsl", entry),
+            &[u(a.len()), u(m), s.to_bits(), op],
+            &bind,
+            Grid::Threads(a.len()),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn activation_kernel(
+        &self,
+        entry: &'static str,
+        x: &GpuBuffer,
+        g: Option<&GpuBuffer>,
+        f: Activation,
+    ) -> Result<Storage> {
+        let out = self.out(x.len(), entry)?;
+        let mut bind = vec![(1, &out), (2, x)];
+        if let Some(g) = g {
+            same_len(x, g, entry)?;
+            bind.push((3, g));
+        }
+        self.ctx.launch(
+            k("activation.wgsl", entry),
+            &[u(x.len()), activation_code(f)],
+            &bind,
+            Grid::Threads(x.len()),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn layout_kernel(
+        &self,
+        entry: &'static str,
+        n: usize,
+        d: [usize; 5],
+        bind: &[(u32, &GpuBuffer)],
+    ) -> Result<Storage> {
+        let out = self.out(n, entry)?;
+        let mut all = vec![(1, &out)];
+        all.extend_from_slice(bind);
+        self.ctx.launch(
+            k("layout.wgsl", entry),
+            &[u(n), u(d[0]), u(d[1]), u(d[2]), u(d[3]), u(d[4])],
+            &all,
+            Grid::Threads(n),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn norm_kernel(
+        &self,
+        entry: &'static str,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        bind: &[(u32, &GpuBuffer)],
+    ) -> Result<Storage> {
+        let out = self.out(rows * cols, entry)?;
+        let mut all = vec![(1, &out)];
+        all.extend_from_slice(bind);
+        self.ctx.launch(
+            k("norm.wgsl", entry),
+            &[u(rows), u(cols), eps.to_bits()],
+            &all,
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn cosine_kernel(
+        &self,
+        entry: &'static str,
+        x: &GpuBuffer,
+        c: &GpuBuffer,
+        g: Option<&GpuBuffer>,
+        d: usize,
+    ) -> Result<Storage> {
+        if c.len() != d {
+            return Err(Error::Shape(format!(
+                "{entry}: rows of {d} against a vector of {}",
+                c.len()
+            )));
+        }
+        let rows = rows_of(x.len(), d, entry)?;
+        let out = self.out(if g.is_some() { x.len() } else { rows }, entry)?;
+        let mut bind = vec![(1, &out), (2, x), (3, c)];
+        if let Some(g) = g {
+            if g.len() != rows {
+                return Err(Error::Shape(format!("{entry}: one gradient per row")));
+            }
+            bind.push((4, g));
+        }
+        self.ctx.launch(
+            k("cosine.wgsl", entry),
+            &[u(rows), u(d)],
+            &bind,
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn softmax_kernel(
+        &self,
+        entry: &'static str,
+        x: &GpuBuffer,
+        g: Option<&GpuBuffer>,
+        out_len: usize,
+        cols: usize,
+        mask: SoftmaxMask,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        let rows = rows_of(x.len(), cols, entry)?;
+        let out = self.out(out_len, entry)?;
+        let mut bind = vec![(1, &out), (2, x)];
+        if let Some(g) = g {
+            bind.push((3, g));
+        }
+        let (len, offset) = mask_words(mask);
+        self.ctx.launch(
+            k("softmax.wgsl", entry),
+            &[
+                u(rows),
+                u(cols),
+                len,
+                offset,
+                u(col),
+                (kind == PickKind::LogProb) as u32,
+            ],
+            &bind,
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+}
+
+impl WgpuBackend {
+    /// `matmul` with the kernel chosen by the caller: `tiled` (workgroup-memory tiles) or one
+    /// thread per output. Both are tested against the CPU on every adapter.
+    pub fn matmul_with(
+        &self,
+        a: &Storage,
+        b: &Storage,
+        spec: &MatmulSpec,
+        tiled: bool,
+    ) -> Result<Storage> {
+        let (a, b) = (buf(a)?, buf(b)?);
+        let &MatmulSpec {
+            batch,
+            m,
+            n,
+            k: kk,
+            trans_a,
+            trans_b,
+            a_batched,
+            b_batched,
+        } = spec;
+        let want_a = if a_batched { batch * m * kk } else { m * kk };
+        let want_b = if b_batched { batch * kk * n } else { kk * n };
+        if a.len() != want_a || b.len() != want_b {
+            return Err(Error::Shape(format!(
+                "matmul {spec:?}: operands of {} and {} values",
+                a.len(),
+                b.len()
+            )));
+        }
+        let out = self.out(batch * m * n, "matmul")?;
+        if batch * m * n == 0 {
+            return Ok(Storage::Wgpu(out));
+        }
+        if kk == 0 {
+            return self.zeros(batch * m * n);
+        }
+        let max_z = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if m > max_z {
+            return Err(Error::Shape(format!(
+                "matmul: {m} rows exceed the adapter's {max_z} workgroups per launch"
+            )));
+        }
+        // Batches beyond one launch's z range run as further launches over offset views would
+        // need sub-buffer bindings; transformer batches (batch · heads) stay far below 65535.
+        if batch > max_z {
+            return Err(Error::Shape(format!(
+                "matmul: {batch} batch entries exceed the adapter's {max_z} workgroups per launch"
+            )));
+        }
+        let rows_kernel = !tiled;
+        self.ctx.launch(
+            k(
+                "matmul.wgsl",
+                if rows_kernel { "matmul_rows" } else { "matmul" },
+            ),
+            &[
+                u(m),
+                u(n),
+                u(kk),
+                trans_a as u32,
+                trans_b as u32,
+                if a_batched { u(m * kk) } else { 0 },
+                if b_batched { u(kk * n) } else { 0 },
+            ],
+            &[(1, &out), (2, a), (3, b)],
+            if rows_kernel {
+                Grid::Groups(u(n.div_ceil(64)), u(m), u(batch))
+            } else {
+                Grid::Groups(u(n.div_ceil(64)), u(m.div_ceil(64)), u(batch))
+            },
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn device(&self) -> Device {
+        Device::Wgpu
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        self.ctx.upload(&data).map(Storage::Wgpu)
+    }
+
+    fn download(&self, s: &Storage) -> Result<Vec<f32>> {
+        self.ctx.download(buf(s)?)
+    }
+
+    fn zeros(&self, len: usize) -> Result<Storage> {
+        self.ctx.zeros(len).map(Storage::Wgpu)
+    }
+
+    fn matmul(&self, a: &Storage, b: &Storage, spec: &MatmulSpec) -> Result<Storage> {
+        // The tiled kernel wastes most of a 64-row tile on a few rows, and software adapters
+        // (lavapipe) run workgroup barriers so slowly that one thread per output is 4× faster.
+        let tiled = spec.m > 8 && self.is_hardware();
+        self.matmul_with(a, b, spec, tiled)
+    }
+
+    fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (buf(a)?, buf(b)?);
+        same_len(a, b, "add")?;
+        self.elementwise("binary", a, Some(b), 0, 0.0, 0)
+    }
+
+    fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (buf(a)?, buf(b)?);
+        same_len(a, b, "mul")?;
+        self.elementwise("binary", a, Some(b), 0, 0.0, 1)
+    }
+
+    fn scale(&self, a: &Storage, s: f32) -> Result<Storage> {
+        self.elementwise("scale", buf(a)?, None, 0, s, 0)
+    }
+
+    fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
+        let (a, b) = (buf(a)?, buf(b)?);
+        if b.is_empty() || a.len() % b.len() != 0 {
+            return Err(Error::Shape(format!(
+                "add_broadcast: {} values do not repeat into {}",
+                b.len(),
+                a.len()
+            )));
+        }
+        self.elementwise("add_broadcast", a, Some(b), b.len(), 0.0, 0)
+    }
+
+    fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
+        self.activation_kernel("forward", buf(x)?, None, f)
+    }
+
+    fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        self.activation_kernel("backward", buf(x)?, Some(buf(g)?), f)
+    }
+
+    fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
+        let x = buf(x)?;
+        self.softmax_kernel("softmax", x, None, x.len(), cols, mask, 0, PickKind::Prob)
+    }
+
+    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage> {
+        let (y, g) = (buf(y)?, buf(g)?);
+        same_len(y, g, "softmax_backward")?;
+        self.softmax_kernel(
+            "softmax_backward",
+            y,
+            Some(g),
+            y.len(),
+            cols,
+            SoftmaxMask::None,
+            0,
+            PickKind::Prob,
+        )
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        b: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (x, w, b) = (buf(x)?, buf(w)?, buf(b)?);
+        let rows = weight_rows(x, w, cols, "layer_norm")?;
+        same_len(w, b, "layer_norm bias")?;
+        let y = self.out(x.len(), "layer_norm")?;
+        let xhat = self.out(x.len(), "layer_norm")?;
+        let rstd = self.out(rows, "layer_norm")?;
+        self.ctx.launch(
+            k("norm.wgsl", "layer_norm"),
+            &[u(rows), u(cols), eps.to_bits()],
+            &[(1, &y), (2, &xhat), (3, &rstd), (4, x), (5, w), (6, b)],
+            Grid::Rows(rows),
+        )?;
+        Ok((Storage::Wgpu(y), Storage::Wgpu(xhat), Storage::Wgpu(rstd)))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        g: &Storage,
+        xhat: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, xhat, rstd, w) = (buf(g)?, buf(xhat)?, buf(rstd)?, buf(w)?);
+        let rows = weight_rows(g, w, cols, "layer_norm_backward")?;
+        same_len(g, xhat, "layer_norm_backward")?;
+        self.norm_kernel(
+            "layer_norm_backward",
+            rows,
+            cols,
+            0.0,
+            &[(7, g), (8, xhat), (9, rstd), (5, w)],
+        )
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage)> {
+        let (x, w) = (buf(x)?, buf(w)?);
+        let rows = weight_rows(x, w, cols, "rms_norm")?;
+        let y = self.out(x.len(), "rms_norm")?;
+        let rstd = self.out(rows, "rms_norm")?;
+        self.ctx.launch(
+            k("norm.wgsl", "rms_norm"),
+            &[u(rows), u(cols), eps.to_bits()],
+            &[(1, &y), (3, &rstd), (4, x), (5, w)],
+            Grid::Rows(rows),
+        )?;
+        Ok((Storage::Wgpu(y), Storage::Wgpu(rstd)))
+    }
+
+    fn rms_norm_backward(
+        &self,
+        g: &Storage,
+        x: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, x, rstd, w) = (buf(g)?, buf(x)?, buf(rstd)?, buf(w)?);
+        let rows = weight_rows(g, w, cols, "rms_norm_backward")?;
+        same_len(g, x, "rms_norm_backward")?;
+        self.norm_kernel(
+            "rms_norm_backward",
+            rows,
+            cols,
+            0.0,
+            &[(7, g), (4, x), (9, rstd), (5, w)],
+        )
+    }
+
+    fn rope(
+        &self,
+        x: &Storage,
+        cos: &Storage,
+        sin: &Storage,
+        len: usize,
+        head_dim: usize,
+        inverse: bool,
+    ) -> Result<Storage> {
+        let (x, cos, sin) = (buf(x)?, buf(cos)?, buf(sin)?);
+        let half = head_dim / 2;
+        if head_dim % 2 != 0
+            || len == 0
+            || x.len() % (len * head_dim) != 0
+            || cos.len() != len * half
+            || sin.len() != cos.len()
+        {
+            return Err(Error::Shape(format!(
+                "rope: {} values, {len} positions, head_dim {head_dim}, tables of {}",
+                x.len(),
+                cos.len()
+            )));
+        }
+        let pairs = x.len() / 2;
+        let out = self.out(x.len(), "rope")?;
+        let sign: f32 = if inverse { -1.0 } else { 1.0 };
+        self.ctx.launch(
+            k("rope.wgsl", "rope"),
+            &[u(pairs), u(len), u(half), sign.to_bits()],
+            &[(1, &out), (2, x), (3, cos), (4, sin)],
+            Grid::Threads(pairs),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
+        let x = buf(x)?;
+        check_dims(x.len(), &dims, "permute_0213")?;
+        let [a, b, c, d] = dims;
+        self.layout_kernel("permute_0213", x.len(), [a, b, c, d, 0], &[(2, x)])
+    }
+
+    fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        let x = buf(x)?;
+        check_dims(x.len(), &dims, "repeat_heads")?;
+        let [_, h, l, d] = dims;
+        self.layout_kernel(
+            "repeat_heads",
+            x.len() * rep,
+            [h, l * d, rep, 0, 0],
+            &[(2, x)],
+        )
+    }
+
+    fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        let g = buf(g)?;
+        let [b, h, l, d] = dims;
+        check_dims(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
+        self.layout_kernel(
+            "sum_head_groups",
+            b * h * l * d,
+            [h, l * d, rep, 0, 0],
+            &[(2, g)],
+        )
+    }
+
+    fn concat_seq(
+        &self,
+        a: &Storage,
+        b: &Storage,
+        dims_a: [usize; 4],
+        t2: usize,
+    ) -> Result<Storage> {
+        let (a, b) = (buf(a)?, buf(b)?);
+        let [bs, h, t1, d] = dims_a;
+        check_dims(a.len(), &dims_a, "concat_seq")?;
+        check_dims(b.len(), &[bs, h, t2, d], "concat_seq")?;
+        self.layout_kernel(
+            "concat_seq",
+            a.len() + b.len(),
+            [t1 * d, t2 * d, 0, 0, 0],
+            &[(2, a), (3, b)],
+        )
+    }
+
+    fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
+        let table = buf(table)?;
+        let rows = table.len().checked_div(cols).unwrap_or(0);
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= rows) {
+            return Err(Error::InvalidInput(format!(
+                "token id {id} outside a table of {rows} rows"
+            )));
+        }
+        let ids = self.ctx.upload_u32(ids)?;
+        self.layout_kernel(
+            "gather_rows",
+            ids.len() * cols,
+            [cols, 0, 0, 0, 0],
+            &[(2, table), (4, &ids)],
+        )
+    }
+
+    fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        let x = buf(x)?;
+        check_dims(x.len(), &dims, "select_position")?;
+        let [b, l, d] = dims;
+        if pos >= l {
+            return Err(Error::Shape(format!(
+                "select_position: position {pos} of {l}"
+            )));
+        }
+        self.layout_kernel("select_position", b * d, [l, d, pos, 0, 0], &[(2, x)])
+    }
+
+    fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        let g = buf(g)?;
+        let [b, l, d] = dims;
+        check_dims(g.len(), &[b, d], "scatter_position")?;
+        if pos >= l {
+            return Err(Error::Shape(format!(
+                "scatter_position: position {pos} of {l}"
+            )));
+        }
+        self.layout_kernel("scatter_position", b * l * d, [l, d, pos, 0, 0], &[(2, g)])
+    }
+
+    fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        let x = buf(x)?;
+        let [b, l, d] = dims;
+        if x.len() != b * l * d || w.len() != l {
+            return Err(Error::Shape("weighted_seq_sum: shapes do not match".into()));
+        }
+        let w = self.ctx.upload(w)?;
+        self.layout_kernel(
+            "weighted_seq_sum",
+            b * d,
+            [l, d, 0, 0, 0],
+            &[(2, x), (5, &w)],
+        )
+    }
+
+    fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        let g = buf(g)?;
+        let [b, l, d] = dims;
+        if g.len() != b * d || w.len() != l {
+            return Err(Error::Shape("broadcast_seq: shapes do not match".into()));
+        }
+        let w = self.ctx.upload(w)?;
+        self.layout_kernel(
+            "broadcast_seq",
+            b * l * d,
+            [l, d, 0, 0, 0],
+            &[(2, g), (5, &w)],
+        )
+    }
+
+    fn cosine_rows(&self, x: &Storage, c: &Storage, d: usize) -> Result<Storage> {
+        self.cosine_kernel("cosine_rows", buf(x)?, buf(c)?, None, d)
+    }
+
+    fn cosine_rows_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        self.cosine_kernel("cosine_rows_backward", buf(x)?, buf(c)?, Some(buf(g)?), d)
+    }
+
+    fn pick_softmax(
+        &self,
+        x: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        let x = buf(x)?;
+        if col >= cols {
+            return Err(Error::Shape(format!(
+                "pick_softmax: column {col} of {cols}"
+            )));
+        }
+        let rows = rows_of(x.len(), cols, "pick_softmax")?;
+        self.softmax_kernel("pick", x, None, rows, cols, SoftmaxMask::None, col, kind)
+    }
+
+    fn pick_softmax_backward(
+        &self,
+        x: &Storage,
+        g: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        let (x, g) = (buf(x)?, buf(g)?);
+        let rows = rows_of(x.len(), cols, "pick_softmax_backward")?;
+        if g.len() != rows || col >= cols {
+            return Err(Error::Shape(
+                "pick_softmax_backward: bad gradient or column".into(),
+            ));
+        }
+        self.softmax_kernel(
+            "pick_backward",
+            x,
+            Some(g),
+            x.len(),
+            cols,
+            SoftmaxMask::None,
+            col,
+            kind,
+        )
+    }
+
+    fn stabilized_ratio(
+        &self,
+        num: &Storage,
+        den: &Storage,
+        g: &Storage,
+        eps: f32,
+    ) -> Result<Storage> {
+        let (num, den, g) = (buf(num)?, buf(den)?, buf(g)?);
+        same_len(num, den, "stabilized_ratio")?;
+        same_len(num, g, "stabilized_ratio")?;
+        let out = self.out(num.len(), "stabilized_ratio")?;
+        self.ctx.launch(
+            k("rules.wgsl", "stabilized_ratio"),
+            &[u(num.len()), 0, 0, eps.to_bits()],
+            &[(1, &out), (2, num), (3, den), (4, g)],
+            Grid::Threads(num.len()),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        self.activation_kernel("guided", buf(x)?, Some(buf(g)?), f)
+    }
+
+    fn layer_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
+        let rows = weight_rows(g, w, cols, "layer_norm_const_backward")?;
+        self.norm_kernel(
+            "layer_norm_const_backward",
+            rows,
+            cols,
+            0.0,
+            &[(7, g), (9, rstd), (5, w)],
+        )
+    }
+
+    fn rms_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
+        let rows = weight_rows(g, w, cols, "rms_norm_const_backward")?;
+        self.norm_kernel(
+            "rms_norm_const_backward",
+            rows,
+            cols,
+            0.0,
+            &[(7, g), (9, rstd), (5, w)],
+        )
+    }
+
+    fn cosine_const_norm_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        self.cosine_kernel(
+            "cosine_const_norm_backward",
+            buf(x)?,
+            buf(c)?,
+            Some(buf(g)?),
+            d,
+        )
+    }
+
+    fn rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        f: Activation,
+    ) -> Result<Storage> {
+        let (x, y, g) = (buf(x)?, buf(y)?, buf(g)?);
+        same_len(x, y, "rescale_halves")?;
+        same_len(x, g, "rescale_halves")?;
+        let h = halves(x.len(), "rescale_halves")?;
+        let out = self.out(x.len(), "rescale_halves")?;
+        self.ctx.launch(
+            k("activation.wgsl", "rescale_halves"),
+            &[u(h), activation_code(f)],
+            &[(1, &out), (2, x), (3, g), (4, y)],
+            Grid::Threads(h),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
+        let x = buf(x)?;
+        let h = halves(x.len(), "mean_halves")?;
+        let out = self.out(x.len(), "mean_halves")?;
+        self.ctx.launch(
+            k("rules.wgsl", "mean_halves"),
+            &[u(h)],
+            &[(1, &out), (2, x)],
+            Grid::Threads(h),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn rank1_rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        exact: &Storage,
+        x_cols: usize,
+        y_cols: usize,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
+        same_len(y, g, "rank1_rescale_halves")?;
+        same_len(x, exact, "rank1_rescale_halves")?;
+        if x_cols == 0 || y_cols == 0 || x.len() / x_cols != y.len() / y_cols {
+            return Err(Error::Shape(
+                "rank1_rescale_halves: row counts differ".into(),
+            ));
+        }
+        let hx = halves(x.len(), "rank1_rescale_halves")?;
+        halves(y.len(), "rank1_rescale_halves")?;
+        let rows = hx / x_cols;
+        let out = self.out(x.len(), "rank1_rescale_halves")?;
+        let (len, offset) = mask_words(mask);
+        self.ctx.launch(
+            k("rules.wgsl", "rank1_rescale_halves"),
+            &[u(rows), u(x_cols), u(y_cols), 0, len, offset],
+            &[(1, &out), (2, x), (3, y), (4, g), (5, exact)],
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
+        let (x, baseline) = (buf(x)?, buf(baseline)?);
+        same_len(x, baseline, "interpolate")?;
+        let n = x.len() * alphas.len();
+        let out = self.out(n, "interpolate")?;
+        if n == 0 {
+            return Ok(Storage::Wgpu(out));
+        }
+        let w = self.ctx.upload(alphas)?;
+        self.ctx.launch(
+            k("path.wgsl", "interpolate"),
+            &[u(n), u(x.len()), u(alphas.len())],
+            &[(1, &out), (2, x), (3, baseline), (4, &w)],
+            Grid::Threads(n),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
+        let x = buf(x)?;
+        if w.is_empty() || x.len() % w.len() != 0 {
+            return Err(Error::Shape(
+                "weighted_batch_sum: rows do not match weights".into(),
+            ));
+        }
+        let n = x.len() / w.len();
+        let out = self.out(n, "weighted_batch_sum")?;
+        let wb = self.ctx.upload(w)?;
+        self.ctx.launch(
+            k("path.wgsl", "weighted_batch_sum"),
+            &[u(n), u(n), u(w.len())],
+            &[(1, &out), (2, x), (4, &wb)],
+            Grid::Threads(n),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+}

@@ -1,0 +1,378 @@
+//! Every wgpu kernel against the CPU backend, on shapes that are not multiples of the
+//! workgroup (256) or the matmul tile (64). Run with `--features wgpu`; with `CI=true` a
+//! missing adapter fails instead of skipping.
+#![cfg(feature = "wgpu")]
+#![allow(clippy::cloned_ref_to_slice_refs)] // inputs are listed as owned vectors on purpose
+
+mod common;
+use common::rand;
+use gradlens::backend::cpu::CpuBackend;
+use gradlens::backend::wgpu::backend as wgpu_backend;
+use gradlens::backend::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use gradlens::tensor::Storage;
+
+/// The wgpu backend, or `None` (skip) when this machine has no adapter and CI is not set.
+fn gpu() -> Option<&'static dyn Backend> {
+    match wgpu_backend() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and the wgpu backend is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping wgpu kernel tests: {e}");
+            None
+        }
+    }
+}
+
+type Op = dyn Fn(&dyn Backend, &[Storage]) -> gradlens::Result<Vec<Storage>>;
+
+/// Runs `op` on both backends over the same inputs and compares every output.
+fn check(name: &str, inputs: &[Vec<f32>], op: &Op) {
+    let Some(gpu) = gpu() else { return };
+    let cpu: &dyn Backend = &CpuBackend;
+    let run = |b: &dyn Backend| -> Vec<Vec<f32>> {
+        let ins: Vec<Storage> = inputs
+            .iter()
+            .map(|v| b.upload(v.clone()).unwrap())
+            .collect();
+        op(b, &ins)
+            .unwrap_or_else(|e| panic!("{name} on {}: {e}", b.device()))
+            .iter()
+            .map(|s| b.download(s).unwrap())
+            .collect()
+    };
+    let (want, got) = (run(cpu), run(gpu));
+    assert_eq!(want.len(), got.len(), "{name}: output count");
+    for (o, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w.len(), g.len(), "{name} output {o}: length");
+        let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (a, b)) in w.iter().zip(g).enumerate() {
+            assert!(
+                (a - b).abs() <= 2e-5 * scale + 1e-4 * a.abs(),
+                "{name} output {o}[{i}]: cpu {a}, wgpu {b} (scale {scale})"
+            );
+        }
+    }
+}
+
+const ACTS: [Activation; 5] = [
+    Activation::GeluErf,
+    Activation::GeluTanh,
+    Activation::Silu,
+    Activation::Tanh,
+    Activation::Relu,
+];
+
+#[test]
+fn matmul_every_transpose_and_broadcast() {
+    for &(batch, m, n, k) in &[
+        (1, 1, 1, 1),
+        (3, 67, 45, 19),
+        (2, 5, 130, 70),
+        (1, 129, 3, 257),
+    ] {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                for (a_batched, b_batched) in [(true, true), (true, false), (false, true)] {
+                    let spec = MatmulSpec {
+                        batch,
+                        m,
+                        n,
+                        k,
+                        trans_a,
+                        trans_b,
+                        a_batched,
+                        b_batched,
+                    };
+                    let a = rand(if a_batched { batch } else { 1 } * m * k, 1, 1.0);
+                    let b = rand(if b_batched { batch } else { 1 } * k * n, 2, 1.0);
+                    // Both kernels, whichever this adapter would pick.
+                    check(&format!("matmul {spec:?}"), &[a, b], &move |be, x| {
+                        if be.device() == gradlens::Device::Cpu {
+                            let c = || be.matmul(&x[0], &x[1], &spec);
+                            return Ok(vec![c()?, c()?]);
+                        }
+                        let g = wgpu_backend()?;
+                        Ok(vec![
+                            g.matmul_with(&x[0], &x[1], &spec, true)?,
+                            g.matmul_with(&x[0], &x[1], &spec, false)?,
+                        ])
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn elementwise() {
+    let n = 1000;
+    let (a, b) = (rand(n, 3, 2.0), rand(n, 4, 2.0));
+    check("add", &[a.clone(), b.clone()], &move |be, x| {
+        Ok(vec![be.add(&x[0], &x[1])?])
+    });
+    check("mul", &[a.clone(), b.clone()], &move |be, x| {
+        Ok(vec![be.mul(&x[0], &x[1])?])
+    });
+    check("scale", &[a.clone()], &move |be, x| {
+        Ok(vec![be.scale(&x[0], -0.37)?])
+    });
+    check("add_broadcast", &[a, rand(40, 5, 1.0)], &move |be, x| {
+        Ok(vec![be.add_broadcast(&x[0], &x[1])?])
+    });
+}
+
+#[test]
+fn activations_forward_backward_guided_rescale() {
+    let n = 777;
+    let x = rand(n, 6, 6.0);
+    let g = rand(n, 7, 1.0);
+    for f in ACTS {
+        check(&format!("activation {f:?}"), &[x.clone()], &move |be, v| {
+            Ok(vec![be.activation(&v[0], f)?])
+        });
+        check(
+            &format!("activation_backward {f:?}"),
+            &[x.clone(), g.clone()],
+            &move |be, v| Ok(vec![be.activation_backward(&v[0], &v[1], f)?]),
+        );
+        check(
+            &format!("guided_backward {f:?}"),
+            &[x.clone(), g.clone()],
+            &move |be, v| Ok(vec![be.guided_backward(&v[0], &v[1], f)?]),
+        );
+        // Pairs with tiny |Δx| take the midpoint-slope branch.
+        let mut xs = rand(2 * 301, 8, 3.0);
+        xs[301] = xs[0] + 1e-8;
+        check(
+            &format!("rescale_halves {f:?}"),
+            &[xs, rand(602, 9, 1.0)],
+            &move |be, v| {
+                let y = be.activation(&v[0], f)?;
+                Ok(vec![be.rescale_halves(&v[0], &y, &v[1], f)?])
+            },
+        );
+    }
+}
+
+#[test]
+fn softmax_masks_and_picks() {
+    let (rows, cols) = (3 * 7, 7);
+    let x = rand(rows * cols, 10, 4.0);
+    let g = rand(rows * cols, 11, 1.0);
+    for mask in [SoftmaxMask::None, SoftmaxMask::Causal { len: 7, offset: 0 }] {
+        check(&format!("softmax {mask:?}"), &[x.clone()], &move |be, v| {
+            Ok(vec![be.softmax(&v[0], cols, mask)?])
+        });
+    }
+    let xk = rand(2 * 3 * 9, 12, 4.0);
+    check("softmax causal with cache", &[xk], &move |be, v| {
+        Ok(vec![be.softmax(
+            &v[0],
+            9,
+            SoftmaxMask::Causal { len: 3, offset: 6 },
+        )?])
+    });
+    check("softmax_backward", &[x.clone(), g], &move |be, v| {
+        let y = be.softmax(&v[0], cols, SoftmaxMask::None)?;
+        Ok(vec![be.softmax_backward(&y, &v[1], cols)?])
+    });
+    // A long row, as over a vocabulary.
+    let (r, c) = (3, 1031);
+    let logits = rand(r * c, 13, 8.0);
+    for kind in [PickKind::Prob, PickKind::LogProb] {
+        check(
+            &format!("pick {kind:?}"),
+            &[logits.clone()],
+            &move |be, v| Ok(vec![be.pick_softmax(&v[0], c, 517, kind)?]),
+        );
+        check(
+            &format!("pick_backward {kind:?}"),
+            &[logits.clone(), rand(r, 14, 1.0)],
+            &move |be, v| Ok(vec![be.pick_softmax_backward(&v[0], &v[1], c, 517, kind)?]),
+        );
+    }
+}
+
+#[test]
+fn norms_and_their_rules() {
+    let (rows, cols) = (5, 300);
+    let x = rand(rows * cols, 15, 3.0);
+    let w = rand(cols, 16, 1.0);
+    let b = rand(cols, 17, 1.0);
+    let g = rand(rows * cols, 18, 1.0);
+    check("layer_norm", &[x.clone(), w.clone(), b], &move |be, v| {
+        let (y, xh, r) = be.layer_norm(&v[0], &v[1], &v[2], cols, 1e-5)?;
+        Ok(vec![y, xh, r])
+    });
+    check(
+        "layer_norm_backward",
+        &[x.clone(), w.clone(), g.clone()],
+        &move |be, v| {
+            let (_, xh, r) = be.layer_norm(&v[0], &v[1], &v[1], cols, 1e-5)?;
+            Ok(vec![
+                be.layer_norm_backward(&v[2], &xh, &r, &v[1], cols)?,
+                be.layer_norm_const_backward(&v[2], &r, &v[1], cols)?,
+            ])
+        },
+    );
+    check("rms_norm", &[x.clone(), w.clone(), g], &move |be, v| {
+        let (y, r) = be.rms_norm(&v[0], &v[1], cols, 1e-6)?;
+        let back = be.rms_norm_backward(&v[2], &v[0], &r, &v[1], cols)?;
+        let cst = be.rms_norm_const_backward(&v[2], &r, &v[1], cols)?;
+        Ok(vec![y, r, back, cst])
+    });
+}
+
+#[test]
+fn rope_forward_and_inverse() {
+    let (rows, len, hd) = (6, 3, 10);
+    let x = rand(rows * len * hd, 19, 1.0);
+    let cos = rand(len * hd / 2, 20, 1.0);
+    let sin = rand(len * hd / 2, 21, 1.0);
+    for inverse in [false, true] {
+        check(
+            &format!("rope inverse={inverse}"),
+            &[x.clone(), cos.clone(), sin.clone()],
+            &move |be, v| Ok(vec![be.rope(&v[0], &v[1], &v[2], len, hd, inverse)?]),
+        );
+    }
+}
+
+#[test]
+fn layout_kernels() {
+    let dims = [2, 3, 5, 7];
+    let x = rand(210, 22, 1.0);
+    check("permute_0213", &[x.clone()], &move |be, v| {
+        Ok(vec![be.permute_0213(&v[0], dims)?])
+    });
+    check("repeat_heads", &[x.clone()], &move |be, v| {
+        Ok(vec![be.repeat_heads(&v[0], dims, 3)?])
+    });
+    check("sum_head_groups", &[rand(630, 23, 1.0)], &move |be, v| {
+        Ok(vec![be.sum_head_groups(&v[0], dims, 3)?])
+    });
+    check(
+        "concat_seq",
+        &[x, rand(2 * 3 * 2 * 7, 24, 1.0)],
+        &move |be, v| Ok(vec![be.concat_seq(&v[0], &v[1], dims, 2)?]),
+    );
+    check("gather_rows", &[rand(11 * 13, 25, 1.0)], &move |be, v| {
+        Ok(vec![be.gather_rows(&v[0], &[3, 0, 10, 3, 7], 13)?])
+    });
+    let d3 = [3, 5, 9];
+    check(
+        "select/scatter_position",
+        &[rand(135, 26, 1.0)],
+        &move |be, v| {
+            let s = be.select_position(&v[0], d3, 4)?;
+            let back = be.scatter_position(&s, d3, 2)?;
+            Ok(vec![s, back])
+        },
+    );
+    let w = [0.1, 0.0, 0.3, 0.2, 0.4];
+    check(
+        "weighted_seq_sum/broadcast_seq",
+        &[rand(135, 27, 1.0)],
+        &move |be, v| {
+            let s = be.weighted_seq_sum(&v[0], &w, d3)?;
+            let back = be.broadcast_seq(&s, &w, d3)?;
+            Ok(vec![s, back])
+        },
+    );
+}
+
+#[test]
+fn cosine_and_its_rule() {
+    let d = 263;
+    let x = rand(4 * d, 28, 1.0);
+    let c = rand(d, 29, 1.0);
+    let g = rand(4, 30, 1.0);
+    check("cosine", &[x, c, g], &move |be, v| {
+        Ok(vec![
+            be.cosine_rows(&v[0], &v[1], d)?,
+            be.cosine_rows_backward(&v[0], &v[1], &v[2], d)?,
+            be.cosine_const_norm_backward(&v[0], &v[1], &v[2], d)?,
+        ])
+    });
+}
+
+#[test]
+fn lrp_and_deeplift_rules() {
+    let n = 513;
+    let num = rand(n, 31, 1.0);
+    let mut den = rand(n, 32, 1.0);
+    den[0] = 0.0;
+    check(
+        "stabilized_ratio",
+        &[num, den, rand(n, 33, 1.0)],
+        &move |be, v| Ok(vec![be.stabilized_ratio(&v[0], &v[1], &v[2], 1e-3)?]),
+    );
+    check("mean_halves", &[rand(2 * n, 34, 1.0)], &move |be, v| {
+        Ok(vec![be.mean_halves(&v[0])?])
+    });
+    // Rows of a [inputs; references] softmax batch: the second row has Δx = 0 (exact branch).
+    let (rows, cols) = (2 * 6, 6);
+    let mut x = rand(rows * cols, 35, 2.0);
+    let h = rows * cols / 2;
+    for j in 0..cols {
+        x[h + cols + j] = x[cols + j];
+    }
+    for mask in [SoftmaxMask::None, SoftmaxMask::Causal { len: 3, offset: 0 }] {
+        check(
+            &format!("rank1_rescale_halves {mask:?}"),
+            &[x.clone(), rand(rows * cols, 36, 1.0)],
+            &move |be, v| {
+                let y = be.softmax(&v[0], cols, mask)?;
+                let exact = be.softmax_backward(&y, &v[1], cols)?;
+                Ok(vec![be.rank1_rescale_halves(
+                    &v[0], &y, &v[1], &exact, cols, cols, mask,
+                )?])
+            },
+        );
+    }
+}
+
+#[test]
+fn path_kernels() {
+    let n = 301;
+    let alphas = [0.0, 0.013, 0.5, 0.77, 1.0];
+    check(
+        "interpolate",
+        &[rand(n, 37, 1.0), rand(n, 38, 1.0)],
+        &move |be, v| Ok(vec![be.interpolate(&v[0], &v[1], &alphas)?]),
+    );
+    let w = [0.2, -0.1, 0.5, 0.25, 0.15];
+    check(
+        "weighted_batch_sum",
+        &[rand(5 * n, 39, 1.0)],
+        &move |be, v| Ok(vec![be.weighted_batch_sum(&v[0], &w)?]),
+    );
+}
+
+#[test]
+fn zeros_upload_download_round_trip() {
+    let Some(gpu) = gpu() else { return };
+    let v = rand(1234, 40, 1.0);
+    assert_eq!(gpu.download(&gpu.upload(v.clone()).unwrap()).unwrap(), v);
+    assert!(gpu
+        .download(&gpu.zeros(517).unwrap())
+        .unwrap()
+        .iter()
+        .all(|&x| x == 0.0));
+    assert!(gpu
+        .download(&gpu.upload(Vec::new()).unwrap())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn shape_errors_are_reported_not_launched() {
+    let Some(gpu) = gpu() else { return };
+    let a = gpu.upload(vec![1.0; 6]).unwrap();
+    let b = gpu.upload(vec![1.0; 5]).unwrap();
+    assert!(gpu.add(&a, &b).unwrap_err().to_string().contains("add"));
+    let e = gpu.gather_rows(&a, &[9], 3).unwrap_err().to_string();
+    assert!(e.contains("token id 9"), "{e}");
+}
