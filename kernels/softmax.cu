@@ -1,0 +1,66 @@
+// Row softmax with causal masking, its backward, and the softmax-pick of probability targets.
+// One 256-thread block per row. causal_len = 0: no mask; else rows are [.., q, k] blocks of
+// causal_len queries after `offset` cached keys.
+
+__device__ __forceinline__ u32 visible(u32 row, u32 cols, u32 causal_len, u32 offset) {
+    return causal_len == 0 ? cols : min(row % causal_len + offset + 1u, cols);
+}
+
+extern "C" __global__ void softmax(float* out, const float* x, u32 rows, u32 cols, u32 causal_len,
+                                   u32 offset) {
+    const u32 row = group_index();
+    if (row >= rows) return;
+    const float* src = x + (size_t)row * cols;
+    float* dst = out + (size_t)row * cols;
+    const u32 vis = visible(row, cols, causal_len, offset);
+    float m = -3.402823e38f;
+    for (u32 j = threadIdx.x; j < vis; j += blockDim.x) m = fmaxf(m, src[j]);
+    m = block_max(m);
+    float s = 0.0f;
+    for (u32 j = threadIdx.x; j < vis; j += blockDim.x) s += __expf(src[j] - m);
+    const float inv = 1.0f / block_sum(s);
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x)
+        dst[j] = j < vis ? __expf(src[j] - m) * inv : 0.0f;
+}
+
+// y ⊙ (g − Σ y g).
+extern "C" __global__ void softmax_backward(float* out, const float* y, const float* g, u32 rows,
+                                            u32 cols) {
+    const u32 row = group_index();
+    if (row >= rows) return;
+    const size_t base = (size_t)row * cols;
+    float d = 0.0f;
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) d += y[base + j] * g[base + j];
+    d = block_sum(d);
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) out[base + j] = y[base + j] * (g[base + j] - d);
+}
+
+__device__ float log_sum_exp(const float* src, u32 cols) {
+    float m = -3.402823e38f;
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, src[j]);
+    m = block_max(m);
+    float s = 0.0f;
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(src[j] - m);
+    return m + logf(block_sum(s));
+}
+
+// Probability (log_prob = 0) or log-probability of column `col` of each row.
+extern "C" __global__ void pick(float* out, const float* x, u32 rows, u32 cols, u32 col, u32 log_prob) {
+    const u32 row = group_index();
+    if (row >= rows) return;
+    const float* src = x + (size_t)row * cols;
+    const float lp = src[col] - log_sum_exp(src, cols);
+    if (threadIdx.x == 0) out[row] = log_prob ? lp : __expf(lp);
+}
+
+// d log p_t / d x_j = 1[j = t] − p_j; d p_t = p_t · d log p_t.
+extern "C" __global__ void pick_backward(float* out, const float* x, const float* g, u32 rows, u32 cols,
+                                         u32 col, u32 log_prob) {
+    const u32 row = group_index();
+    if (row >= rows) return;
+    const float* src = x + (size_t)row * cols;
+    const float lse = log_sum_exp(src, cols);
+    const float scale = log_prob ? g[row] : g[row] * __expf(src[col] - lse);
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x)
+        out[(size_t)row * cols + j] = scale * ((j == col ? 1.0f : 0.0f) - __expf(src[j] - lse));
+}
