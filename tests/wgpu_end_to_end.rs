@@ -164,3 +164,53 @@ fn minilm_and_smollm2_match_the_cpu() {
         }
     }
 }
+
+fn gradlens(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
+    let model = root().join("tests/fixtures/models/tiny-gpt2");
+    let dir = std::env::temp_dir().join(format!("gradlens-wgpu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("result.json");
+    let args = [
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "the quick brown fox",
+        "--method",
+        "integrated-gradients",
+        "--device",
+        "wgpu",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    // Only the GL backend (not in this build) allowed: no adapter at all.
+    let r = gradlens(&args, &[("WGPU_BACKEND", "gl")]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("device unavailable: wgpu: no adapter"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output file after a failure");
+
+    if !wgpu_available() {
+        return;
+    }
+    let r = gradlens(&args, &[]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["device"], "wgpu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
