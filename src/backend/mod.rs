@@ -3,6 +3,7 @@
 //! Ops (`src/ops`) call these primitives and never see host slices, so a GPU backend is a new
 //! implementation of this trait plus a `Storage` variant; model and method code do not change.
 
+mod checks;
 pub mod cpu;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;

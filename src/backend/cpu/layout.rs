@@ -1,16 +1,8 @@
 //! Data movement: head permutes, grouped-query repeats, row gathers and position selects.
 
 use super::for_rows;
-use crate::error::{Error, Result};
-
-fn check(len: usize, dims: &[usize], what: &str) -> Result<()> {
-    if len != dims.iter().product::<usize>() {
-        return Err(Error::Shape(format!(
-            "{what}: {len} values do not fit {dims:?}"
-        )));
-    }
-    Ok(())
-}
+use crate::backend::checks::{self, dims as check};
+use crate::error::Result;
 
 pub fn permute_0213(x: &[f32], [a, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
     check(x.len(), &[a, b, c, d], "permute_0213")?;
@@ -56,15 +48,10 @@ pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Resul
 }
 
 pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> {
-    let rows = table.len().checked_div(cols).unwrap_or(0);
+    checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
     let mut out = Vec::with_capacity(ids.len() * cols);
     for &id in ids {
         let id = id as usize;
-        if id >= rows {
-            return Err(Error::InvalidInput(format!(
-                "token id {id} outside a table of {rows} rows"
-            )));
-        }
         out.extend_from_slice(&table[id * cols..(id + 1) * cols]);
     }
     Ok(out)
@@ -72,11 +59,7 @@ pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> 
 
 pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
     check(x.len(), &[b, l, d], "select_position")?;
-    if pos >= l {
-        return Err(Error::Shape(format!(
-            "select_position: position {pos} of {l}"
-        )));
-    }
+    checks::position(pos, l, "select_position")?;
     let mut out = Vec::with_capacity(b * d);
     for ib in 0..b {
         let src = (ib * l + pos) * d;
@@ -87,11 +70,7 @@ pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<V
 
 pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
     check(g.len(), &[b, d], "scatter_position")?;
-    if pos >= l {
-        return Err(Error::Shape(format!(
-            "scatter_position: position {pos} of {l}"
-        )));
-    }
+    checks::position(pos, l, "scatter_position")?;
     let mut out = vec![0.0f32; b * l * d];
     for ib in 0..b {
         let dst = (ib * l + pos) * d;

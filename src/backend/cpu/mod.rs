@@ -32,14 +32,7 @@ fn host(s: &Storage) -> Result<&[f32]> {
 }
 
 fn same_len(a: &[f32], b: &[f32], what: &str) -> Result<()> {
-    if a.len() != b.len() {
-        return Err(Error::Shape(format!(
-            "{what}: lengths {} and {} differ",
-            a.len(),
-            b.len()
-        )));
-    }
-    Ok(())
+    super::checks::same_len(a.len(), b.len(), what)
 }
 
 /// Fills `out` row by row (`cols` values each), in parallel when the output is large.

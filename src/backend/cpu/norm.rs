@@ -1,17 +1,10 @@
 //! LayerNorm and RMSNorm, statistics accumulated in f64.
 
 use super::{for_rows, same_len};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 fn check(x: &[f32], w: &[f32], cols: usize, what: &str) -> Result<()> {
-    if cols == 0 || x.len() % cols != 0 || w.len() != cols {
-        return Err(Error::Shape(format!(
-            "{what}: {} values with a weight of {} do not form rows of {cols}",
-            x.len(),
-            w.len()
-        )));
-    }
-    Ok(())
+    crate::backend::checks::weighted_rows(x.len(), w.len(), cols, what).map(drop)
 }
 
 pub fn layer_norm(

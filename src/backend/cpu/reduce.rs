@@ -34,13 +34,7 @@ pub fn broadcast_seq(g: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<
 }
 
 fn rows_of(x: &[f32], c: &[f32], d: usize, what: &str) -> Result<usize> {
-    if d == 0 || c.len() != d || x.len() % d != 0 {
-        return Err(Error::Shape(format!(
-            "{what}: rows of {d} against a vector of {}",
-            c.len()
-        )));
-    }
-    Ok(x.len() / d)
+    crate::backend::checks::rows_against(x.len(), c.len(), d, what)
 }
 
 fn dot_norms(x: &[f32], c: &[f32]) -> (f64, f64, f64) {

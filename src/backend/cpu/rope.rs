@@ -1,7 +1,7 @@
 //! Rotary position embedding in the rotate-half layout used by Hugging Face Llama.
 
 use super::for_rows;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub fn apply(
     x: &[f32],
@@ -11,19 +11,8 @@ pub fn apply(
     head_dim: usize,
     inverse: bool,
 ) -> Result<Vec<f32>> {
+    crate::backend::checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
     let half = head_dim / 2;
-    if head_dim % 2 != 0
-        || len == 0
-        || x.len() % (len * head_dim) != 0
-        || cos.len() != len * half
-        || sin.len() != cos.len()
-    {
-        return Err(Error::Shape(format!(
-            "rope: {} values, {len} positions, head_dim {head_dim}, tables of {}",
-            x.len(),
-            cos.len()
-        )));
-    }
     let sign = if inverse { -1.0 } else { 1.0 };
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, head_dim, |r, o| {

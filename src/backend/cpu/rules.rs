@@ -1,6 +1,7 @@
 //! Local rules of the LRP, guided-backprop and DeepLIFT rule sets.
 
 use super::{activation, for_rows, same_len};
+use crate::backend::checks::{self, halves};
 use crate::backend::{Activation, SoftmaxMask};
 use crate::error::{Error, Result};
 
@@ -25,14 +26,7 @@ pub fn stabilized_ratio(num: &[f32], den: &[f32], g: &[f32], eps: f32) -> Result
 }
 
 fn rows_check(g: &[f32], w: &[f32], cols: usize, what: &str) -> Result<()> {
-    if cols == 0 || g.len() % cols != 0 || w.len() != cols {
-        return Err(Error::Shape(format!(
-            "{what}: {} values, weight {}, rows of {cols}",
-            g.len(),
-            w.len()
-        )));
-    }
-    Ok(())
+    checks::weighted_rows(g.len(), w.len(), cols, what).map(drop)
 }
 
 pub fn layer_norm_const_backward(
@@ -99,15 +93,6 @@ pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> 
         }
     });
     Ok(out)
-}
-
-fn halves(len: usize, what: &str) -> Result<usize> {
-    if len % 2 != 0 {
-        return Err(Error::Shape(format!(
-            "{what}: a DeepLIFT batch pairs inputs with references, got {len} values"
-        )));
-    }
-    Ok(len / 2)
 }
 
 pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<Vec<f32>> {

@@ -5,12 +5,7 @@ use crate::backend::{PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 
 fn check_rows(len: usize, cols: usize, what: &str) -> Result<()> {
-    if cols == 0 || len % cols != 0 {
-        return Err(Error::Shape(format!(
-            "{what}: {len} values are not rows of {cols}"
-        )));
-    }
-    Ok(())
+    crate::backend::checks::rows(len, cols, what).map(drop)
 }
 
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {

@@ -10,6 +10,7 @@ mod kernels;
 
 pub use buffer::GpuBuffer;
 
+use super::checks::{self, halves};
 use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
@@ -74,54 +75,6 @@ fn buf(s: &Storage) -> Result<&GpuBuffer> {
     }
 }
 
-fn same_len(a: &GpuBuffer, b: &GpuBuffer, what: &str) -> Result<()> {
-    if a.len() != b.len() {
-        return Err(Error::Shape(format!(
-            "{what}: lengths {} and {} differ",
-            a.len(),
-            b.len()
-        )));
-    }
-    Ok(())
-}
-
-fn rows_of(len: usize, cols: usize, what: &str) -> Result<usize> {
-    if cols == 0 || len % cols != 0 {
-        return Err(Error::Shape(format!(
-            "{what}: {len} values are not rows of {cols}"
-        )));
-    }
-    Ok(len / cols)
-}
-
-fn weight_rows(x: &GpuBuffer, w: &GpuBuffer, cols: usize, what: &str) -> Result<usize> {
-    if w.len() != cols {
-        return Err(Error::Shape(format!(
-            "{what}: a weight of {} for rows of {cols}",
-            w.len()
-        )));
-    }
-    rows_of(x.len(), cols, what)
-}
-
-fn check_dims(len: usize, dims: &[usize], what: &str) -> Result<()> {
-    if len != dims.iter().product::<usize>() {
-        return Err(Error::Shape(format!(
-            "{what}: {len} values do not fit {dims:?}"
-        )));
-    }
-    Ok(())
-}
-
-fn halves(len: usize, what: &str) -> Result<usize> {
-    if len % 2 != 0 {
-        return Err(Error::Shape(format!(
-            "{what}: a DeepLIFT batch pairs inputs with references, got {len} values"
-        )));
-    }
-    Ok(len / 2)
-}
-
 fn activation_code(f: Activation) -> u32 {
     match f {
         Activation::GeluErf => 0,
@@ -178,7 +131,7 @@ impl WgpuBackend {
         let out = self.out(x.len(), entry)?;
         let mut bind = vec![(1, &out), (2, x)];
         if let Some(g) = g {
-            same_len(x, g, entry)?;
+            checks::same_len(x.len(), g.len(), entry)?;
             bind.push((3, g));
         }
         self.ctx.launch(
@@ -243,7 +196,7 @@ impl WgpuBackend {
                 c.len()
             )));
         }
-        let rows = rows_of(x.len(), d, entry)?;
+        let rows = checks::rows(x.len(), d, entry)?;
         let out = self.out(if g.is_some() { x.len() } else { rows }, entry)?;
         let mut bind = vec![(1, &out), (2, x), (3, c)];
         if let Some(g) = g {
@@ -273,7 +226,7 @@ impl WgpuBackend {
         col: usize,
         kind: PickKind,
     ) -> Result<Storage> {
-        let rows = rows_of(x.len(), cols, entry)?;
+        let rows = checks::rows(x.len(), cols, entry)?;
         let out = self.out(out_len, entry)?;
         let mut bind = vec![(1, &out), (2, x)];
         if let Some(g) = g {
@@ -399,13 +352,13 @@ impl Backend for WgpuBackend {
 
     fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        same_len(a, b, "add")?;
+        checks::same_len(a.len(), b.len(), "add")?;
         self.elementwise("binary", a, Some(b), 0, 0.0, 0)
     }
 
     fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        same_len(a, b, "mul")?;
+        checks::same_len(a.len(), b.len(), "mul")?;
         self.elementwise("binary", a, Some(b), 0, 0.0, 1)
     }
 
@@ -440,7 +393,7 @@ impl Backend for WgpuBackend {
 
     fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage> {
         let (y, g) = (buf(y)?, buf(g)?);
-        same_len(y, g, "softmax_backward")?;
+        checks::same_len(y.len(), g.len(), "softmax_backward")?;
         self.softmax_kernel(
             "softmax_backward",
             y,
@@ -462,8 +415,8 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<(Storage, Storage, Storage)> {
         let (x, w, b) = (buf(x)?, buf(w)?, buf(b)?);
-        let rows = weight_rows(x, w, cols, "layer_norm")?;
-        same_len(w, b, "layer_norm bias")?;
+        let rows = checks::weighted_rows(x.len(), w.len(), cols, "layer_norm")?;
+        checks::same_len(w.len(), b.len(), "layer_norm bias")?;
         let y = self.out(x.len(), "layer_norm")?;
         let xhat = self.out(x.len(), "layer_norm")?;
         let rstd = self.out(rows, "layer_norm")?;
@@ -485,8 +438,8 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, xhat, rstd, w) = (buf(g)?, buf(xhat)?, buf(rstd)?, buf(w)?);
-        let rows = weight_rows(g, w, cols, "layer_norm_backward")?;
-        same_len(g, xhat, "layer_norm_backward")?;
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_backward")?;
+        checks::same_len(g.len(), xhat.len(), "layer_norm_backward")?;
         self.norm_kernel(
             "layer_norm_backward",
             rows,
@@ -504,7 +457,7 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<(Storage, Storage)> {
         let (x, w) = (buf(x)?, buf(w)?);
-        let rows = weight_rows(x, w, cols, "rms_norm")?;
+        let rows = checks::weighted_rows(x.len(), w.len(), cols, "rms_norm")?;
         let y = self.out(x.len(), "rms_norm")?;
         let rstd = self.out(rows, "rms_norm")?;
         self.ctx.launch(
@@ -525,8 +478,8 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, x, rstd, w) = (buf(g)?, buf(x)?, buf(rstd)?, buf(w)?);
-        let rows = weight_rows(g, w, cols, "rms_norm_backward")?;
-        same_len(g, x, "rms_norm_backward")?;
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_backward")?;
+        checks::same_len(g.len(), x.len(), "rms_norm_backward")?;
         self.norm_kernel(
             "rms_norm_backward",
             rows,
@@ -546,19 +499,8 @@ impl Backend for WgpuBackend {
         inverse: bool,
     ) -> Result<Storage> {
         let (x, cos, sin) = (buf(x)?, buf(cos)?, buf(sin)?);
+        checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
         let half = head_dim / 2;
-        if head_dim % 2 != 0
-            || len == 0
-            || x.len() % (len * head_dim) != 0
-            || cos.len() != len * half
-            || sin.len() != cos.len()
-        {
-            return Err(Error::Shape(format!(
-                "rope: {} values, {len} positions, head_dim {head_dim}, tables of {}",
-                x.len(),
-                cos.len()
-            )));
-        }
         let pairs = x.len() / 2;
         let out = self.out(x.len(), "rope")?;
         let sign: f32 = if inverse { -1.0 } else { 1.0 };
@@ -573,14 +515,14 @@ impl Backend for WgpuBackend {
 
     fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
         let x = buf(x)?;
-        check_dims(x.len(), &dims, "permute_0213")?;
+        checks::dims(x.len(), &dims, "permute_0213")?;
         let [a, b, c, d] = dims;
         self.layout_kernel("permute_0213", x.len(), [a, b, c, d, 0], &[(2, x)])
     }
 
     fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let x = buf(x)?;
-        check_dims(x.len(), &dims, "repeat_heads")?;
+        checks::dims(x.len(), &dims, "repeat_heads")?;
         let [_, h, l, d] = dims;
         self.layout_kernel(
             "repeat_heads",
@@ -593,7 +535,7 @@ impl Backend for WgpuBackend {
     fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [b, h, l, d] = dims;
-        check_dims(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
+        checks::dims(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
         self.layout_kernel(
             "sum_head_groups",
             b * h * l * d,
@@ -611,8 +553,8 @@ impl Backend for WgpuBackend {
     ) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
         let [bs, h, t1, d] = dims_a;
-        check_dims(a.len(), &dims_a, "concat_seq")?;
-        check_dims(b.len(), &[bs, h, t2, d], "concat_seq")?;
+        checks::dims(a.len(), &dims_a, "concat_seq")?;
+        checks::dims(b.len(), &[bs, h, t2, d], "concat_seq")?;
         self.layout_kernel(
             "concat_seq",
             a.len() + b.len(),
@@ -623,12 +565,7 @@ impl Backend for WgpuBackend {
 
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
         let table = buf(table)?;
-        let rows = table.len().checked_div(cols).unwrap_or(0);
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= rows) {
-            return Err(Error::InvalidInput(format!(
-                "token id {id} outside a table of {rows} rows"
-            )));
-        }
+        checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
         let ids = self.ctx.upload_u32(ids)?;
         self.layout_kernel(
             "gather_rows",
@@ -640,25 +577,17 @@ impl Backend for WgpuBackend {
 
     fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let x = buf(x)?;
-        check_dims(x.len(), &dims, "select_position")?;
+        checks::dims(x.len(), &dims, "select_position")?;
         let [b, l, d] = dims;
-        if pos >= l {
-            return Err(Error::Shape(format!(
-                "select_position: position {pos} of {l}"
-            )));
-        }
+        checks::position(pos, l, "select_position")?;
         self.layout_kernel("select_position", b * d, [l, d, pos, 0, 0], &[(2, x)])
     }
 
     fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [b, l, d] = dims;
-        check_dims(g.len(), &[b, d], "scatter_position")?;
-        if pos >= l {
-            return Err(Error::Shape(format!(
-                "scatter_position: position {pos} of {l}"
-            )));
-        }
+        checks::dims(g.len(), &[b, d], "scatter_position")?;
+        checks::position(pos, l, "scatter_position")?;
         self.layout_kernel("scatter_position", b * l * d, [l, d, pos, 0, 0], &[(2, g)])
     }
 
@@ -719,7 +648,7 @@ impl Backend for WgpuBackend {
                 "pick_softmax: column {col} of {cols}"
             )));
         }
-        let rows = rows_of(x.len(), cols, "pick_softmax")?;
+        let rows = checks::rows(x.len(), cols, "pick_softmax")?;
         self.softmax_kernel("pick", x, None, rows, cols, SoftmaxMask::None, col, kind)
     }
 
@@ -732,7 +661,7 @@ impl Backend for WgpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        let rows = rows_of(x.len(), cols, "pick_softmax_backward")?;
+        let rows = checks::rows(x.len(), cols, "pick_softmax_backward")?;
         if g.len() != rows || col >= cols {
             return Err(Error::Shape(
                 "pick_softmax_backward: bad gradient or column".into(),
@@ -758,8 +687,8 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<Storage> {
         let (num, den, g) = (buf(num)?, buf(den)?, buf(g)?);
-        same_len(num, den, "stabilized_ratio")?;
-        same_len(num, g, "stabilized_ratio")?;
+        checks::same_len(num.len(), den.len(), "stabilized_ratio")?;
+        checks::same_len(num.len(), g.len(), "stabilized_ratio")?;
         let out = self.out(num.len(), "stabilized_ratio")?;
         self.ctx.launch(
             k("rules.wgsl", "stabilized_ratio"),
@@ -782,7 +711,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
-        let rows = weight_rows(g, w, cols, "layer_norm_const_backward")?;
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_const_backward")?;
         self.norm_kernel(
             "layer_norm_const_backward",
             rows,
@@ -800,7 +729,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
-        let rows = weight_rows(g, w, cols, "rms_norm_const_backward")?;
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_const_backward")?;
         self.norm_kernel(
             "rms_norm_const_backward",
             rows,
@@ -834,8 +763,8 @@ impl Backend for WgpuBackend {
         f: Activation,
     ) -> Result<Storage> {
         let (x, y, g) = (buf(x)?, buf(y)?, buf(g)?);
-        same_len(x, y, "rescale_halves")?;
-        same_len(x, g, "rescale_halves")?;
+        checks::same_len(x.len(), y.len(), "rescale_halves")?;
+        checks::same_len(x.len(), g.len(), "rescale_halves")?;
         let h = halves(x.len(), "rescale_halves")?;
         let out = self.out(x.len(), "rescale_halves")?;
         self.ctx.launch(
@@ -871,8 +800,8 @@ impl Backend for WgpuBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
-        same_len(y, g, "rank1_rescale_halves")?;
-        same_len(x, exact, "rank1_rescale_halves")?;
+        checks::same_len(y.len(), g.len(), "rank1_rescale_halves")?;
+        checks::same_len(x.len(), exact.len(), "rank1_rescale_halves")?;
         if x_cols == 0 || y_cols == 0 || x.len() / x_cols != y.len() / y_cols {
             return Err(Error::Shape(
                 "rank1_rescale_halves: row counts differ".into(),
@@ -894,7 +823,7 @@ impl Backend for WgpuBackend {
 
     fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
         let (x, baseline) = (buf(x)?, buf(baseline)?);
-        same_len(x, baseline, "interpolate")?;
+        checks::same_len(x.len(), baseline.len(), "interpolate")?;
         let n = x.len() * alphas.len();
         let out = self.out(n, "interpolate")?;
         if n == 0 {
