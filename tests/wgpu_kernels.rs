@@ -7,22 +7,11 @@
 mod common;
 use common::rand;
 use gradlens::backend::cpu::CpuBackend;
-use gradlens::backend::wgpu::backend as wgpu_backend;
 use gradlens::backend::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use gradlens::tensor::Storage;
 
-/// The wgpu backend, or `None` (skip) when this machine has no adapter and CI is not set.
 fn gpu() -> Option<&'static dyn Backend> {
-    match wgpu_backend() {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and the wgpu backend is unavailable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping wgpu kernel tests: {e}");
-            None
-        }
-    }
+    common::wgpu_backend().map(|b| b as &dyn Backend)
 }
 
 type Op = dyn Fn(&dyn Backend, &[Storage]) -> gradlens::Result<Vec<Storage>>;
@@ -93,7 +82,7 @@ fn matmul_every_transpose_and_broadcast() {
                             let c = || be.matmul(&x[0], &x[1], &spec);
                             return Ok(vec![c()?, c()?]);
                         }
-                        let g = wgpu_backend()?;
+                        let g = gradlens::backend::wgpu::backend()?;
                         Ok(vec![
                             g.matmul_with(&x[0], &x[1], &spec, true)?,
                             g.matmul_with(&x[0], &x[1], &spec, false)?,

@@ -116,3 +116,19 @@ pub fn rand(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The wgpu backend, or `None` (skip) when this machine has no adapter. Under CI=true a
+/// missing adapter fails the test instead.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_backend() -> Option<&'static gradlens::backend::wgpu::WgpuBackend> {
+    match gradlens::backend::wgpu::backend() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and the wgpu backend is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIP: wgpu backend unavailable: {e}");
+            None
+        }
+    }
+}
