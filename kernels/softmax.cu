@@ -23,16 +23,16 @@ extern "C" __global__ void softmax(float* out, const float* x, u32 rows, u32 col
         dst[j] = j < vis ? __expf(src[j] - m) * inv : 0.0f;
 }
 
-// y ⊙ (g − Σ y g).
+// factor · y ⊙ (g − Σ y g) (factor folds in a following scale and a rule's share).
 extern "C" __global__ void softmax_backward(float* out, const float* y, const float* g, u32 rows,
-                                            u32 cols) {
+                                            u32 cols, float factor) {
     const u32 row = group_index();
     if (row >= rows) return;
     const size_t base = (size_t)row * cols;
     float d = 0.0f;
     for (u32 j = threadIdx.x; j < cols; j += blockDim.x) d += y[base + j] * g[base + j];
     d = block_sum(d);
-    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) out[base + j] = y[base + j] * (g[base + j] - d);
+    for (u32 j = threadIdx.x; j < cols; j += blockDim.x) out[base + j] = factor * y[base + j] * (g[base + j] - d);
 }
 
 __device__ float log_sum_exp(const float* src, u32 cols) {

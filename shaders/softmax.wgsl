@@ -8,7 +8,7 @@ struct Params {
     offset: u32,      // cached keys before the block
     col: u32,         // picked column
     log_prob: u32,    // pick: 1 log-probability, 0 probability
-    _pad0: u32,
+    factor: f32,      // backward: multiplies the result
     _pad1: u32,
 }
 
@@ -49,7 +49,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
-// y ⊙ (g − Σ y g), with the probabilities y bound as x.
+// factor · y ⊙ (g − Σ y g), with the probabilities y bound as x.
 @compute @workgroup_size(256)
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
@@ -64,7 +64,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     }
     d = wg_sum(d, lid);
     for (var j = lid; j < p.cols; j += WG) {
-        out[base + j] = x[base + j] * (g[base + j] - d);
+        out[base + j] = p.factor * x[base + j] * (g[base + j] - d);
     }
 }
 

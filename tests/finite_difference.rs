@@ -218,3 +218,18 @@ fn composed_attention_block() {
         tp.merge_heads(o).unwrap()
     });
 }
+
+#[test]
+fn fused_attention_probabilities() {
+    // Awkward sizes, a causal block behind 2 cached keys, and Q = K shared (both paths add up).
+    check("attention_probs", &[&[2, 3, 5], &[2, 5, 5]], |tp, v| {
+        tp.attention_probs(v[0], v[1], 0.7, SoftmaxMask::Causal { len: 3, offset: 2 })
+            .unwrap()
+    });
+    check("attention_probs q = k", &[&[1, 2, 4, 3]], |tp, v| {
+        let p = tp
+            .attention_probs(v[0], v[0], 0.5, SoftmaxMask::None)
+            .unwrap();
+        tp.matmul(p, v[0], false, false).unwrap()
+    });
+}

@@ -163,7 +163,7 @@ fn lrp_conserves_relevance_layer_by_layer_without_biases() {
             "attention matmuls",
             vec![&[2, 5, 4], &[2, 5, 4]],
             Box::new(|tp: &mut Tape, v: &[Var]| {
-                let s = tp.attention_scores(v[0], v[1]).unwrap();
+                let s = tp.matmul(v[0], v[1], false, true).unwrap();
                 tp.attention_context(s, v[1]).unwrap()
             }),
         ),

@@ -7,7 +7,7 @@
 mod common;
 use common::rand;
 use gradlens::backend::cpu::CpuBackend;
-use gradlens::backend::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use gradlens::backend::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use gradlens::tensor::Storage;
 
 fn gpu() -> Option<&'static dyn Backend> {
@@ -165,7 +165,7 @@ fn softmax_masks_and_picks() {
     });
     check("softmax_backward", &[x.clone(), g], &move |be, v| {
         let y = be.softmax(&v[0], cols, SoftmaxMask::None)?;
-        Ok(vec![be.softmax_backward(&y, &v[1], cols)?])
+        Ok(vec![be.softmax_backward(&y, &v[1], cols, 0.37)?])
     });
     // A long row, as over a vocabulary.
     let (r, c) = (3, 1031);
@@ -180,6 +180,51 @@ fn softmax_masks_and_picks() {
             &format!("pick_backward {kind:?}"),
             &[logits.clone(), rand(r, 14, 1.0)],
             &move |be, v| Ok(vec![be.pick_softmax_backward(&v[0], &v[1], c, 517, kind)?]),
+        );
+    }
+}
+
+#[test]
+fn fused_attention_probabilities() {
+    // Head size 67 and 300 keys (more than one workgroup's worth), with and without a causal
+    // mask, and with 290 cached keys in front of a block of 10 queries.
+    let cases = [
+        (6, 13, 13, 67, SoftmaxMask::None),
+        (6, 13, 13, 67, SoftmaxMask::Causal { len: 13, offset: 0 }),
+        (
+            2,
+            300,
+            300,
+            5,
+            SoftmaxMask::Causal {
+                len: 300,
+                offset: 0,
+            },
+        ),
+        (
+            3,
+            10,
+            300,
+            9,
+            SoftmaxMask::Causal {
+                len: 10,
+                offset: 290,
+            },
+        ),
+    ];
+    for (i, (batch, q_len, k_len, head_dim, mask)) in cases.into_iter().enumerate() {
+        let dims = AttentionDims {
+            batch,
+            q_len,
+            k_len,
+            head_dim,
+        };
+        let q = rand(batch * q_len * head_dim, 40 + i as u64, 1.0);
+        let k = rand(batch * k_len * head_dim, 50 + i as u64, 1.0);
+        check(
+            &format!("attention_probs {dims:?} {mask:?}"),
+            &[q, k],
+            &move |be, v| Ok(vec![be.attention_probs(&v[0], &v[1], dims, 0.3, mask)?]),
         );
     }
 }
@@ -314,7 +359,7 @@ fn lrp_and_deeplift_rules() {
             &[x.clone(), rand(rows * cols, 36, 1.0)],
             &move |be, v| {
                 let y = be.softmax(&v[0], cols, mask)?;
-                let exact = be.softmax_backward(&y, &v[1], cols)?;
+                let exact = be.softmax_backward(&y, &v[1], cols, 1.0)?;
                 Ok(vec![be.rank1_rescale_halves(
                     &v[0], &y, &v[1], &exact, cols, cols, mask,
                 )?])

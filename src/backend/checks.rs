@@ -90,3 +90,14 @@ pub fn position(pos: usize, l: usize, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `q` and `k` of a fused attention call against their sizes.
+pub fn attention(q: usize, k: usize, d: &super::AttentionDims, what: &str) -> Result<()> {
+    if d.head_dim == 0 || q != d.batch * d.q_len * d.head_dim || k != d.batch * d.k_len * d.head_dim
+    {
+        return Err(Error::Shape(format!(
+            "{what}: q of {q} and k of {k} values do not fit {d:?}"
+        )));
+    }
+    Ok(())
+}

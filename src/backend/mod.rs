@@ -51,6 +51,16 @@ pub enum SoftmaxMask {
     },
 }
 
+/// Sizes of a fused attention-probabilities call: `q: [batch, q_len, head_dim]` against
+/// `k: [batch, k_len, head_dim]` gives `[batch, q_len, k_len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    pub batch: usize,
+    pub q_len: usize,
+    pub k_len: usize,
+    pub head_dim: usize,
+}
+
 /// What a picked softmax entry reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PickKind {
@@ -83,8 +93,27 @@ pub trait Backend: Send + Sync {
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage>;
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage>;
-    /// `y ⊙ (g − Σ_j y_j g_j)` row by row.
-    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage>;
+    /// `factor · y ⊙ (g − Σ_j y_j g_j)` row by row (`factor` folds in a following scale, such
+    /// as attention's `1/√d`, and a rule's share of the gradient).
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        g: &Storage,
+        cols: usize,
+        factor: f32,
+    ) -> Result<Storage>;
+
+    /// Fused attention probabilities `softmax(scale · Q Kᵀ)` under `mask`, one query row per
+    /// pass: scores, scaling, mask and softmax without storing the raw scores. Its backward is
+    /// `softmax_backward` with `factor = scale` followed by the two matmuls for `∂Q` and `∂K`.
+    fn attention_probs(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage>;
 
     /// Returns `(y, x̂, 1/σ)`, with `x̂` and `1/σ` saved for the backward.
     fn layer_norm(

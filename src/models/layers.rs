@@ -185,15 +185,14 @@ impl Attention {
         let rep = self.heads / self.kv_heads;
         let k = tape.repeat_heads(k, rep)?;
         let v = tape.repeat_heads(v, rep)?;
-        let scores = tape.attention_scores(q, k)?;
-        let scores = tape.scale(scores, 1.0 / (self.head_dim as f32).sqrt())?;
         let len = tape.value(h).dims()[1];
         let mask = if self.causal {
             SoftmaxMask::Causal { len, offset }
         } else {
             SoftmaxMask::None
         };
-        let probs = tape.softmax(scores, mask)?;
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let probs = tape.attention_probs(q, k, scale, mask)?;
         let probs = tape.attention_probabilities(probs)?;
         let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;

@@ -156,11 +156,6 @@ impl Tape {
         self.matmul_as(a, b, trans_a, trans_b, MatmulRole::Other)
     }
 
-    /// Attention scores `Q Kᵀ` of `q, k: [.., len, head_dim]`.
-    pub fn attention_scores(&mut self, q: Var, k: Var) -> Result<Var> {
-        self.matmul_as(q, k, false, true, MatmulRole::AttentionScores)
-    }
-
     /// Attention output `A V` of probabilities `a: [.., len, len]` and `v: [.., len, head_dim]`.
     pub fn attention_context(&mut self, a: Var, v: Var) -> Result<Var> {
         self.matmul_as(a, v, false, false, MatmulRole::AttentionContext)

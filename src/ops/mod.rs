@@ -2,6 +2,7 @@
 //! `Tape` that computes through the backend and records the node) and its exact backward.
 
 mod activation;
+pub(crate) mod attention;
 mod elementwise;
 mod layout;
 pub(crate) mod linear;
@@ -13,15 +14,13 @@ mod softmax;
 pub(crate) use elementwise::mul_vjp;
 
 use crate::autodiff::NodeView;
-use crate::backend::{Activation, MatmulSpec, PickKind, SoftmaxMask};
+use crate::backend::{Activation, AttentionDims, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::Result;
 use crate::tensor::{Shape, Storage, Tensor};
 
 /// Which product of two activations a `Matmul` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulRole {
-    /// `Q Kᵀ`: attention scores.
-    AttentionScores,
     /// `A V`: attention probabilities times values.
     AttentionContext,
     Other,
@@ -56,6 +55,12 @@ pub enum Op {
     },
     Softmax {
         cols: usize,
+        mask: SoftmaxMask,
+    },
+    /// `softmax(scale · Q Kᵀ)` (inputs: q, k), fused.
+    AttentionProbs {
+        dims: AttentionDims,
+        scale: f32,
         mask: SoftmaxMask,
     },
     LayerNorm {
@@ -116,6 +121,7 @@ impl Op {
                 Activation::Relu => "relu",
             },
             Op::Softmax { .. } => "softmax",
+            Op::AttentionProbs { .. } => "attention_probs",
             Op::LayerNorm { .. } => "layer_norm",
             Op::RmsNorm { .. } => "rms_norm",
             Op::Rope { .. } => "rope",
@@ -142,6 +148,9 @@ impl Op {
             Op::Scale { factor } => elementwise::scale(g, *factor).map(|t| vec![Some(t)]),
             Op::Activation { f } => activation::vjp(x[0], g, *f).map(|t| vec![Some(t)]),
             Op::Softmax { cols, .. } => softmax::vjp(node.output, g, *cols).map(|t| vec![Some(t)]),
+            Op::AttentionProbs { dims, scale, .. } => {
+                attention::probs_vjp(node, g, dims, *scale, 1.0)
+            }
             Op::LayerNorm { xhat, rstd, weight } => {
                 norm::layer_norm_vjp(g, xhat, rstd, weight).map(|t| vec![Some(t)])
             }

@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 pub fn vjp(y: &Tensor, g: &Tensor, cols: usize) -> Result<Tensor> {
     Ok(tensor(
         y.backend()
-            .softmax_backward(y.storage(), g.storage(), cols)?,
+            .softmax_backward(y.storage(), g.storage(), cols, 1.0)?,
         y.shape().clone(),
     ))
 }

@@ -51,6 +51,25 @@ impl DeepLift {
             }
             Op::Mul | Op::Gate => ops::mul_vjp(&mean(x[0])?, &mean(x[1])?, g, node.needs_grad),
             Op::Softmax { cols, mask } => rank1(*cols, *cols, *mask),
+            // The rescale rule at the softmax (on the scaled scores, recomputed), the scale's
+            // gradient, and the bilinear split at `Q Kᵀ`.
+            Op::AttentionProbs { dims, scale, mask } => {
+                let scores = ops::attention::scaled_scores(x[0], x[1], dims, *scale)?;
+                let cols = dims.k_len;
+                let exact_g = b.softmax_backward(y.storage(), g.storage(), cols, 1.0)?;
+                let s = b.rank1_rescale_halves(
+                    scores.storage(),
+                    y.storage(),
+                    g.storage(),
+                    &exact_g,
+                    cols,
+                    cols,
+                    *mask,
+                )?;
+                let gs = ops::scale_tensor(&like(s, y), *scale)?;
+                let spec = ops::attention::scores_spec(dims);
+                ops::linear::matmul_vjp(&mean(x[0])?, &mean(x[1])?, &gs, &spec, node.needs_grad)
+            }
             Op::LayerNorm { weight, .. } | Op::RmsNorm { weight, .. } => {
                 rank1(weight.numel(), weight.numel(), SoftmaxMask::None)
             }

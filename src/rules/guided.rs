@@ -59,6 +59,7 @@ impl RuleSet for Guided {
             | Op::Gate
             | Op::Scale { .. }
             | Op::Softmax { .. }
+            | Op::AttentionProbs { .. }
             | Op::LayerNorm { .. }
             | Op::RmsNorm { .. }
             | Op::Rope { .. }

@@ -7,7 +7,8 @@
 //! - products of two activations (attention scores and context, gated MLP): the uniform rule,
 //!   half the gradient to each operand;
 //! - layer and RMS norms, and the cosine target's norm: the normaliser held constant;
-//! - softmax: its exact gradient (AttnLRP's Taylor rule in the efficient form);
+//! - softmax: its exact gradient (AttnLRP's Taylor rule in the efficient form); the fused
+//!   attention probabilities: that softmax rule, then the uniform rule at `Q Kᵀ`;
 //! - additions and linear data movement: the exact gradient (which is the ε-rule for a sum).
 //!
 //! CP-LRP is AttnLRP with no relevance through the attention weights (none to Q and K, all
@@ -89,10 +90,15 @@ impl Lrp {
                 Ok(vec![Some(gx)])
             }
             Op::Matmul { role, .. } if self.conservative => match role {
-                MatmulRole::AttentionScores => Ok(vec![None, None]),
                 MatmulRole::AttentionContext => Ok(vec![None, exact(node, g)?.swap_remove(1)]),
                 MatmulRole::Other => scaled(exact(node, g)?, 0.5),
             },
+            // Softmax and scale take the exact gradient, `Q Kᵀ` the uniform rule: ½ of the
+            // fused backward to each of Q and K (none under CP-LRP).
+            Op::AttentionProbs { .. } if self.conservative => Ok(vec![None, None]),
+            Op::AttentionProbs { dims, scale, .. } => {
+                ops::attention::probs_vjp(node, g, dims, *scale, 0.5)
+            }
             Op::Gate if self.conservative => Ok(vec![None, exact(node, g)?.swap_remove(1)]),
             Op::Matmul { .. } | Op::Mul | Op::Gate => scaled(exact(node, g)?, 0.5),
             Op::Activation { .. } => Ok(vec![Some(like(

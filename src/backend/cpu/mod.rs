@@ -1,6 +1,7 @@
 //! The reference backend: host memory, a real GEMM (`gemm`, AVX-512 where present) and rayon.
 
 mod activation;
+mod attention;
 mod layout;
 mod matmul;
 mod norm;
@@ -10,7 +11,7 @@ mod rules;
 mod small_m;
 mod softmax;
 
-use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
 use rayon::prelude::*;
@@ -181,8 +182,25 @@ impl Backend for CpuBackend {
         softmax::forward(host(x)?, cols, mask).map(Storage::Cpu)
     }
 
-    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage> {
-        softmax::backward(host(y)?, host(g)?, cols).map(Storage::Cpu)
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        g: &Storage,
+        cols: usize,
+        factor: f32,
+    ) -> Result<Storage> {
+        softmax::backward(host(y)?, host(g)?, cols, factor).map(Storage::Cpu)
+    }
+
+    fn attention_probs(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        attention::probs(host(q)?, host(k)?, dims, scale, mask).map(Storage::Cpu)
     }
 
     fn layer_norm(

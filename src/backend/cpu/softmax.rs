@@ -8,31 +8,41 @@ fn check_rows(len: usize, cols: usize, what: &str) -> Result<()> {
     crate::backend::checks::rows(len, cols, what).map(drop)
 }
 
+/// Keys visible to row `r` under `mask`.
+pub fn visible(mask: SoftmaxMask, r: usize, cols: usize) -> usize {
+    match mask {
+        SoftmaxMask::None => cols,
+        SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(cols),
+    }
+}
+
+/// Softmax of `row[..visible]` in place (the rest must already be 0), summed in f64.
+pub fn normalize_in_place(row: &mut [f32], visible: usize) {
+    let max = row[..visible]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0f64;
+    for o in row[..visible].iter_mut() {
+        let e = (*o - max).exp();
+        *o = e;
+        sum += e as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    row[..visible].iter_mut().for_each(|o| *o *= inv);
+}
+
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
     check_rows(x.len(), cols, "softmax")?;
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, cols, |r, row| {
-        let src = &x[r * cols..(r + 1) * cols];
-        let visible = match mask {
-            SoftmaxMask::None => cols,
-            SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(cols),
-        };
-        let max = src[..visible]
-            .iter()
-            .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0.0f64;
-        for (o, &v) in row[..visible].iter_mut().zip(&src[..visible]) {
-            let e = (v - max).exp();
-            *o = e;
-            sum += e as f64;
-        }
-        let inv = (1.0 / sum) as f32;
-        row[..visible].iter_mut().for_each(|o| *o *= inv);
+        let vis = visible(mask, r, cols);
+        row[..vis].copy_from_slice(&x[r * cols..r * cols + vis]);
+        normalize_in_place(row, vis);
     });
     Ok(out)
 }
 
-pub fn backward(y: &[f32], g: &[f32], cols: usize) -> Result<Vec<f32>> {
+pub fn backward(y: &[f32], g: &[f32], cols: usize, factor: f32) -> Result<Vec<f32>> {
     same_len(y, g, "softmax_backward")?;
     check_rows(y.len(), cols, "softmax_backward")?;
     let mut out = vec![0.0f32; y.len()];
@@ -40,7 +50,7 @@ pub fn backward(y: &[f32], g: &[f32], cols: usize) -> Result<Vec<f32>> {
         let (ys, gs) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
         let dot: f64 = ys.iter().zip(gs).map(|(&a, &b)| a as f64 * b as f64).sum();
         for ((o, &yv), &gv) in row.iter_mut().zip(ys).zip(gs) {
-            *o = yv * (gv - dot as f32);
+            *o = factor * yv * (gv - dot as f32);
         }
     });
     Ok(out)

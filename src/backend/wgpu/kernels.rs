@@ -16,6 +16,10 @@ pub const FILES: &[(&str, &str)] = &[
         "activation.wgsl",
         include_str!("../../../shaders/activation.wgsl"),
     ),
+    (
+        "attention.wgsl",
+        include_str!("../../../shaders/attention.wgsl"),
+    ),
     ("cosine.wgsl", include_str!("../../../shaders/cosine.wgsl")),
     (
         "elementwise.wgsl",

@@ -11,7 +11,7 @@ mod kernels;
 pub use buffer::GpuBuffer;
 
 use super::checks::{self, halves};
-use super::{Activation, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
 use context::{Context, Grid};
@@ -90,6 +90,26 @@ fn mask_words(mask: SoftmaxMask) -> (u32, u32) {
     match mask {
         SoftmaxMask::None => (0, 0),
         SoftmaxMask::Causal { len, offset } => (len.max(1) as u32, offset as u32),
+    }
+}
+
+/// The kernel-specific words of `softmax.wgsl`'s parameters.
+#[derive(Clone, Copy)]
+struct SoftmaxExtra {
+    mask: SoftmaxMask,
+    col: usize,
+    kind: PickKind,
+    factor: f32,
+}
+
+impl Default for SoftmaxExtra {
+    fn default() -> Self {
+        SoftmaxExtra {
+            mask: SoftmaxMask::None,
+            col: 0,
+            kind: PickKind::Prob,
+            factor: 1.0,
+        }
     }
 }
 
@@ -214,7 +234,6 @@ impl WgpuBackend {
         Ok(Storage::Wgpu(out))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn softmax_kernel(
         &self,
         entry: &'static str,
@@ -222,10 +241,14 @@ impl WgpuBackend {
         g: Option<&GpuBuffer>,
         out_len: usize,
         cols: usize,
-        mask: SoftmaxMask,
-        col: usize,
-        kind: PickKind,
+        extra: SoftmaxExtra,
     ) -> Result<Storage> {
+        let SoftmaxExtra {
+            mask,
+            col,
+            kind,
+            factor,
+        } = extra;
         let rows = checks::rows(x.len(), cols, entry)?;
         let out = self.out(out_len, entry)?;
         let mut bind = vec![(1, &out), (2, x)];
@@ -242,6 +265,7 @@ impl WgpuBackend {
                 offset,
                 u(col),
                 (kind == PickKind::LogProb) as u32,
+                factor.to_bits(),
             ],
             &bind,
             Grid::Rows(rows),
@@ -388,22 +412,57 @@ impl Backend for WgpuBackend {
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
         let x = buf(x)?;
-        self.softmax_kernel("softmax", x, None, x.len(), cols, mask, 0, PickKind::Prob)
+        let extra = SoftmaxExtra {
+            mask,
+            ..Default::default()
+        };
+        self.softmax_kernel("softmax", x, None, x.len(), cols, extra)
     }
 
-    fn softmax_backward(&self, y: &Storage, g: &Storage, cols: usize) -> Result<Storage> {
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        g: &Storage,
+        cols: usize,
+        factor: f32,
+    ) -> Result<Storage> {
         let (y, g) = (buf(y)?, buf(g)?);
         checks::same_len(y.len(), g.len(), "softmax_backward")?;
-        self.softmax_kernel(
-            "softmax_backward",
-            y,
-            Some(g),
-            y.len(),
-            cols,
-            SoftmaxMask::None,
-            0,
-            PickKind::Prob,
-        )
+        let extra = SoftmaxExtra {
+            factor,
+            ..Default::default()
+        };
+        self.softmax_kernel("softmax_backward", y, Some(g), y.len(), cols, extra)
+    }
+
+    fn attention_probs(
+        &self,
+        q: &Storage,
+        keys: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (q, kb) = (buf(q)?, buf(keys)?);
+        checks::attention(q.len(), kb.len(), &dims, "attention_probs")?;
+        let rows = dims.batch * dims.q_len;
+        let out = self.out(rows * dims.k_len, "attention_probs")?;
+        let (len, offset) = mask_words(mask);
+        self.ctx.launch(
+            k("attention.wgsl", "attention_probs"),
+            &[
+                u(rows),
+                u(dims.q_len),
+                u(dims.k_len),
+                u(dims.head_dim),
+                len,
+                offset,
+                scale.to_bits(),
+            ],
+            &[(1, &out), (2, q), (3, kb)],
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
     }
 
     fn layer_norm(
@@ -649,7 +708,12 @@ impl Backend for WgpuBackend {
             )));
         }
         let rows = checks::rows(x.len(), cols, "pick_softmax")?;
-        self.softmax_kernel("pick", x, None, rows, cols, SoftmaxMask::None, col, kind)
+        let extra = SoftmaxExtra {
+            col,
+            kind,
+            ..Default::default()
+        };
+        self.softmax_kernel("pick", x, None, rows, cols, extra)
     }
 
     fn pick_softmax_backward(
@@ -667,16 +731,12 @@ impl Backend for WgpuBackend {
                 "pick_softmax_backward: bad gradient or column".into(),
             ));
         }
-        self.softmax_kernel(
-            "pick_backward",
-            x,
-            Some(g),
-            x.len(),
-            cols,
-            SoftmaxMask::None,
+        let extra = SoftmaxExtra {
             col,
             kind,
-        )
+            ..Default::default()
+        };
+        self.softmax_kernel("pick_backward", x, Some(g), x.len(), cols, extra)
     }
 
     fn stabilized_ratio(
