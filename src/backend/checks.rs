@@ -101,3 +101,54 @@ pub fn attention(q: usize, k: usize, d: &super::AttentionDims, what: &str) -> Re
     }
     Ok(())
 }
+
+/// Operands of a matmul against its spec.
+pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
+    let s = spec;
+    let want_a = if s.a_batched { s.batch } else { 1 } * s.m * s.k;
+    let want_b = if s.b_batched { s.batch } else { 1 } * s.k * s.n;
+    if a != want_a || b != want_b {
+        return Err(Error::Shape(format!(
+            "matmul {spec:?}: operands of {a} and {b} values"
+        )));
+    }
+    Ok(())
+}
+
+/// `b` repeats a whole number of times along `a`.
+pub fn broadcast(a: usize, b: usize) -> Result<()> {
+    if b == 0 || a % b != 0 {
+        return Err(Error::Shape(format!(
+            "add_broadcast: {b} values do not repeat into {a}"
+        )));
+    }
+    Ok(())
+}
+
+/// A softmax pick: rows of `cols` and a column inside them; returns the row count.
+pub fn pick(len: usize, cols: usize, col: usize, what: &str) -> Result<usize> {
+    let rows = self::rows(len, cols, what)?;
+    if col >= cols {
+        return Err(Error::Shape(format!("{what}: column {col} of {cols}")));
+    }
+    Ok(rows)
+}
+
+/// The DeepLIFT rank-one rescale's operands; returns the rows of the input half.
+pub fn rank1(
+    x: usize,
+    y: usize,
+    g: usize,
+    exact: usize,
+    x_cols: usize,
+    y_cols: usize,
+) -> Result<usize> {
+    const WHAT: &str = "rank1_rescale_halves";
+    same_len(y, g, WHAT)?;
+    same_len(x, exact, WHAT)?;
+    if x_cols == 0 || y_cols == 0 || x / x_cols != y / y_cols {
+        return Err(Error::Shape(format!("{WHAT}: row counts differ")));
+    }
+    halves(y, WHAT)?;
+    Ok(halves(x, WHAT)? / x_cols)
+}

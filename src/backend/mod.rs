@@ -5,6 +5,8 @@
 
 mod checks;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
@@ -290,12 +292,22 @@ pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
         Device::Wgpu => Err(crate::error::Error::DeviceUnavailable(
             "wgpu: this build has no wgpu backend; rebuild with `--features wgpu`".into(),
         )),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => Ok(cuda::backend()?),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(crate::error::Error::DeviceUnavailable(
+            "cuda: this build has no CUDA backend; rebuild with `--features cuda`".into(),
+        )),
     }
 }
 
-/// What `--device auto` picks: a hardware wgpu adapter when there is one, else the CPU.
-/// (Software adapters such as lavapipe are slower than the CPU backend.)
+/// What `--device auto` picks: CUDA when a device and NVRTC are there, else a hardware wgpu
+/// adapter, else the CPU. (Software adapters such as lavapipe are slower than the CPU backend.)
 pub fn auto_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if cuda::backend().is_ok() {
+        return Device::Cuda;
+    }
     #[cfg(feature = "wgpu")]
     if wgpu::backend().is_ok_and(|b| b.is_hardware()) {
         return Device::Wgpu;

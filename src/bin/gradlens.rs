@@ -270,8 +270,24 @@ fn list_devices() {
     }
     #[cfg(not(feature = "wgpu"))]
     println!("wgpu: not in this build (rebuild with --features wgpu)");
-    println!("cuda: not in this build");
+    #[cfg(feature = "cuda")]
+    match gradlens::backend::cuda::backend() {
+        Ok(b) => {
+            let free = b
+                .memory()
+                .map(|(free, total)| format!(", {:.1} of {:.1} GiB free", gib(free), gib(total)));
+            println!("cuda: {}{}", b.device_name(), free.unwrap_or_default());
+        }
+        Err(e) => println!("{e}"),
+    }
+    #[cfg(not(feature = "cuda"))]
+    println!("cuda: not in this build (rebuild with --features cuda)");
     println!("auto: {}", gradlens::backend::auto_device());
+}
+
+#[cfg(feature = "cuda")]
+fn gib(bytes: usize) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
 }
 
 fn info(path: &Path) -> Result<()> {

@@ -6,6 +6,8 @@ pub enum Device {
     Cpu,
     /// The portable GPU backend (Vulkan, Metal, DX12), built with `--features wgpu`.
     Wgpu,
+    /// NVIDIA GPUs through CUDA, built with `--features cuda`.
+    Cuda,
 }
 
 impl fmt::Display for Device {
@@ -13,6 +15,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => write!(f, "cpu"),
             Device::Wgpu => write!(f, "wgpu"),
+            Device::Cuda => write!(f, "cuda"),
         }
     }
 }
@@ -24,9 +27,7 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "auto" => Ok(crate::backend::auto_device()),
             "wgpu" => crate::backend::backend_for(Device::Wgpu).map(|_| Device::Wgpu),
-            "cuda" => Err(crate::error::Error::DeviceUnavailable(
-                "cuda: this build has no cuda backend yet; use --device wgpu or cpu".into(),
-            )),
+            "cuda" => crate::backend::backend_for(Device::Cuda).map(|_| Device::Cuda),
             other => Err(crate::error::Error::InvalidArgument(format!(
                 "unknown device '{other}' (expected cpu, cuda, wgpu or auto)"
             ))),
@@ -40,6 +41,8 @@ pub enum Storage {
     Cpu(Vec<f32>),
     #[cfg(feature = "wgpu")]
     Wgpu(crate::backend::wgpu::GpuBuffer),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::backend::cuda::CudaBuffer),
 }
 
 impl Storage {
@@ -48,6 +51,8 @@ impl Storage {
             Storage::Cpu(_) => Device::Cpu,
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(_) => Device::Wgpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => Device::Cuda,
         }
     }
 
@@ -56,6 +61,8 @@ impl Storage {
             Storage::Cpu(v) => v.len(),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(b) => b.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(b) => b.len(),
         }
     }
 

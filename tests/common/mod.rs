@@ -132,3 +132,20 @@ pub fn wgpu_backend() -> Option<&'static gradlens::backend::wgpu::WgpuBackend> {
         }
     }
 }
+
+/// The CUDA backend, or `None` (with a note) where this machine has no usable CUDA device;
+/// with `GRADLENS_REQUIRE_CUDA=1` (set on GPU machines) a missing device fails instead.
+#[cfg(feature = "cuda")]
+#[allow(dead_code)]
+pub fn cuda_backend() -> Option<&'static gradlens::backend::cuda::CudaBackend> {
+    match gradlens::backend::cuda::backend() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("GRADLENS_REQUIRE_CUDA").as_deref() == Ok("1") => {
+            panic!("GRADLENS_REQUIRE_CUDA=1 and the CUDA backend is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIP: CUDA backend unavailable: {e}");
+            None
+        }
+    }
+}

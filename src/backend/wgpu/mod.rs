@@ -295,15 +295,7 @@ impl WgpuBackend {
             a_batched,
             b_batched,
         } = spec;
-        let want_a = if a_batched { batch * m * kk } else { m * kk };
-        let want_b = if b_batched { batch * kk * n } else { kk * n };
-        if a.len() != want_a || b.len() != want_b {
-            return Err(Error::Shape(format!(
-                "matmul {spec:?}: operands of {} and {} values",
-                a.len(),
-                b.len()
-            )));
-        }
+        checks::matmul(a.len(), b.len(), spec)?;
         let out = self.out(batch * m * n, "matmul")?;
         if batch * m * n == 0 {
             return Ok(Storage::Wgpu(out));
@@ -392,13 +384,7 @@ impl Backend for WgpuBackend {
 
     fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        if b.is_empty() || a.len() % b.len() != 0 {
-            return Err(Error::Shape(format!(
-                "add_broadcast: {} values do not repeat into {}",
-                b.len(),
-                a.len()
-            )));
-        }
+        checks::broadcast(a.len(), b.len())?;
         self.elementwise("add_broadcast", a, Some(b), b.len(), 0.0, 0)
     }
 
@@ -702,12 +688,7 @@ impl Backend for WgpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let x = buf(x)?;
-        if col >= cols {
-            return Err(Error::Shape(format!(
-                "pick_softmax: column {col} of {cols}"
-            )));
-        }
-        let rows = checks::rows(x.len(), cols, "pick_softmax")?;
+        let rows = checks::pick(x.len(), cols, col, "pick_softmax")?;
         let extra = SoftmaxExtra {
             col,
             kind,
@@ -860,16 +841,7 @@ impl Backend for WgpuBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
-        checks::same_len(y.len(), g.len(), "rank1_rescale_halves")?;
-        checks::same_len(x.len(), exact.len(), "rank1_rescale_halves")?;
-        if x_cols == 0 || y_cols == 0 || x.len() / x_cols != y.len() / y_cols {
-            return Err(Error::Shape(
-                "rank1_rescale_halves: row counts differ".into(),
-            ));
-        }
-        let hx = halves(x.len(), "rank1_rescale_halves")?;
-        halves(y.len(), "rank1_rescale_halves")?;
-        let rows = hx / x_cols;
+        let rows = checks::rank1(x.len(), y.len(), g.len(), exact.len(), x_cols, y_cols)?;
         let out = self.out(x.len(), "rank1_rescale_halves")?;
         let (len, offset) = mask_words(mask);
         self.ctx.launch(

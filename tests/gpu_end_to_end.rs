@@ -1,15 +1,26 @@
-//! Every method on every architecture on the wgpu backend gives the CPU's answer (1e-3 of the
-//! largest score), on the tiny models and on MiniLM and SmolLM2. Run with `--features wgpu`;
-//! with `CI=true` a missing adapter fails instead of skipping.
-#![cfg(feature = "wgpu")]
+//! Every method on every architecture on each GPU backend (wgpu, CUDA) gives the CPU's answer
+//! (1e-3 of the largest score), on the tiny models and on MiniLM and SmolLM2. Run with
+//! `--features wgpu` and/or `--features cuda`; with `CI=true` a missing wgpu adapter fails
+//! instead of skipping, and so does a missing CUDA device with `GRADLENS_REQUIRE_CUDA=1`.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 mod common;
 use common::*;
 use gradlens::attribution::{self, Baseline, Method, Options, ScoreKind, TargetSpec};
 use gradlens::{Device, Model};
 
-fn wgpu_available() -> bool {
-    wgpu_backend().is_some()
+/// The GPU devices this build has and this machine can open.
+fn gpu_devices() -> Vec<Device> {
+    let mut all = Vec::new();
+    #[cfg(feature = "wgpu")]
+    if wgpu_backend().is_some() {
+        all.push(Device::Wgpu);
+    }
+    #[cfg(feature = "cuda")]
+    if cuda_backend().is_some() {
+        all.push(Device::Cuda);
+    }
+    all
 }
 
 fn load(path: &std::path::Path, device: Device) -> Model {
@@ -24,7 +35,7 @@ fn same_answer(cpu: &Model, gpu: &Model, prompt: &str, method: Method, opts: &Op
     };
     let (want, got) = (run(cpu), run(gpu));
     let what = format!("{} {}", cpu.name, method.name());
-    assert_eq!(got.device, "wgpu", "{what}");
+    assert_eq!(got.device, gpu.device().to_string(), "{what}");
     let scale = want
         .scores
         .iter()
@@ -44,23 +55,28 @@ fn same_answer(cpu: &Model, gpu: &Model, prompt: &str, method: Method, opts: &Op
     for (i, (a, b)) in want.scores.iter().zip(&got.scores).enumerate() {
         assert!(
             (a - b).abs() <= tol * scale,
-            "{what}: token {i}: cpu {a}, wgpu {b} (largest {scale})"
+            "{what}: token {i}: cpu {a}, {} {b} (largest {scale})",
+            gpu.device()
         );
     }
     let fx = want.target_score.abs().max(1e-3);
     assert!(
         (want.target_score - got.target_score).abs() <= tol * fx,
-        "{what}: F(x) cpu {} wgpu {}",
+        "{what}: F(x) cpu {} {} {}",
         want.target_score,
+        gpu.device(),
         got.target_score
     );
 }
 
 #[test]
 fn every_method_on_every_tiny_architecture() {
-    if !wgpu_available() {
-        return;
+    for device in gpu_devices() {
+        every_method_on(device);
     }
+}
+
+fn every_method_on(device: Device) {
     let cases: [(&str, TargetSpec, ScoreKind, Baseline); 4] = [
         (
             "tiny-bert",
@@ -89,7 +105,7 @@ fn every_method_on_every_tiny_architecture() {
     ];
     for (name, target, score, baseline) in cases {
         let path = root().join("tests/fixtures/models").join(name);
-        let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, Device::Wgpu));
+        let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, device));
         for method in Method::ALL {
             let opts = Options {
                 target: target.clone(),
@@ -115,9 +131,12 @@ fn every_method_on_every_tiny_architecture() {
 
 #[test]
 fn minilm_and_smollm2_match_the_cpu() {
-    if !wgpu_available() {
-        return;
+    for device in gpu_devices() {
+        real_models_on(device);
     }
+}
+
+fn real_models_on(device: Device) {
     // Few steps: lavapipe, the CI adapter, runs SmolLM2 at about 10 s per gradient.
     let cases: [(&str, &str, TargetSpec, &[Method]); 2] = [
         (
@@ -144,7 +163,7 @@ fn minilm_and_smollm2_match_the_cpu() {
             eprintln!("SKIP: {} missing", path.display());
             continue;
         }
-        let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, Device::Wgpu));
+        let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, device));
         for &method in methods {
             let opts = Options {
                 target: target.clone(),
@@ -164,6 +183,7 @@ fn gradlens(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .unwrap()
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
     let model = root().join("tests/fixtures/models/tiny-gpt2");
@@ -195,7 +215,7 @@ fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
     );
     assert!(!out.exists(), "no output file after a failure");
 
-    if !wgpu_available() {
+    if wgpu_backend().is_none() {
         return;
     }
     let r = gradlens(&args, &[]);
@@ -203,5 +223,47 @@ fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(json["device"], "wgpu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--device cuda` where CUDA cannot be used is one error line naming the reason, a non-zero
+/// exit and no output file; where it can, the JSON says it ran on CUDA.
+#[cfg(feature = "cuda")]
+#[test]
+fn cli_runs_on_cuda_or_says_why_not() {
+    let model = root().join("tests/fixtures/models/tiny-llama");
+    let dir = std::env::temp_dir().join(format!("gradlens-cuda-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("result.json");
+    let args = [
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "the quick brown fox",
+        "--method",
+        "attnlrp",
+        "--device",
+        "cuda",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let r = gradlens(&args, &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    if gradlens::backend::cuda::backend().is_err() {
+        assert!(!r.status.success() && !err.contains("panicked"), "{err}");
+        assert!(
+            err.trim().lines().count() == 1 && err.contains("device unavailable: cuda: "),
+            "{err}"
+        );
+        assert!(!out.exists(), "no output file after a failure");
+    } else {
+        assert!(r.status.success(), "{err}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(json["device"], "cuda");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
-//! Every wgpu kernel against the CPU backend, on shapes that are not multiples of the
-//! workgroup (256) or the matmul tile (64). Run with `--features wgpu`; with `CI=true` a
-//! missing adapter fails instead of skipping.
-#![cfg(feature = "wgpu")]
+//! Every GPU kernel (wgpu and CUDA, whichever this build has) against the CPU backend, on
+//! shapes that are not multiples of the workgroup (256) or the matmul tile (64). Run with
+//! `--features wgpu` and/or `--features cuda`. With `CI=true` a missing wgpu adapter fails
+//! instead of skipping; so does a missing CUDA device with `GRADLENS_REQUIRE_CUDA=1`.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 #![allow(clippy::cloned_ref_to_slice_refs)] // inputs are listed as owned vectors on purpose
 
 mod common;
@@ -10,15 +11,57 @@ use gradlens::backend::cpu::CpuBackend;
 use gradlens::backend::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use gradlens::tensor::Storage;
 
-fn gpu() -> Option<&'static dyn Backend> {
-    common::wgpu_backend().map(|b| b as &dyn Backend)
+/// The GPU backends to test: each one this build has and this machine can open.
+fn gpus() -> Vec<&'static dyn Backend> {
+    let mut all: Vec<&'static dyn Backend> = Vec::new();
+    #[cfg(feature = "wgpu")]
+    all.extend(common::wgpu_backend().map(|b| b as &dyn Backend));
+    #[cfg(feature = "cuda")]
+    all.extend(common::cuda_backend().map(|b| b as &dyn Backend));
+    all
+}
+
+/// Both matmul kernels of a GPU backend (tiled and one thread per output), whichever the
+/// backend would pick for this shape.
+fn both_matmul_kernels(
+    be: &dyn Backend,
+    x: &[Storage],
+    spec: &MatmulSpec,
+) -> gradlens::Result<Vec<Storage>> {
+    match be.device() {
+        #[cfg(feature = "wgpu")]
+        gradlens::Device::Wgpu => {
+            let g = gradlens::backend::wgpu::backend()?;
+            Ok(vec![
+                g.matmul_with(&x[0], &x[1], spec, true)?,
+                g.matmul_with(&x[0], &x[1], spec, false)?,
+            ])
+        }
+        #[cfg(feature = "cuda")]
+        gradlens::Device::Cuda => {
+            let g = gradlens::backend::cuda::backend()?;
+            Ok(vec![
+                g.matmul_with(&x[0], &x[1], spec, true)?,
+                g.matmul_with(&x[0], &x[1], spec, false)?,
+            ])
+        }
+        _ => {
+            let c = || be.matmul(&x[0], &x[1], spec);
+            Ok(vec![c()?, c()?])
+        }
+    }
 }
 
 type Op = dyn Fn(&dyn Backend, &[Storage]) -> gradlens::Result<Vec<Storage>>;
 
 /// Runs `op` on both backends over the same inputs and compares every output.
 fn check(name: &str, inputs: &[Vec<f32>], op: &Op) {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        check_on(gpu, name, inputs, op);
+    }
+}
+
+fn check_on(gpu: &dyn Backend, name: &str, inputs: &[Vec<f32>], op: &Op) {
     let cpu: &dyn Backend = &CpuBackend;
     let run = |b: &dyn Backend| -> Vec<Vec<f32>> {
         let ins: Vec<Storage> = inputs
@@ -39,7 +82,8 @@ fn check(name: &str, inputs: &[Vec<f32>], op: &Op) {
         for (i, (a, b)) in w.iter().zip(g).enumerate() {
             assert!(
                 (a - b).abs() <= 2e-5 * scale + 1e-4 * a.abs(),
-                "{name} output {o}[{i}]: cpu {a}, wgpu {b} (scale {scale})"
+                "{name} output {o}[{i}]: cpu {a}, {} {b} (scale {scale})",
+                gpu.device()
             );
         }
     }
@@ -78,15 +122,7 @@ fn matmul_every_transpose_and_broadcast() {
                     let b = rand(if b_batched { batch } else { 1 } * k * n, 2, 1.0);
                     // Both kernels, whichever this adapter would pick.
                     check(&format!("matmul {spec:?}"), &[a, b], &move |be, x| {
-                        if be.device() == gradlens::Device::Cpu {
-                            let c = || be.matmul(&x[0], &x[1], &spec);
-                            return Ok(vec![c()?, c()?]);
-                        }
-                        let g = gradlens::backend::wgpu::backend()?;
-                        Ok(vec![
-                            g.matmul_with(&x[0], &x[1], &spec, true)?,
-                            g.matmul_with(&x[0], &x[1], &spec, false)?,
-                        ])
+                        both_matmul_kernels(be, x, &spec)
                     });
                 }
             }
@@ -387,26 +423,50 @@ fn path_kernels() {
 
 #[test]
 fn zeros_upload_download_round_trip() {
-    let Some(gpu) = gpu() else { return };
-    let v = rand(1234, 40, 1.0);
-    assert_eq!(gpu.download(&gpu.upload(v.clone()).unwrap()).unwrap(), v);
-    assert!(gpu
-        .download(&gpu.zeros(517).unwrap())
-        .unwrap()
-        .iter()
-        .all(|&x| x == 0.0));
-    assert!(gpu
-        .download(&gpu.upload(Vec::new()).unwrap())
-        .unwrap()
-        .is_empty());
+    for gpu in gpus() {
+        let v = rand(1234, 40, 1.0);
+        assert_eq!(gpu.download(&gpu.upload(v.clone()).unwrap()).unwrap(), v);
+        assert!(gpu
+            .download(&gpu.zeros(517).unwrap())
+            .unwrap()
+            .iter()
+            .all(|&x| x == 0.0));
+        assert!(gpu
+            .download(&gpu.upload(Vec::new()).unwrap())
+            .unwrap()
+            .is_empty());
+    }
 }
 
 #[test]
 fn shape_errors_are_reported_not_launched() {
-    let Some(gpu) = gpu() else { return };
-    let a = gpu.upload(vec![1.0; 6]).unwrap();
-    let b = gpu.upload(vec![1.0; 5]).unwrap();
-    assert!(gpu.add(&a, &b).unwrap_err().to_string().contains("add"));
-    let e = gpu.gather_rows(&a, &[9], 3).unwrap_err().to_string();
-    assert!(e.contains("token id 9"), "{e}");
+    for gpu in gpus() {
+        let a = gpu.upload(vec![1.0; 6]).unwrap();
+        let b = gpu.upload(vec![1.0; 5]).unwrap();
+        assert!(gpu.add(&a, &b).unwrap_err().to_string().contains("add"));
+        let e = gpu.gather_rows(&a, &[9], 3).unwrap_err().to_string();
+        assert!(e.contains("token id 9"), "{e}");
+    }
+}
+
+/// The CUDA backend's own NVRTC path compiles every kernel file for the GPU machines'
+/// architectures (A100 and H100). Needs libnvrtc only; CI provides it, elsewhere a missing
+/// NVRTC skips.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_kernels_compile_through_the_backend() {
+    for arch in ["sm_80", "sm_90"] {
+        match gradlens::backend::cuda::compile_kernels(arch) {
+            Ok(files) => {
+                assert!(files.len() >= 11, "{files:?}");
+                for (file, bytes) in files {
+                    assert!(bytes > 0, "{file} for {arch}: empty CUBIN");
+                }
+            }
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and the CUDA kernels did not compile for {arch}: {e}")
+            }
+            Err(e) => eprintln!("SKIP: {e}"),
+        }
+    }
 }

@@ -1,0 +1,32 @@
+//! The CUDA kernel files, embedded in the binary and compiled by NVRTC on first use, each with
+//! the shared prelude (`kernels/common.cuh`) in front: exactly what
+//! `scripts/check-cuda-kernels.sh` compiles in CI.
+
+pub const PRELUDE: &str = include_str!("../../../kernels/common.cuh");
+
+pub const FILES: &[(&str, &str)] = &[
+    (
+        "activation.cu",
+        include_str!("../../../kernels/activation.cu"),
+    ),
+    (
+        "attention.cu",
+        include_str!("../../../kernels/attention.cu"),
+    ),
+    ("cosine.cu", include_str!("../../../kernels/cosine.cu")),
+    (
+        "elementwise.cu",
+        include_str!("../../../kernels/elementwise.cu"),
+    ),
+    ("layout.cu", include_str!("../../../kernels/layout.cu")),
+    ("matmul.cu", include_str!("../../../kernels/matmul.cu")),
+    ("norm.cu", include_str!("../../../kernels/norm.cu")),
+    ("path.cu", include_str!("../../../kernels/path.cu")),
+    ("rope.cu", include_str!("../../../kernels/rope.cu")),
+    ("rules.cu", include_str!("../../../kernels/rules.cu")),
+    ("softmax.cu", include_str!("../../../kernels/softmax.cu")),
+];
+
+pub fn source(file: &str) -> Option<&'static str> {
+    FILES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s)
+}

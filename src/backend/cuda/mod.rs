@@ -1,0 +1,791 @@
+//! The NVIDIA backend: every primitive as a hand-written CUDA kernel (`kernels/*.cu`), compiled
+//! by NVRTC at first use for the device's own architecture and launched through cudarc.
+//!
+//! cudarc loads `libcuda` and `libnvrtc` at run time, so the binary builds without a CUDA
+//! toolkit and runs without one; where either library is missing, `--device cuda` says so.
+//! Kernels are queued on one stream and never waited for; only `download` blocks. Shape checks
+//! (`super::checks`, shared with every backend) run on the host before anything is launched.
+
+mod context;
+mod kernels;
+
+use super::checks::{self, halves};
+use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Storage};
+use context::{Arg, Context, Grid, MatmulArgs};
+use cudarc::driver::CudaSlice;
+use std::sync::OnceLock;
+
+/// A device buffer and its length (allocations are at least one element).
+pub struct CudaBuffer {
+    slice: CudaSlice<f32>,
+    len: usize,
+}
+
+impl CudaBuffer {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for CudaBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaBuffer({} floats)", self.len)
+    }
+}
+
+pub struct CudaBackend {
+    ctx: Context,
+}
+
+static BACKEND: OnceLock<std::result::Result<CudaBackend, String>> = OnceLock::new();
+
+/// The process's CUDA backend on device 0, opened on first use.
+pub fn backend() -> Result<&'static CudaBackend> {
+    BACKEND
+        .get_or_init(|| Context::new().map(|ctx| CudaBackend { ctx }))
+        .as_ref()
+        .map_err(|e| Error::DeviceUnavailable(e.clone()))
+}
+
+/// Compiles every embedded kernel file for `arch` (e.g. "sm_90") exactly as the backend does
+/// on first use, and returns each file's CUBIN size. Needs NVRTC only, no GPU or driver, so CI
+/// checks the backend's own compile path on machines without a GPU.
+pub fn compile_kernels(arch: &str) -> Result<Vec<(&'static str, usize)>> {
+    context::nvrtc_present().map_err(Error::DeviceUnavailable)?;
+    kernels::FILES
+        .iter()
+        .map(|&(file, _)| {
+            context::compile_file(file, arch)
+                .map(|cubin| (file, cubin.len()))
+                .map_err(Error::Device)
+        })
+        .collect()
+}
+
+/// The largest head size the fused attention kernel stages in shared memory.
+const ATTENTION_MAX_HEAD_DIM: usize = 1024;
+
+fn buf(s: &Storage) -> Result<&CudaBuffer> {
+    match s {
+        Storage::Cuda(b) => Ok(b),
+        other => Err(Error::Other(format!(
+            "cuda backend given a {} buffer",
+            other.device()
+        ))),
+    }
+}
+
+fn u(n: usize) -> Arg<'static> {
+    Arg::U32(n as u32)
+}
+
+fn b(x: &CudaBuffer) -> Arg<'_> {
+    Arg::Buf(&x.slice)
+}
+
+fn activation_code(f: Activation) -> Arg<'static> {
+    Arg::U32(match f {
+        Activation::GeluErf => 0,
+        Activation::GeluTanh => 1,
+        Activation::Silu => 2,
+        Activation::Tanh => 3,
+        Activation::Relu => 4,
+    })
+}
+
+/// `(block length, cached keys)` of a mask; block length 0 means no mask.
+fn mask_args(mask: SoftmaxMask) -> [Arg<'static>; 2] {
+    match mask {
+        SoftmaxMask::None => [u(0), u(0)],
+        SoftmaxMask::Causal { len, offset } => [u(len.max(1)), u(offset)],
+    }
+}
+
+impl CudaBackend {
+    /// The device in use, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+    pub fn device_name(&self) -> &str {
+        self.ctx.name()
+    }
+
+    /// Free and total device memory in bytes (for `--batch-size auto`).
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx.memory()
+    }
+
+    fn out(&self, len: usize, what: &str) -> Result<CudaBuffer> {
+        Ok(CudaBuffer {
+            slice: self.ctx.alloc(len, what)?,
+            len,
+        })
+    }
+
+    /// Allocates `len` outputs, launches `file:entry` with the output first, and wraps it.
+    fn run(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        len: usize,
+        args: &[Arg],
+        grid: Grid,
+    ) -> Result<Storage> {
+        let out = self.out(len, entry)?;
+        let mut all = vec![b(&out)];
+        all.extend_from_slice(args);
+        if len > 0 {
+            self.ctx.launch(file, entry, &all, grid)?;
+        }
+        Ok(Storage::Cuda(out))
+    }
+
+    /// An elementwise kernel over `n` values.
+    fn threads(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        n: usize,
+        args: &[Arg],
+    ) -> Result<Storage> {
+        self.run(file, entry, n, args, Grid::Threads(n))
+    }
+
+    fn upload_host(&self, data: &[f32]) -> Result<CudaBuffer> {
+        Ok(CudaBuffer {
+            slice: self.ctx.upload(data)?,
+            len: data.len(),
+        })
+    }
+
+    fn softmax_rows(
+        &self,
+        entry: &'static str,
+        out_len: usize,
+        rows: usize,
+        args: &[Arg],
+    ) -> Result<Storage> {
+        self.run("softmax.cu", entry, out_len, args, Grid::Rows(rows))
+    }
+}
+
+impl Backend for CudaBackend {
+    fn device(&self) -> Device {
+        Device::Cuda
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Result<Storage> {
+        self.upload_host(&data).map(Storage::Cuda)
+    }
+
+    fn download(&self, s: &Storage) -> Result<Vec<f32>> {
+        let x = buf(s)?;
+        self.ctx.download(&x.slice, x.len)
+    }
+
+    fn zeros(&self, len: usize) -> Result<Storage> {
+        Ok(Storage::Cuda(CudaBuffer {
+            slice: self.ctx.zeros(len)?,
+            len,
+        }))
+    }
+
+    fn matmul(&self, a: &Storage, bm: &Storage, spec: &MatmulSpec) -> Result<Storage> {
+        // 64×64 tiles waste most of a tile on a few rows; one thread per output does not.
+        self.matmul_with(a, bm, spec, spec.m > 8)
+    }
+
+    fn add(&self, a: &Storage, c: &Storage) -> Result<Storage> {
+        let (a, c) = (buf(a)?, buf(c)?);
+        checks::same_len(a.len(), c.len(), "add")?;
+        self.threads("elementwise.cu", "add", a.len(), &[b(a), b(c), u(a.len())])
+    }
+
+    fn mul(&self, a: &Storage, c: &Storage) -> Result<Storage> {
+        let (a, c) = (buf(a)?, buf(c)?);
+        checks::same_len(a.len(), c.len(), "mul")?;
+        self.threads("elementwise.cu", "mul", a.len(), &[b(a), b(c), u(a.len())])
+    }
+
+    fn scale(&self, a: &Storage, s: f32) -> Result<Storage> {
+        let a = buf(a)?;
+        self.threads(
+            "elementwise.cu",
+            "scale",
+            a.len(),
+            &[b(a), Arg::F32(s), u(a.len())],
+        )
+    }
+
+    fn add_broadcast(&self, a: &Storage, c: &Storage) -> Result<Storage> {
+        let (a, c) = (buf(a)?, buf(c)?);
+        checks::broadcast(a.len(), c.len())?;
+        let args = [b(a), b(c), u(a.len()), u(c.len())];
+        self.threads("elementwise.cu", "add_broadcast", a.len(), &args)
+    }
+
+    fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
+        let x = buf(x)?;
+        let args = [b(x), u(x.len()), activation_code(f)];
+        self.threads("activation.cu", "act_forward", x.len(), &args)
+    }
+
+    fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        let (x, g) = (buf(x)?, buf(g)?);
+        checks::same_len(x.len(), g.len(), "activation_backward")?;
+        let args = [b(x), b(g), u(x.len()), activation_code(f)];
+        self.threads("activation.cu", "act_backward", x.len(), &args)
+    }
+
+    fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
+        let x = buf(x)?;
+        let rows = checks::rows(x.len(), cols, "softmax")?;
+        let [len, offset] = mask_args(mask);
+        self.softmax_rows(
+            "softmax",
+            x.len(),
+            rows,
+            &[b(x), u(rows), u(cols), len, offset],
+        )
+    }
+
+    fn softmax_backward(
+        &self,
+        y: &Storage,
+        g: &Storage,
+        cols: usize,
+        factor: f32,
+    ) -> Result<Storage> {
+        let (y, g) = (buf(y)?, buf(g)?);
+        checks::same_len(y.len(), g.len(), "softmax_backward")?;
+        let rows = checks::rows(y.len(), cols, "softmax_backward")?;
+        let args = [b(y), b(g), u(rows), u(cols), Arg::F32(factor)];
+        self.softmax_rows("softmax_backward", y.len(), rows, &args)
+    }
+
+    fn attention_probs(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (q, k) = (buf(q)?, buf(k)?);
+        checks::attention(q.len(), k.len(), &dims, "attention_probs")?;
+        if dims.head_dim > ATTENTION_MAX_HEAD_DIM {
+            return Err(Error::Shape(format!(
+                "attention_probs: head size {} exceeds the kernel's {ATTENTION_MAX_HEAD_DIM}",
+                dims.head_dim
+            )));
+        }
+        let rows = dims.batch * dims.q_len;
+        let [len, offset] = mask_args(mask);
+        let args = [
+            b(q),
+            b(k),
+            u(rows),
+            u(dims.q_len),
+            u(dims.k_len),
+            u(dims.head_dim),
+            len,
+            offset,
+            Arg::F32(scale),
+        ];
+        let grid = Grid::Rows(rows);
+        self.run(
+            "attention.cu",
+            "attention_probs",
+            rows * dims.k_len,
+            &args,
+            grid,
+        )
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (x, w, bias) = (buf(x)?, buf(w)?, buf(bias)?);
+        let rows = checks::weighted_rows(x.len(), w.len(), cols, "layer_norm")?;
+        checks::same_len(w.len(), bias.len(), "layer_norm bias")?;
+        let y = self.out(x.len(), "layer_norm")?;
+        let xhat = self.out(x.len(), "layer_norm")?;
+        let rstd = self.out(rows, "layer_norm")?;
+        if rows > 0 {
+            let args = [
+                b(&y),
+                b(&xhat),
+                b(&rstd),
+                b(x),
+                b(w),
+                b(bias),
+                u(rows),
+                u(cols),
+                Arg::F32(eps),
+            ];
+            self.ctx
+                .launch("norm.cu", "layer_norm", &args, Grid::Rows(rows))?;
+        }
+        Ok((Storage::Cuda(y), Storage::Cuda(xhat), Storage::Cuda(rstd)))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        g: &Storage,
+        xhat: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, xhat, rstd, w) = (buf(g)?, buf(xhat)?, buf(rstd)?, buf(w)?);
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_backward")?;
+        checks::same_len(g.len(), xhat.len(), "layer_norm_backward")?;
+        let args = [b(g), b(xhat), b(rstd), b(w), u(rows), u(cols)];
+        self.run(
+            "norm.cu",
+            "layer_norm_backward",
+            g.len(),
+            &args,
+            Grid::Rows(rows),
+        )
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        cols: usize,
+        eps: f32,
+    ) -> Result<(Storage, Storage)> {
+        let (x, w) = (buf(x)?, buf(w)?);
+        let rows = checks::weighted_rows(x.len(), w.len(), cols, "rms_norm")?;
+        let y = self.out(x.len(), "rms_norm")?;
+        let rstd = self.out(rows, "rms_norm")?;
+        if rows > 0 {
+            let args = [b(&y), b(&rstd), b(x), b(w), u(rows), u(cols), Arg::F32(eps)];
+            self.ctx
+                .launch("norm.cu", "rms_norm", &args, Grid::Rows(rows))?;
+        }
+        Ok((Storage::Cuda(y), Storage::Cuda(rstd)))
+    }
+
+    fn rms_norm_backward(
+        &self,
+        g: &Storage,
+        x: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, x, rstd, w) = (buf(g)?, buf(x)?, buf(rstd)?, buf(w)?);
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_backward")?;
+        checks::same_len(g.len(), x.len(), "rms_norm_backward")?;
+        let args = [b(g), b(x), b(rstd), b(w), u(rows), u(cols)];
+        self.run(
+            "norm.cu",
+            "rms_norm_backward",
+            g.len(),
+            &args,
+            Grid::Rows(rows),
+        )
+    }
+
+    fn rope(
+        &self,
+        x: &Storage,
+        cos: &Storage,
+        sin: &Storage,
+        len: usize,
+        head_dim: usize,
+        inverse: bool,
+    ) -> Result<Storage> {
+        let (x, cos, sin) = (buf(x)?, buf(cos)?, buf(sin)?);
+        checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
+        let pairs = x.len() / 2;
+        let sign: f32 = if inverse { -1.0 } else { 1.0 };
+        let args = [
+            b(x),
+            b(cos),
+            b(sin),
+            u(pairs),
+            u(len),
+            u(head_dim / 2),
+            Arg::F32(sign),
+        ];
+        self.run("rope.cu", "rope", x.len(), &args, Grid::Threads(pairs))
+    }
+
+    fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
+        let x = buf(x)?;
+        checks::dims(x.len(), &dims, "permute_0213")?;
+        let [_, bb, c, d] = dims;
+        let args = [b(x), u(x.len()), u(bb), u(c), u(d)];
+        self.threads("layout.cu", "permute_0213", x.len(), &args)
+    }
+
+    fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        let x = buf(x)?;
+        checks::dims(x.len(), &dims, "repeat_heads")?;
+        let [_, h, l, d] = dims;
+        let n = x.len() * rep;
+        let args = [b(x), u(n), u(h), u(l * d), u(rep)];
+        self.threads("layout.cu", "repeat_heads", n, &args)
+    }
+
+    fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
+        let g = buf(g)?;
+        let [bs, h, l, d] = dims;
+        checks::dims(g.len(), &[bs, h * rep, l, d], "sum_head_groups")?;
+        let n = bs * h * l * d;
+        let args = [b(g), u(n), u(h), u(l * d), u(rep)];
+        self.threads("layout.cu", "sum_head_groups", n, &args)
+    }
+
+    fn concat_seq(
+        &self,
+        a: &Storage,
+        c: &Storage,
+        dims_a: [usize; 4],
+        t2: usize,
+    ) -> Result<Storage> {
+        let (a, c) = (buf(a)?, buf(c)?);
+        let [bs, h, t1, d] = dims_a;
+        checks::dims(a.len(), &dims_a, "concat_seq")?;
+        checks::dims(c.len(), &[bs, h, t2, d], "concat_seq")?;
+        let n = a.len() + c.len();
+        let args = [b(a), b(c), u(n), u(t1 * d), u(t2 * d)];
+        self.threads("layout.cu", "concat_seq", n, &args)
+    }
+
+    fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
+        let table = buf(table)?;
+        checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
+        let n = ids.len() * cols;
+        let ids = self.ctx.upload(ids)?;
+        let args = [b(table), Arg::Ids(&ids), u(n), u(cols)];
+        self.threads("layout.cu", "gather_rows", n, &args)
+    }
+
+    fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        let x = buf(x)?;
+        checks::dims(x.len(), &dims, "select_position")?;
+        let [bs, l, d] = dims;
+        checks::position(pos, l, "select_position")?;
+        let args = [b(x), u(bs * d), u(l), u(d), u(pos)];
+        self.threads("layout.cu", "select_position", bs * d, &args)
+    }
+
+    fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
+        let g = buf(g)?;
+        let [bs, l, d] = dims;
+        checks::dims(g.len(), &[bs, d], "scatter_position")?;
+        checks::position(pos, l, "scatter_position")?;
+        let n = bs * l * d;
+        let args = [b(g), u(n), u(l), u(d), u(pos)];
+        self.threads("layout.cu", "scatter_position", n, &args)
+    }
+
+    fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        let x = buf(x)?;
+        let [bs, l, d] = dims;
+        if x.len() != bs * l * d || w.len() != l {
+            return Err(Error::Shape("weighted_seq_sum: shapes do not match".into()));
+        }
+        let w = self.upload_host(w)?;
+        let args = [b(x), b(&w), u(bs * d), u(l), u(d)];
+        self.threads("layout.cu", "weighted_seq_sum", bs * d, &args)
+    }
+
+    fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
+        let g = buf(g)?;
+        let [bs, l, d] = dims;
+        if g.len() != bs * d || w.len() != l {
+            return Err(Error::Shape("broadcast_seq: shapes do not match".into()));
+        }
+        let w = self.upload_host(w)?;
+        let n = bs * l * d;
+        let args = [b(g), b(&w), u(n), u(l), u(d)];
+        self.threads("layout.cu", "broadcast_seq", n, &args)
+    }
+
+    fn cosine_rows(&self, x: &Storage, c: &Storage, d: usize) -> Result<Storage> {
+        let (x, c) = (buf(x)?, buf(c)?);
+        let rows = checks::rows_against(x.len(), c.len(), d, "cosine_rows")?;
+        let args = [b(x), b(c), u(rows), u(d)];
+        self.run("cosine.cu", "cosine_rows", rows, &args, Grid::Rows(rows))
+    }
+
+    fn cosine_rows_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        self.cosine_backward("cosine_rows_backward", x, c, g, d)
+    }
+
+    fn pick_softmax(
+        &self,
+        x: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        let x = buf(x)?;
+        let rows = checks::pick(x.len(), cols, col, "pick_softmax")?;
+        let log = u((kind == PickKind::LogProb) as usize);
+        self.softmax_rows("pick", rows, rows, &[b(x), u(rows), u(cols), u(col), log])
+    }
+
+    fn pick_softmax_backward(
+        &self,
+        x: &Storage,
+        g: &Storage,
+        cols: usize,
+        col: usize,
+        kind: PickKind,
+    ) -> Result<Storage> {
+        let (x, g) = (buf(x)?, buf(g)?);
+        let rows = checks::rows(x.len(), cols, "pick_softmax_backward")?;
+        if g.len() != rows || col >= cols {
+            return Err(Error::Shape(
+                "pick_softmax_backward: bad gradient or column".into(),
+            ));
+        }
+        let log = u((kind == PickKind::LogProb) as usize);
+        let args = [b(x), b(g), u(rows), u(cols), u(col), log];
+        self.softmax_rows("pick_backward", x.len(), rows, &args)
+    }
+
+    fn stabilized_ratio(
+        &self,
+        num: &Storage,
+        den: &Storage,
+        g: &Storage,
+        eps: f32,
+    ) -> Result<Storage> {
+        let (num, den, g) = (buf(num)?, buf(den)?, buf(g)?);
+        checks::same_len(num.len(), den.len(), "stabilized_ratio")?;
+        checks::same_len(num.len(), g.len(), "stabilized_ratio")?;
+        let args = [b(num), b(den), b(g), u(num.len()), Arg::F32(eps)];
+        self.threads("rules.cu", "stabilized_ratio", num.len(), &args)
+    }
+
+    fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
+        let (x, g) = (buf(x)?, buf(g)?);
+        checks::same_len(x.len(), g.len(), "guided_backward")?;
+        let args = [b(x), b(g), u(x.len()), activation_code(f)];
+        self.threads("activation.cu", "guided", x.len(), &args)
+    }
+
+    fn layer_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        self.norm_const("layer_norm_const_backward", g, rstd, w, cols)
+    }
+
+    fn rms_norm_const_backward(
+        &self,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        self.norm_const("rms_norm_const_backward", g, rstd, w, cols)
+    }
+
+    fn cosine_const_norm_backward(
+        &self,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        self.cosine_backward("cosine_const_norm_backward", x, c, g, d)
+    }
+
+    fn rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        f: Activation,
+    ) -> Result<Storage> {
+        let (x, y, g) = (buf(x)?, buf(y)?, buf(g)?);
+        checks::same_len(x.len(), y.len(), "rescale_halves")?;
+        checks::same_len(x.len(), g.len(), "rescale_halves")?;
+        let h = halves(x.len(), "rescale_halves")?;
+        let args = [b(x), b(g), b(y), u(h), activation_code(f)];
+        self.run(
+            "activation.cu",
+            "rescale_halves",
+            x.len(),
+            &args,
+            Grid::Threads(h),
+        )
+    }
+
+    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
+        let x = buf(x)?;
+        let h = halves(x.len(), "mean_halves")?;
+        self.run(
+            "rules.cu",
+            "mean_halves",
+            x.len(),
+            &[b(x), u(h)],
+            Grid::Threads(h),
+        )
+    }
+
+    fn rank1_rescale_halves(
+        &self,
+        x: &Storage,
+        y: &Storage,
+        g: &Storage,
+        exact: &Storage,
+        x_cols: usize,
+        y_cols: usize,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
+        let rows = checks::rank1(x.len(), y.len(), g.len(), exact.len(), x_cols, y_cols)?;
+        let [len, offset] = mask_args(mask);
+        let args = [
+            b(x),
+            b(y),
+            b(g),
+            b(exact),
+            u(rows),
+            u(x_cols),
+            u(y_cols),
+            len,
+            offset,
+        ];
+        let grid = Grid::Rows(rows);
+        self.run("rules.cu", "rank1_rescale_halves", x.len(), &args, grid)
+    }
+
+    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
+        let (x, baseline) = (buf(x)?, buf(baseline)?);
+        checks::same_len(x.len(), baseline.len(), "interpolate")?;
+        let n = x.len() * alphas.len();
+        let w = self.upload_host(alphas)?;
+        let args = [b(x), b(baseline), b(&w), u(n), u(x.len())];
+        self.threads("path.cu", "interpolate", n, &args)
+    }
+
+    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
+        let x = buf(x)?;
+        if w.is_empty() || x.len() % w.len() != 0 {
+            return Err(Error::Shape(
+                "weighted_batch_sum: rows do not match weights".into(),
+            ));
+        }
+        let n = x.len() / w.len();
+        let wb = self.upload_host(w)?;
+        let args = [b(x), b(&wb), u(n), u(w.len())];
+        self.threads("path.cu", "weighted_batch_sum", n, &args)
+    }
+}
+
+impl CudaBackend {
+    /// `matmul` with the kernel chosen by the caller: `tiled` (64×64 shared-memory tiles) or one
+    /// thread per output. Both are tested against the CPU.
+    pub fn matmul_with(
+        &self,
+        a: &Storage,
+        bm: &Storage,
+        spec: &MatmulSpec,
+        tiled: bool,
+    ) -> Result<Storage> {
+        let (a, bm) = (buf(a)?, buf(bm)?);
+        let &MatmulSpec {
+            batch,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            a_batched,
+            b_batched,
+        } = spec;
+        checks::matmul(a.len(), bm.len(), spec)?;
+        if k == 0 {
+            return self.zeros(batch * m * n);
+        }
+        if m > 65535 || batch > 65535 {
+            return Err(Error::Shape(format!(
+                "matmul: {m} rows or {batch} batch entries exceed one launch (65535)"
+            )));
+        }
+        let p = MatmulArgs {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            trans_a: trans_a as u32,
+            trans_b: trans_b as u32,
+            stride_a: if a_batched { (m * k) as u32 } else { 0 },
+            stride_b: if b_batched { (k * n) as u32 } else { 0 },
+        };
+        let (entry, grid) = if tiled {
+            let g = Grid::Blocks(n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
+            ("matmul_tiled", g)
+        } else {
+            (
+                "matmul_rows",
+                Grid::Blocks(n.div_ceil(256) as u32, m as u32, batch as u32),
+            )
+        };
+        self.run(
+            "matmul.cu",
+            entry,
+            batch * m * n,
+            &[b(a), b(bm), Arg::Matmul(p)],
+            grid,
+        )
+    }
+
+    fn norm_const(
+        &self,
+        entry: &'static str,
+        g: &Storage,
+        rstd: &Storage,
+        w: &Storage,
+        cols: usize,
+    ) -> Result<Storage> {
+        let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
+        let rows = checks::weighted_rows(g.len(), w.len(), cols, entry)?;
+        let args = [b(g), b(rstd), b(w), u(rows), u(cols)];
+        self.run("norm.cu", entry, g.len(), &args, Grid::Rows(rows))
+    }
+
+    fn cosine_backward(
+        &self,
+        entry: &'static str,
+        x: &Storage,
+        c: &Storage,
+        g: &Storage,
+        d: usize,
+    ) -> Result<Storage> {
+        let (x, c, g) = (buf(x)?, buf(c)?, buf(g)?);
+        let rows = checks::rows_against(x.len(), c.len(), d, entry)?;
+        if g.len() != rows {
+            return Err(Error::Shape(format!("{entry}: one gradient per row")));
+        }
+        let args = [b(x), b(c), b(g), u(rows), u(d)];
+        self.run("cosine.cu", entry, x.len(), &args, Grid::Rows(rows))
+    }
+}
