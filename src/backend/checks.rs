@@ -103,6 +103,7 @@ pub fn attention(q: usize, k: usize, d: &super::AttentionDims, what: &str) -> Re
 }
 
 /// Operands of a matmul against its spec.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
     let s = spec;
     let want_a = if s.a_batched { s.batch } else { 1 } * s.m * s.k;
@@ -116,6 +117,7 @@ pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
 }
 
 /// `b` repeats a whole number of times along `a`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn broadcast(a: usize, b: usize) -> Result<()> {
     if b == 0 || a % b != 0 {
         return Err(Error::Shape(format!(
@@ -126,6 +128,7 @@ pub fn broadcast(a: usize, b: usize) -> Result<()> {
 }
 
 /// A softmax pick: rows of `cols` and a column inside them; returns the row count.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn pick(len: usize, cols: usize, col: usize, what: &str) -> Result<usize> {
     let rows = self::rows(len, cols, what)?;
     if col >= cols {
@@ -135,6 +138,7 @@ pub fn pick(len: usize, cols: usize, col: usize, what: &str) -> Result<usize> {
 }
 
 /// The DeepLIFT rank-one rescale's operands; returns the rows of the input half.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn rank1(
     x: usize,
     y: usize,
