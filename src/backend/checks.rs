@@ -12,7 +12,7 @@ pub fn same_len(a: usize, b: usize, what: &str) -> Result<()> {
 
 /// `len` values as rows of `cols`; returns the row count.
 pub fn rows(len: usize, cols: usize, what: &str) -> Result<usize> {
-    if cols == 0 || len % cols != 0 {
+    if cols == 0 || !len.is_multiple_of(cols) {
         return Err(Error::Shape(format!(
             "{what}: {len} values are not rows of {cols}"
         )));
@@ -22,7 +22,7 @@ pub fn rows(len: usize, cols: usize, what: &str) -> Result<usize> {
 
 /// Rows of `cols` with one weight per column (norms); returns the row count.
 pub fn weighted_rows(len: usize, w: usize, cols: usize, what: &str) -> Result<usize> {
-    if cols == 0 || len % cols != 0 || w != cols {
+    if cols == 0 || !len.is_multiple_of(cols) || w != cols {
         return Err(Error::Shape(format!(
             "{what}: {len} values with a weight of {w} do not form rows of {cols}"
         )));
@@ -32,7 +32,7 @@ pub fn weighted_rows(len: usize, w: usize, cols: usize, what: &str) -> Result<us
 
 /// Rows of `d` against one vector of `d` (cosine targets); returns the row count.
 pub fn rows_against(len: usize, c: usize, d: usize, what: &str) -> Result<usize> {
-    if d == 0 || c != d || len % d != 0 {
+    if d == 0 || c != d || !len.is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{what}: rows of {d} against a vector of {c}"
         )));
@@ -51,7 +51,7 @@ pub fn dims(len: usize, dims: &[usize], what: &str) -> Result<()> {
 
 /// A DeepLIFT batch `[inputs; references]`; returns the length of one half.
 pub fn halves(len: usize, what: &str) -> Result<usize> {
-    if len % 2 != 0 {
+    if !len.is_multiple_of(2) {
         return Err(Error::Shape(format!(
             "{what}: a DeepLIFT batch pairs inputs with references, got {len} values"
         )));
@@ -61,9 +61,9 @@ pub fn halves(len: usize, what: &str) -> Result<usize> {
 
 /// `x` of `x_len` values rotated over `len` positions with `cos`/`sin` tables of half a head.
 pub fn rope(x_len: usize, cos: usize, sin: usize, len: usize, head_dim: usize) -> Result<()> {
-    if head_dim % 2 != 0
+    if !head_dim.is_multiple_of(2)
         || len == 0
-        || x_len % (len * head_dim) != 0
+        || !x_len.is_multiple_of(len * head_dim)
         || cos != len * head_dim / 2
         || sin != cos
     {
@@ -119,7 +119,7 @@ pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
 /// `b` repeats a whole number of times along `a`.
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn broadcast(a: usize, b: usize) -> Result<()> {
-    if b == 0 || a % b != 0 {
+    if b == 0 || !a.is_multiple_of(b) {
         return Err(Error::Shape(format!(
             "add_broadcast: {b} values do not repeat into {a}"
         )));

@@ -74,7 +74,7 @@ impl GgmlType {
 
 pub fn byte_size(t: GgmlType, n: usize) -> Result<usize, String> {
     let (per, bytes) = t.block();
-    if n % per != 0 {
+    if !n.is_multiple_of(per) {
         return Err(format!("{n} values are not whole blocks of {per}"));
     }
     Ok(n / per * bytes)

@@ -75,7 +75,7 @@ pub fn hf_names(file: &GgufFile) -> Vec<String> {
 
 /// Undoes llama.cpp's per-head row permutation of `[rows, cols]` (rows = heads · 2 · half).
 pub fn unpermute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Result<Vec<f32>> {
-    if heads == 0 || rows % (2 * heads) != 0 {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(Error::Other(format!(
             "{rows} rows do not split into {heads} rotary heads"
         )));

@@ -1,7 +1,7 @@
 //! Batched matrix products on the `gemm` crate. Transposes are expressed as strides, so no
 //! operand is ever copied.
 
-use super::{small_m, PAR_MIN};
+use super::{weight_t, PAR_MIN};
 use crate::backend::MatmulSpec;
 use crate::error::{Error, Result};
 use gemm::Parallelism;
@@ -21,13 +21,10 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
     if mn == 0 {
         return Ok(vec![0.0; s.batch * mn]);
     }
-    // A few activation rows against a shared weight: skip the GEMM's packing.
-    let single = s.batch == 1 && !s.trans_a && !s.b_batched && s.m <= small_m::SMALL_M;
-    if single && s.trans_b {
-        return Ok(small_m::a_times_wt(a, b, s.m, s.n, s.k));
-    }
-    if single && !s.trans_b {
-        return Ok(small_m::g_times_w(a, b, s.m, s.n, s.k));
+    // Activations times a transposed weight (a linear layer's forward): our dot-product kernel,
+    // since gemm packs a transposed right operand slowly (see `weight_t`).
+    if s.batch == 1 && !s.trans_a && !s.b_batched && s.trans_b {
+        return Ok(weight_t::a_times_wt(a, b, s.m, s.n, s.k));
     }
     let mut out = vec![0.0f32; s.batch * mn];
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].

@@ -8,8 +8,8 @@ mod norm;
 mod reduce;
 mod rope;
 mod rules;
-mod small_m;
 mod softmax;
+mod weight_t;
 
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};

@@ -93,7 +93,7 @@ pub fn interpolate(x: &[f32], baseline: &[f32], alphas: &[f32]) -> Result<Vec<f3
 }
 
 pub fn weighted_batch_sum(x: &[f32], w: &[f32]) -> Result<Vec<f32>> {
-    if w.is_empty() || x.len() % w.len() != 0 {
+    if w.is_empty() || !x.len().is_multiple_of(w.len()) {
         return Err(Error::Shape(
             "weighted_batch_sum: rows do not match weights".into(),
         ));

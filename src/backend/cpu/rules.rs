@@ -69,7 +69,7 @@ pub fn rms_norm_const_backward(
 }
 
 pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result<Vec<f32>> {
-    if d == 0 || c.len() != d || x.len() % d != 0 || g.len() != x.len() / d {
+    if d == 0 || c.len() != d || !x.len().is_multiple_of(d) || g.len() != x.len() / d {
         return Err(Error::Shape(
             "cosine_const_norm_backward: shapes do not match".into(),
         ));
