@@ -4,6 +4,7 @@
 //! count.
 
 use super::Progress;
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -41,18 +42,24 @@ pub fn run<A: Send>(
     parts.try_fold(first, add)
 }
 
-/// Items per chunk: `requested`, else what the memory budget allows, spread so every
-/// concurrent worker gets a share, and at most `MAX_ROWS`: larger batches gain no speed, and
-/// their fresh gigabyte-sized buffers cost page faults (sequential IG on SmolLM2 spent as long
-/// in the kernel as in the model with 125-row chunks; 6.0 s against 4.7 s with 25).
-pub fn size(requested: Option<usize>, n: usize, per_item_bytes: usize, concurrent: usize) -> usize {
-    const BUDGET_BYTES: usize = 2 << 30;
-    const MAX_ROWS: usize = 32;
+/// Items per chunk (`--batch-size auto`): `requested` if given, else as many as the device's
+/// free memory holds with `concurrent` chunks alive at once, spread so every concurrent worker
+/// gets a share, and at most what the backend finds worth batching.
+pub fn size(
+    backend: &dyn Backend,
+    requested: Option<usize>,
+    n: usize,
+    per_item_bytes: usize,
+) -> usize {
+    /// Where the device cannot say how much memory is free (wgpu).
+    const FALLBACK_BYTES: usize = 2 << 30;
+    let concurrent = backend.concurrent_batches().max(1);
     requested
         .unwrap_or_else(|| {
-            (BUDGET_BYTES / per_item_bytes.max(1))
-                .min(n.div_ceil(concurrent.max(1)))
-                .min(MAX_ROWS)
+            let budget = backend.batch_memory().unwrap_or(FALLBACK_BYTES) / concurrent;
+            (budget / per_item_bytes.max(1))
+                .min(n.div_ceil(concurrent))
+                .min(backend.max_batch_items().unwrap_or(usize::MAX))
         })
         .clamp(1, n.max(1))
 }
@@ -60,9 +67,12 @@ pub fn size(requested: Option<usize>, n: usize, per_item_bytes: usize, concurren
 /// Chunk size and concurrency for `n` gradient rows (path points or samples) of the prompt
 /// `p`, `requested` rows per chunk if given.
 pub fn for_gradients(p: &super::Prepared, requested: Option<usize>, n: usize) -> (usize, usize) {
-    let concurrent = p.x.backend().concurrent_batches();
+    let backend = p.x.backend();
     let per_row = tape_bytes_per_row(p.model, p.ids.len());
-    (size(requested, n, per_row, concurrent), concurrent)
+    (
+        size(backend, requested, n, per_row),
+        backend.concurrent_batches(),
+    )
 }
 
 /// Bytes one path point or sample keeps on the tape: a rough count of the activations
@@ -83,4 +93,28 @@ pub fn add_vecs(mut a: Vec<f64>, b: Vec<f64>) -> Result<Vec<f64>> {
 
 pub fn add_tensors(a: Tensor, b: Tensor) -> Result<Tensor> {
     crate::ops::add_tensors(&a, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+    use crate::backend::{cpu::CpuBackend, Backend};
+
+    #[test]
+    fn auto_batches_fit_the_free_memory_and_the_backends_limit() {
+        let cpu = CpuBackend;
+        let free = cpu.batch_memory().expect("/proc/meminfo on Linux");
+        let workers = cpu.concurrent_batches();
+        // Small items: every worker gets a share, at most 32 items each.
+        assert_eq!(size(&cpu, None, 1000, 1), 32);
+        assert_eq!(size(&cpu, None, 10, 1), 10usize.div_ceil(workers));
+        // Items of 3/10 of a worker's budget: three per chunk (with room for the free memory
+        // to move between the two readings).
+        assert_eq!(size(&cpu, None, 1000, free / workers / 10 * 3), 3);
+        // An item larger than all the free memory still runs, alone.
+        assert_eq!(size(&cpu, None, 1000, 2 * free), 1);
+        // A requested size is kept, within 1..=n.
+        assert_eq!(size(&cpu, Some(7), 1000, 2 * free), 7);
+        assert_eq!(size(&cpu, Some(70), 5, 1), 5);
+    }
 }

@@ -59,10 +59,10 @@ pub fn scores(
     let concurrent = p.x.backend().concurrent_batches();
     // Forward passes keep no tape: a fraction of a gradient pass's memory per point.
     let chunk = chunks::size(
+        p.x.backend(),
         batch_size,
         n,
         chunks::tape_bytes_per_row(p.model, p.ids.len()) / 4,
-        concurrent,
     );
     let work = |start: usize, end: usize| {
         evaluate::scores(p.model, &p.target, &batch(p, &fill, start, end)?)

@@ -107,10 +107,10 @@ pub fn noise_tunnel(p: &Prepared, base: Method, opts: &Options, sigma: f32) -> R
     let concurrent = p.x.backend().concurrent_batches();
     let per_sample = if base.is_single_pass() { 1 } else { opts.steps };
     let chunk = chunks::size(
+        p.x.backend(),
         opts.batch_size.map(|b| (b / per_sample).max(1)),
         s_total,
         chunks::tape_bytes_per_row(p.model, len) * per_sample,
-        concurrent,
     );
     let baseline = p.baseline(&opts.baseline)?;
     let base_map = |xs: Vec<f32>, count: usize| -> Result<Vec<f32>> {

@@ -77,6 +77,16 @@ pub trait Backend: Send + Sync {
     fn concurrent_batches(&self) -> usize {
         1
     }
+    /// Bytes the tapes of the batches running at once may fill: most of the memory free now,
+    /// where the device can say; `None` leaves the choice to the caller.
+    fn batch_memory(&self) -> Option<usize> {
+        None
+    }
+    /// Most items worth putting in one batch; `None` where only memory limits it (a GPU keeps
+    /// more cores busy with every row it is given).
+    fn max_batch_items(&self) -> Option<usize> {
+        None
+    }
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     fn download(&self, s: &Storage) -> Result<Vec<f32>>;
     fn zeros(&self, len: usize) -> Result<Storage>;

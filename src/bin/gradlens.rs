@@ -87,17 +87,18 @@ struct CommonArgs {
     /// Encoders: explain the cosine similarity of mean-pooled embeddings with this text.
     #[arg(long)]
     compare_text: Option<String>,
-    /// Path points per forward/backward pass (default: from a memory budget).
-    #[arg(long)]
-    batch_size: Option<usize>,
+    /// Path points (or samples) per forward/backward pass: a number, or auto: as many as fit in
+    /// the device's free memory (on the CPU at most 32, as larger batches gain nothing there).
+    #[arg(long, default_value = "auto")]
+    batch_size: String,
     /// text, json or html.
     #[arg(long, default_value = "text")]
     format: String,
     /// Write here instead of standard output (atomically: no partial file on failure).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// cpu, wgpu (a build with --features wgpu) or auto (a hardware GPU when there is one,
-    /// else the CPU). `gradlens info --devices` lists what this machine has.
+    /// cpu, cuda (a build with --features cuda), wgpu (--features wgpu) or auto (CUDA, else a
+    /// hardware wgpu adapter, else the CPU). `gradlens info --devices` lists what it finds.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).
@@ -336,7 +337,13 @@ impl Setup {
         };
         positive("--samples", c.samples)?;
         positive("--steps", c.steps)?;
-        positive("--batch-size", c.batch_size)?;
+        let batch_size = match c.batch_size.as_str() {
+            "auto" => None,
+            n => Some(n.parse::<usize>().map_err(|_| {
+                Error::InvalidArgument(format!("--batch-size must be a number or auto, not {n:?}"))
+            })?),
+        };
+        positive("--batch-size", batch_size)?;
         if c.noise_std.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
             return Err(Error::InvalidArgument(
                 "--noise-std must be a finite number >= 0".into(),
@@ -381,7 +388,7 @@ impl Setup {
             tolerance: c.tolerance,
             max_steps: c.max_steps,
             quadrature,
-            batch_size: c.batch_size,
+            batch_size,
             baselines,
             epsilon: c.epsilon,
             gamma: c.gamma,

@@ -98,6 +98,28 @@ impl Backend for CpuBackend {
         rayon::current_num_threads()
     }
 
+    /// Half of what the kernel reports available (the rest is for the model, the other
+    /// methods' buffers and the page cache).
+    fn batch_memory(&self) -> Option<usize> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kb: usize = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024 / 2)
+    }
+
+    /// Larger batches gain no speed on a CPU, and their fresh gigabyte-sized buffers cost page
+    /// faults (sequential IG on SmolLM2 spent as long in the kernel as in the model with
+    /// 125-row chunks: 6.0 s against 4.7 s with 25).
+    fn max_batch_items(&self) -> Option<usize> {
+        Some(32)
+    }
+
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
         Ok(Storage::Cpu(data))
     }

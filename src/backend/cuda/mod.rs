@@ -173,6 +173,11 @@ impl CudaBackend {
 }
 
 impl Backend for CudaBackend {
+    /// Three quarters of the device memory free now (the driver's own count).
+    fn batch_memory(&self) -> Option<usize> {
+        self.memory().ok().map(|(free, _)| free / 4 * 3)
+    }
+
     fn device(&self) -> Device {
         Device::Cuda
     }
