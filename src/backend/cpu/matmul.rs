@@ -22,8 +22,9 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
         return Ok(vec![0.0; s.batch * mn]);
     }
     // Activations times a transposed weight (a linear layer's forward): our dot-product kernel,
-    // since gemm packs a transposed right operand slowly (see `weight_t`).
-    if s.batch == 1 && !s.trans_a && !s.b_batched && s.trans_b {
+    // since gemm packs a transposed right operand slowly (see `weight_t`), up to the row count
+    // where gemm's cache blocking wins back its packing.
+    if s.batch == 1 && !s.trans_a && !s.b_batched && s.trans_b && s.m < weight_t::GEMM_FROM_ROWS {
         return Ok(weight_t::a_times_wt(a, b, s.m, s.n, s.k));
     }
     let mut out = vec![0.0f32; s.batch * mn];
