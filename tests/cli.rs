@@ -455,8 +455,16 @@ fn tolerance_must_be_positive() {
 #[test]
 fn batch_size_is_a_number_or_auto() {
     let model = tiny_path("tiny-gpt2");
-    fails_with(&model, &["--batch-size", "lots"], "--batch-size must be a number or auto");
-    fails_with(&model, &["--batch-size", "0"], "--batch-size must be at least 1");
+    fails_with(
+        &model,
+        &["--batch-size", "lots"],
+        "--batch-size must be a number or auto",
+    );
+    fails_with(
+        &model,
+        &["--batch-size", "0"],
+        "--batch-size must be at least 1",
+    );
     // auto (the default) and a number give the same attribution.
     let scores = |size: &str| {
         let (ok, out, err) = run(&[
@@ -479,7 +487,12 @@ fn batch_size_is_a_number_or_auto() {
         v["scores"].clone()
     };
     let (auto, three) = (scores("auto"), scores("3"));
-    for (a, b) in auto.as_array().unwrap().iter().zip(three.as_array().unwrap()) {
+    for (a, b) in auto
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(three.as_array().unwrap())
+    {
         let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
         assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
     }
