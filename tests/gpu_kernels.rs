@@ -446,6 +446,14 @@ fn shape_errors_are_reported_not_launched() {
         assert!(gpu.add(&a, &b).unwrap_err().to_string().contains("add"));
         let e = gpu.gather_rows(&a, &[9], 3).unwrap_err().to_string();
         assert!(e.contains("token id 9"), "{e}");
+        // Two rows of 3 with five gradients, then a column outside the rows.
+        for (g, col) in [(&b, 1), (&gpu.upload(vec![1.0; 2]).unwrap(), 3)] {
+            let e = gpu
+                .pick_softmax_backward(&a, g, 3, col, PickKind::Prob)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("pick_softmax_backward"), "{e}");
+        }
     }
 }
 

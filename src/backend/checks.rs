@@ -128,11 +128,22 @@ pub fn broadcast(a: usize, b: usize) -> Result<()> {
 }
 
 /// A softmax pick: rows of `cols` and a column inside them; returns the row count.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn pick(len: usize, cols: usize, col: usize, what: &str) -> Result<usize> {
     let rows = self::rows(len, cols, what)?;
     if col >= cols {
         return Err(Error::Shape(format!("{what}: column {col} of {cols}")));
+    }
+    Ok(rows)
+}
+
+/// A softmax pick's backward: `x` as in `pick`, one gradient per row; returns the row count.
+pub fn pick_backward(x: usize, g: usize, cols: usize, col: usize) -> Result<usize> {
+    const WHAT: &str = "pick_softmax_backward";
+    let rows = pick(x, cols, col, WHAT)?;
+    if g != rows {
+        return Err(Error::Shape(format!(
+            "{WHAT}: {g} gradients for {rows} rows"
+        )));
     }
     Ok(rows)
 }
@@ -155,4 +166,18 @@ pub fn rank1(
     }
     halves(y, WHAT)?;
     Ok(halves(x, WHAT)? / x_cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pick_backward_wants_whole_rows_a_column_inside_them_and_a_gradient_per_row() {
+        assert_eq!(pick_backward(6, 2, 3, 2).unwrap(), 2);
+        for (x, g, cols, col) in [(6, 5, 3, 1), (6, 2, 3, 3), (7, 2, 3, 1), (6, 2, 0, 0)] {
+            let e = pick_backward(x, g, cols, col).unwrap_err().to_string();
+            assert!(e.contains("pick_softmax_backward"), "{e}");
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Row softmax (with causal masking) and the softmax-pick used by probability targets.
 
 use super::{for_rows, same_len};
-use crate::backend::{PickKind, SoftmaxMask};
-use crate::error::{Error, Result};
+use crate::backend::{checks, PickKind, SoftmaxMask};
+use crate::error::Result;
 
 fn check_rows(len: usize, cols: usize, what: &str) -> Result<()> {
     crate::backend::checks::rows(len, cols, what).map(drop)
@@ -67,12 +67,7 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 }
 
 pub fn pick(x: &[f32], cols: usize, col: usize, kind: PickKind) -> Result<Vec<f32>> {
-    check_rows(x.len(), cols, "pick_softmax")?;
-    if col >= cols {
-        return Err(Error::Shape(format!(
-            "pick_softmax: column {col} of {cols}"
-        )));
-    }
+    checks::pick(x.len(), cols, col, "pick_softmax")?;
     Ok(x.chunks(cols)
         .map(|row| {
             let lp = row[col] as f64 - log_sum_exp(row);
@@ -91,12 +86,7 @@ pub fn pick_backward(
     col: usize,
     kind: PickKind,
 ) -> Result<Vec<f32>> {
-    check_rows(x.len(), cols, "pick_softmax_backward")?;
-    if g.len() != x.len() / cols || col >= cols {
-        return Err(Error::Shape(
-            "pick_softmax_backward: bad gradient or column".into(),
-        ));
-    }
+    checks::pick_backward(x.len(), g.len(), cols, col)?;
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, cols, |r, row| {
         let src = &x[r * cols..(r + 1) * cols];

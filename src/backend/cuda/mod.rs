@@ -560,12 +560,7 @@ impl Backend for CudaBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        let rows = checks::rows(x.len(), cols, "pick_softmax_backward")?;
-        if g.len() != rows || col >= cols {
-            return Err(Error::Shape(
-                "pick_softmax_backward: bad gradient or column".into(),
-            ));
-        }
+        let rows = checks::pick_backward(x.len(), g.len(), cols, col)?;
         let log = u((kind == PickKind::LogProb) as usize);
         let args = [b(x), b(g), u(rows), u(cols), u(col), log];
         self.softmax_rows("pick_backward", x.len(), rows, &args)

@@ -706,12 +706,7 @@ impl Backend for WgpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        let rows = checks::rows(x.len(), cols, "pick_softmax_backward")?;
-        if g.len() != rows || col >= cols {
-            return Err(Error::Shape(
-                "pick_softmax_backward: bad gradient or column".into(),
-            ));
-        }
+        checks::pick_backward(x.len(), g.len(), cols, col)?;
         let extra = SoftmaxExtra {
             col,
             kind,
