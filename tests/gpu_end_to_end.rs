@@ -175,55 +175,73 @@ fn real_models_on(device: Device) {
     }
 }
 
-fn gradlens(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlens"))
-        .args(args)
+/// Runs `gradlens attribute` of the tiny `model` with `method` on `device` under `env`, the
+/// JSON going to a fresh file; returns the process output and that file.
+fn attribute_on(
+    device: &str,
+    model: &str,
+    method: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Output, std::path::PathBuf) {
+    let model = root().join("tests/fixtures/models").join(model);
+    let dir = std::env::temp_dir().join(format!("gradlens-{device}-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("result.json");
+    let _ = std::fs::remove_file(&out);
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args([
+            "attribute",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "the quick brown fox",
+            "--method",
+            method,
+            "--device",
+            device,
+            "--format",
+            "json",
+            "--output",
+            out.to_str().unwrap(),
+        ])
         .envs(env.iter().copied())
         .output()
-        .unwrap()
+        .unwrap();
+    (r, out)
+}
+
+/// A device that cannot be used: one error line containing `reason`, a non-zero exit, no
+/// panic and no output file.
+fn assert_unavailable(r: &std::process::Output, out: &std::path::Path, reason: &str) {
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains(reason),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output file after a failure");
+}
+
+/// A successful run's JSON names the device it ran on.
+fn assert_ran_on(r: &std::process::Output, out: &std::path::Path, device: &str) {
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    assert_eq!(json["device"], device);
+    let _ = std::fs::remove_file(out);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
-    let model = root().join("tests/fixtures/models/tiny-gpt2");
-    let dir = std::env::temp_dir().join(format!("gradlens-wgpu-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("result.json");
-    let args = [
-        "attribute",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "the quick brown fox",
-        "--method",
-        "integrated-gradients",
-        "--device",
-        "wgpu",
-        "--format",
-        "json",
-        "--output",
-        out.to_str().unwrap(),
-    ];
+    let run = |env| attribute_on("wgpu", "tiny-gpt2", "integrated-gradients", env);
     // Only the GL backend (not in this build) allowed: no adapter at all.
-    let r = gradlens(&args, &[("WGPU_BACKEND", "gl")]);
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && !err.contains("panicked"), "{err}");
-    assert!(
-        err.trim().lines().count() == 1 && err.contains("device unavailable: wgpu: no adapter"),
-        "{err}"
-    );
-    assert!(!out.exists(), "no output file after a failure");
-
-    if wgpu_backend().is_none() {
-        return;
+    let (r, out) = run(&[("WGPU_BACKEND", "gl")]);
+    assert_unavailable(&r, &out, "device unavailable: wgpu: no adapter");
+    if wgpu_backend().is_some() {
+        let (r, out) = run(&[]);
+        assert_ran_on(&r, &out, "wgpu");
     }
-    let r = gradlens(&args, &[]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(json["device"], "wgpu");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--device cuda` where CUDA cannot be used is one error line naming the reason, a non-zero
@@ -231,39 +249,10 @@ fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
 #[cfg(feature = "cuda")]
 #[test]
 fn cli_runs_on_cuda_or_says_why_not() {
-    let model = root().join("tests/fixtures/models/tiny-llama");
-    let dir = std::env::temp_dir().join(format!("gradlens-cuda-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("result.json");
-    let args = [
-        "attribute",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "the quick brown fox",
-        "--method",
-        "attnlrp",
-        "--device",
-        "cuda",
-        "--format",
-        "json",
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    let r = gradlens(&args, &[]);
-    let err = String::from_utf8_lossy(&r.stderr);
+    let (r, out) = attribute_on("cuda", "tiny-llama", "attnlrp", &[]);
     if gradlens::backend::cuda::backend().is_err() {
-        assert!(!r.status.success() && !err.contains("panicked"), "{err}");
-        assert!(
-            err.trim().lines().count() == 1 && err.contains("device unavailable: cuda: "),
-            "{err}"
-        );
-        assert!(!out.exists(), "no output file after a failure");
+        assert_unavailable(&r, &out, "device unavailable: cuda: ");
     } else {
-        assert!(r.status.success(), "{err}");
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(json["device"], "cuda");
+        assert_ran_on(&r, &out, "cuda");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
