@@ -245,14 +245,26 @@ fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
 }
 
 /// `--device cuda` where CUDA cannot be used is one error line naming the reason, a non-zero
-/// exit and no output file; where it can, the JSON says it ran on CUDA.
+/// exit and no output file; where it can, the JSON says it ran on CUDA. The real driver is
+/// tried with the emulator switched off, and the emulator (a C++ compiler is all it needs)
+/// must always run.
 #[cfg(feature = "cuda")]
 #[test]
 fn cli_runs_on_cuda_or_says_why_not() {
-    let (r, out) = attribute_on("cuda", "tiny-llama", "attnlrp", &[]);
-    if gradlens::backend::cuda::backend().is_err() {
-        assert_unavailable(&r, &out, "device unavailable: cuda: ");
-    } else {
+    let run = |emulate| {
+        attribute_on(
+            "cuda",
+            "tiny-llama",
+            "attnlrp",
+            &[("GRADLENS_CUDA_EMULATOR", emulate)],
+        )
+    };
+    let (r, out) = run("0");
+    if gradlens::backend::cuda::driver_present() {
         assert_ran_on(&r, &out, "cuda");
+    } else {
+        assert_unavailable(&r, &out, "device unavailable: cuda: ");
     }
+    let (r, out) = run("1");
+    assert_ran_on(&r, &out, "cuda");
 }

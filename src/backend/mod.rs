@@ -312,10 +312,11 @@ pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
 }
 
 /// What `--device auto` picks: CUDA when a device and NVRTC are there, else a hardware wgpu
-/// adapter, else the CPU. (Software adapters such as lavapipe are slower than the CPU backend.)
+/// adapter, else the CPU. (Software adapters such as lavapipe, and the CUDA emulator, are
+/// slower than the CPU backend.)
 pub fn auto_device() -> Device {
     #[cfg(feature = "cuda")]
-    if cuda::backend().is_ok() {
+    if cuda::backend().is_ok_and(|b| !b.is_emulated()) {
         return Device::Cuda;
     }
     #[cfg(feature = "wgpu")]

@@ -1,6 +1,8 @@
 //! The CUDA device: library checks, NVRTC compilation of the embedded kernels to CUBIN for the
-//! device's own architecture (once per file, on first use), buffers and launches on one stream.
+//! device's own architecture (once per file, on first use), buffers and launches on one stream;
+//! or, for tests without a GPU, the same kernels and launches on the host emulator.
 
+use super::emulator::{self, Emulator, HostSlice, Value};
 use super::kernels;
 use crate::error::{Error, Result};
 use cudarc::driver::{
@@ -27,11 +29,17 @@ pub struct MatmulArgs {
 // SAFETY: a plain `repr(C)` struct of `u32`s, laid out as the CUDA struct.
 unsafe impl DeviceRepr for MatmulArgs {}
 
+/// A device buffer: driver memory, or host memory under the emulator.
+pub enum Slice<T: DeviceRepr> {
+    Driver(CudaSlice<T>),
+    Host(HostSlice<T>),
+}
+
 /// One kernel argument, in the order of the kernel's parameter list.
 #[derive(Clone, Copy)]
 pub enum Arg<'a> {
-    Buf(&'a CudaSlice<f32>),
-    Ids(&'a CudaSlice<u32>),
+    Buf(&'a Slice<f32>),
+    Ids(&'a Slice<u32>),
     U32(u32),
     F32(f32),
     Matmul(MatmulArgs),
@@ -55,14 +63,28 @@ fn spread(blocks: usize) -> (u32, u32, u32) {
     (x as u32, blocks.div_ceil(x).max(1) as u32, 1)
 }
 
-pub struct Context {
-    pub ctx: Arc<CudaContext>,
-    pub stream: Arc<CudaStream>,
+/// What runs the kernels.
+enum Engine {
+    Driver(Driver),
+    /// `GRADLENS_CUDA_EMULATOR=1`: the kernels built for the host (tests without a GPU).
+    Emulator(Emulator),
+}
+
+struct Driver {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
     /// e.g. "sm_90".
     arch: String,
-    name: String,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
 }
+
+pub struct Context {
+    engine: Engine,
+    name: String,
+}
+
+/// The memory the emulator reports as free: enough for the test models' batches.
+const EMULATED_MEMORY: usize = 1 << 30;
 
 fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> String + '_ {
     move |e| format!("cuda: {what}: {e:?}")
@@ -71,8 +93,19 @@ fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> String + '_
 impl Context {
     /// Opens device 0, or says why CUDA cannot be used. cudarc panics when a library or a
     /// symbol is missing, so the libraries are probed first and the rest runs under
-    /// `catch_unwind`.
+    /// `catch_unwind`. With `GRADLENS_CUDA_EMULATOR=1` the kernels run on the host instead.
     pub fn new() -> std::result::Result<Self, String> {
+        if std::env::var("GRADLENS_CUDA_EMULATOR").as_deref() == Ok("1") {
+            return Ok(Context {
+                engine: Engine::Emulator(Emulator::new()?),
+                name: "CUDA emulator on the host".into(),
+            });
+        }
+        Self::open_driver()
+    }
+
+    /// Device 0 through the driver.
+    pub fn open_driver() -> std::result::Result<Self, String> {
         // SAFETY: probing only tries to open the shared libraries.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(
@@ -104,11 +137,13 @@ impl Context {
         let name = ctx.name().unwrap_or_else(|_| "CUDA device 0".into());
         let stream = ctx.default_stream();
         Ok(Context {
-            ctx,
-            stream,
-            arch: format!("sm_{major}{minor}"),
-            name: format!("{name} ({})", format_args!("sm_{major}{minor}")),
-            modules: Mutex::new(HashMap::new()),
+            engine: Engine::Driver(Driver {
+                ctx,
+                stream,
+                arch: format!("sm_{major}{minor}"),
+                modules: Mutex::new(HashMap::new()),
+            }),
+            name: format!("{name} (sm_{major}{minor})"),
         })
     }
 
@@ -116,57 +151,70 @@ impl Context {
         &self.name
     }
 
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.engine, Engine::Emulator(_))
+    }
+
     /// Free and total device memory in bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
-        self.ctx
-            .mem_get_info()
-            .map_err(|e| Error::Device(driver_err("reading free memory")(e)))
-    }
-
-    /// The module of one kernel file, compiled on first use.
-    fn module(&self, file: &'static str) -> Result<Arc<CudaModule>> {
-        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = modules.get(file) {
-            return Ok(m.clone());
+        match &self.engine {
+            Engine::Driver(d) => d
+                .ctx
+                .mem_get_info()
+                .map_err(|e| Error::Device(driver_err("reading free memory")(e))),
+            Engine::Emulator(_) => Ok((EMULATED_MEMORY, EMULATED_MEMORY)),
         }
-        let cubin = compile_file(file, &self.arch).map_err(Error::Device)?;
-        let module = self
-            .ctx
-            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
-            .map_err(|e| Error::Device(format!("cuda: loading {file} on {}: {e:?}", self.name)))?;
-        modules.insert(file, module.clone());
-        Ok(module)
     }
 
-    fn function(&self, file: &'static str, entry: &'static str) -> Result<CudaFunction> {
-        self.module(file)?
-            .load_function(entry)
-            .map_err(|e| Error::Device(format!("cuda: kernel {file}:{entry}: {e:?}")))
+    /// An uninitialised buffer of `len` floats (every kernel writes all of its output; the
+    /// emulator fills it with NaN to check that).
+    pub fn alloc(&self, len: usize, what: &str) -> Result<Slice<f32>> {
+        match &self.engine {
+            // SAFETY: f32 has no invalid bit patterns; the kernel writing it runs before any read.
+            Engine::Driver(d) => unsafe { d.stream.alloc::<f32>(len.max(1)) }
+                .map(Slice::Driver)
+                .map_err(|e| self.oom(len, what, e)),
+            Engine::Emulator(_) => Ok(Slice::Host(HostSlice::from_vec(vec![f32::NAN; len.max(1)]))),
+        }
     }
 
-    /// An uninitialised buffer of `len` floats (every kernel writes all of its output).
-    pub fn alloc(&self, len: usize, what: &str) -> Result<CudaSlice<f32>> {
-        // SAFETY: f32 has no invalid bit patterns; the kernel writing it runs before any read.
-        unsafe { self.stream.alloc::<f32>(len.max(1)) }.map_err(|e| self.oom(len, what, e))
+    pub fn zeros(&self, len: usize) -> Result<Slice<f32>> {
+        match &self.engine {
+            Engine::Driver(d) => d
+                .stream
+                .alloc_zeros::<f32>(len.max(1))
+                .map(Slice::Driver)
+                .map_err(|e| self.oom(len, "zeros", e)),
+            Engine::Emulator(_) => Ok(Slice::Host(HostSlice::from_vec(vec![0.0; len.max(1)]))),
+        }
     }
 
-    pub fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
-        self.stream
-            .alloc_zeros::<f32>(len.max(1))
-            .map_err(|e| self.oom(len, "zeros", e))
+    pub fn upload<T: DeviceRepr + Copy>(&self, data: &[T]) -> Result<Slice<T>> {
+        match &self.engine {
+            Engine::Driver(d) => d
+                .stream
+                .clone_htod(data)
+                .map(Slice::Driver)
+                .map_err(|e| self.oom(data.len(), "upload", e)),
+            // At least one element, as on the device.
+            Engine::Emulator(_) if data.is_empty() => {
+                // SAFETY: every `DeviceRepr` type here (f32, u32) is valid as all zeros.
+                Ok(Slice::Host(HostSlice::from_vec(vec![unsafe {
+                    std::mem::zeroed()
+                }])))
+            }
+            Engine::Emulator(_) => Ok(Slice::Host(HostSlice::from_vec(data.to_vec()))),
+        }
     }
 
-    pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
-        self.stream
-            .clone_htod(data)
-            .map_err(|e| self.oom(data.len(), "upload", e))
-    }
-
-    pub fn download(&self, s: &CudaSlice<f32>, len: usize) -> Result<Vec<f32>> {
-        let mut v = self
-            .stream
-            .clone_dtoh(s)
-            .map_err(|e| Error::Device(format!("cuda: reading back from {}: {e:?}", self.name)))?;
+    pub fn download(&self, s: &Slice<f32>, len: usize) -> Result<Vec<f32>> {
+        let mut v = match (&self.engine, s) {
+            (Engine::Driver(d), Slice::Driver(s)) => d.stream.clone_dtoh(s).map_err(|e| {
+                Error::Device(format!("cuda: reading back from {}: {e:?}", self.name))
+            })?,
+            (_, Slice::Host(s)) => s.to_vec(),
+            _ => return Err(Error::Other("cuda: a buffer of another engine".into())),
+        };
         v.truncate(len);
         Ok(v)
     }
@@ -179,7 +227,7 @@ impl Context {
         ))
     }
 
-    /// Queues one kernel; nothing waits for it.
+    /// Queues one kernel; nothing waits for it (the emulator runs it to completion).
     pub fn launch(
         &self,
         file: &'static str,
@@ -195,15 +243,76 @@ impl Context {
         if grid_dim.0 == 0 || grid_dim.1 == 0 || grid_dim.2 == 0 {
             return Ok(());
         }
+        let result = match &self.engine {
+            Engine::Driver(d) => d.launch(file, entry, args, grid_dim, block_dim),
+            Engine::Emulator(e) => {
+                let values = args
+                    .iter()
+                    .map(|a| match a {
+                        Arg::Buf(Slice::Host(s)) => Ok(emulator::pointer(s)),
+                        Arg::Ids(Slice::Host(s)) => Ok(emulator::pointer(s)),
+                        Arg::U32(v) => Ok(Value::U32(*v)),
+                        Arg::F32(v) => Ok(Value::F32(*v)),
+                        Arg::Matmul(m) => Ok(Value::Matmul(*m)),
+                        _ => Err("a driver buffer passed to the emulator".to_string()),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(Error::Device)?;
+                e.launch(file, entry, &values, grid_dim, (block_dim, 1, 1))
+                    .map_err(Error::Device)
+            }
+        };
+        result.map_err(|e| match e {
+            Error::Device(m) => Error::Device(format!("{m} (on {})", self.name)),
+            other => other,
+        })
+    }
+}
+
+impl Driver {
+    /// The module of one kernel file, compiled on first use.
+    fn module(&self, file: &'static str) -> Result<Arc<CudaModule>> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = modules.get(file) {
+            return Ok(m.clone());
+        }
+        let cubin = compile_file(file, &self.arch).map_err(Error::Device)?;
+        let module = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+            .map_err(|e| Error::Device(format!("cuda: loading {file}: {e:?}")))?;
+        modules.insert(file, module.clone());
+        Ok(module)
+    }
+
+    fn function(&self, file: &'static str, entry: &'static str) -> Result<CudaFunction> {
+        self.module(file)?
+            .load_function(entry)
+            .map_err(|e| Error::Device(format!("cuda: kernel {file}:{entry}: {e:?}")))
+    }
+
+    fn launch(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        args: &[Arg],
+        grid_dim: (u32, u32, u32),
+        block_dim: u32,
+    ) -> Result<()> {
         let f = self.function(file, entry)?;
         let mut b = self.stream.launch_builder(&f);
         for a in args {
             match a {
-                Arg::Buf(s) => b.arg(*s),
-                Arg::Ids(s) => b.arg(*s),
+                Arg::Buf(Slice::Driver(s)) => b.arg(s),
+                Arg::Ids(Slice::Driver(s)) => b.arg(s),
                 Arg::U32(v) => b.arg(v),
                 Arg::F32(v) => b.arg(v),
                 Arg::Matmul(m) => b.arg(m),
+                _ => {
+                    return Err(Error::Device(
+                        "cuda: an emulator buffer passed to the driver".into(),
+                    ))
+                }
             };
         }
         let cfg = LaunchConfig {
@@ -213,12 +322,9 @@ impl Context {
         };
         // SAFETY: every call site passes the kernel's parameters in its declared order and
         // types, with buffers whose lengths the shape checks have verified.
-        unsafe { b.launch(cfg) }.map(drop).map_err(|e| {
-            Error::Device(format!(
-                "cuda: launching {file}:{entry} on {}: {e:?}",
-                self.name
-            ))
-        })
+        unsafe { b.launch(cfg) }
+            .map(drop)
+            .map_err(|e| Error::Device(format!("cuda: launching {file}:{entry}: {e:?}")))
     }
 }
 

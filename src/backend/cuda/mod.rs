@@ -7,19 +7,19 @@
 //! (`super::checks`, shared with every backend) run on the host before anything is launched.
 
 mod context;
+mod emulator;
 mod kernels;
 
 use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
-use context::{Arg, Context, Grid, MatmulArgs};
-use cudarc::driver::CudaSlice;
+use context::{Arg, Context, Grid, MatmulArgs, Slice};
 use std::sync::OnceLock;
 
 /// A device buffer and its length (allocations are at least one element).
 pub struct CudaBuffer {
-    slice: CudaSlice<f32>,
+    slice: Slice<f32>,
     len: usize,
 }
 
@@ -51,6 +51,11 @@ pub fn backend() -> Result<&'static CudaBackend> {
         .get_or_init(|| Context::new().map(|ctx| CudaBackend { ctx }))
         .as_ref()
         .map_err(|e| Error::DeviceUnavailable(e.clone()))
+}
+
+/// Whether a CUDA device can be opened through the driver (the emulator aside).
+pub fn driver_present() -> bool {
+    Context::open_driver().is_ok()
 }
 
 /// Compiles every embedded kernel file for `arch` (e.g. "sm_90") exactly as the backend does
@@ -111,6 +116,11 @@ impl CudaBackend {
     /// The device in use, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
     pub fn device_name(&self) -> &str {
         self.ctx.name()
+    }
+
+    /// Whether the kernels run on the host emulator (`GRADLENS_CUDA_EMULATOR=1`).
+    pub fn is_emulated(&self) -> bool {
+        self.ctx.is_emulated()
     }
 
     /// Free and total device memory in bytes (for `--batch-size auto`).
