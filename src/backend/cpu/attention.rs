@@ -1,10 +1,15 @@
 //! Fused attention probabilities: each query row's scores, scale, mask and softmax in one pass.
 
-use super::for_rows;
 use super::softmax::{normalize_in_place, visible};
+use super::weight_t;
 use crate::backend::{checks, AttentionDims, SoftmaxMask};
 use crate::error::Result;
+use rayon::prelude::*;
 
+/// One task per (batch, head) group: its scores are a `q_len × k_len` block of dot products
+/// of contiguous rows, computed with the linear layers' SIMD kernel (keys as its left operand,
+/// so each query's scores come out as one row). Under a causal mask the hidden upper triangle
+/// is computed too and then zeroed: cheaper than a scalar loop that skips it.
 pub fn probs(
     q: &[f32],
     k: &[f32],
@@ -13,16 +18,22 @@ pub fn probs(
     mask: SoftmaxMask,
 ) -> Result<Vec<f32>> {
     checks::attention(q.len(), k.len(), &d, "attention_probs")?;
-    let (hd, kl) = (d.head_dim, d.k_len);
-    let mut out = vec![0.0f32; d.batch * d.q_len * kl];
-    for_rows(&mut out, kl, |r, row| {
-        let qr = &q[r * hd..(r + 1) * hd];
-        let keys = &k[(r / d.q_len) * kl * hd..][..kl * hd];
-        let vis = visible(mask, r, kl);
-        for (o, kr) in row[..vis].iter_mut().zip(keys.chunks_exact(hd)) {
-            *o = scale * qr.iter().zip(kr).map(|(a, b)| a * b).sum::<f32>();
+    let (hd, ql, kl) = (d.head_dim, d.q_len, d.k_len);
+    let mut out = vec![0.0f32; d.batch * ql * kl];
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let group = |(g, scores): (usize, &mut [f32])| {
+        let queries = &q[g * ql * hd..(g + 1) * ql * hd];
+        let keys = &k[g * kl * hd..(g + 1) * kl * hd];
+        weight_t::dots(keys, queries, kl, hd, scores);
+        for (i, row) in scores.chunks_mut(kl).enumerate() {
+            let vis = visible(mask, g * ql + i, kl);
+            row[..vis].iter_mut().for_each(|s| *s *= scale);
+            row[vis..].iter_mut().for_each(|s| *s = 0.0);
+            normalize_in_place(row, vis);
         }
-        normalize_in_place(row, vis);
-    });
+    };
+    out.par_chunks_mut(ql * kl).enumerate().for_each(group);
     Ok(out)
 }

@@ -59,22 +59,14 @@ fn product(a: &[f32], w: &[f32], m: usize, n: usize, k: usize, kernel: Kernel) -
         .enumerate()
         .for_each(|(blk, out)| {
             let rows = out.len() / m;
-            let w = &w[blk * COLS * k..(blk * COLS + rows) * k];
-            match kernel {
-                // SAFETY: `available` detected the features at run time; the kernels stay
-                // inside the slices.
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512 => unsafe { dots_avx512(a, w, m, k, out) },
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 => unsafe { dots_avx2(a, w, m, k, out) },
-                _ => {
-                    for (j, o) in out.chunks_mut(m).enumerate() {
-                        for (i, o) in o.iter_mut().enumerate() {
-                            *o = dot_portable(&a[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]);
-                        }
-                    }
-                }
-            }
+            dots_with(
+                a,
+                &w[blk * COLS * k..(blk * COLS + rows) * k],
+                m,
+                k,
+                out,
+                kernel,
+            );
         });
     let mut c = vec![0.0f32; m * n];
     for j in 0..n {
@@ -83,6 +75,35 @@ fn product(a: &[f32], w: &[f32], m: usize, n: usize, k: usize, kernel: Kernel) -
         }
     }
     c
+}
+
+/// `out[j·m + i] = a_i · w_j` for the `m` rows of `a` and every row of `w` (all of length
+/// `k`), on the calling thread. With `a` as keys and `w` as queries this is a row-major block
+/// of attention scores.
+pub fn dots(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+    dots_with(a, w, m, k, out, Kernel::best())
+}
+
+fn dots_with(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32], kernel: Kernel) {
+    assert!(
+        a.len() >= m * k && out.len() * k == w.len() * m,
+        "dots: operand sizes"
+    );
+    match kernel {
+        // SAFETY: `available` detected the features at run time; the kernels stay inside the
+        // slices, whose sizes the assertion checked.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { dots_avx512(a, w, m, k, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { dots_avx2(a, w, m, k, out) },
+        _ => {
+            for (j, o) in out.chunks_mut(m).enumerate() {
+                for (i, o) in o.iter_mut().enumerate() {
+                    *o = dot_portable(&a[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]);
+                }
+            }
+        }
+    }
 }
 
 /// `out[j·m + i] = a_i · w_j` in blocks of 4 rows of `a` by 4 rows of `w`: 16 independent
