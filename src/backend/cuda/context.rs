@@ -2,7 +2,7 @@
 //! device's own architecture (once per file, on first use), buffers and launches on one stream;
 //! or, for tests without a GPU, the same kernels and launches on the host emulator.
 
-use super::emulator::{self, Emulator, HostSlice, Value};
+use super::emulator::{Emulator, HostSlice};
 use super::kernels;
 use crate::error::{Error, Result};
 use cudarc::driver::{
@@ -196,13 +196,6 @@ impl Context {
                 .clone_htod(data)
                 .map(Slice::Driver)
                 .map_err(|e| self.oom(data.len(), "upload", e)),
-            // At least one element, as on the device.
-            Engine::Emulator(_) if data.is_empty() => {
-                // SAFETY: every `DeviceRepr` type here (f32, u32) is valid as all zeros.
-                Ok(Slice::Host(HostSlice::from_vec(vec![unsafe {
-                    std::mem::zeroed()
-                }])))
-            }
             Engine::Emulator(_) => Ok(Slice::Host(HostSlice::from_vec(data.to_vec()))),
         }
     }
@@ -245,22 +238,9 @@ impl Context {
         }
         let result = match &self.engine {
             Engine::Driver(d) => d.launch(file, entry, args, grid_dim, block_dim),
-            Engine::Emulator(e) => {
-                let values = args
-                    .iter()
-                    .map(|a| match a {
-                        Arg::Buf(Slice::Host(s)) => Ok(emulator::pointer(s)),
-                        Arg::Ids(Slice::Host(s)) => Ok(emulator::pointer(s)),
-                        Arg::U32(v) => Ok(Value::U32(*v)),
-                        Arg::F32(v) => Ok(Value::F32(*v)),
-                        Arg::Matmul(m) => Ok(Value::Matmul(*m)),
-                        _ => Err("a driver buffer passed to the emulator".to_string()),
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(Error::Device)?;
-                e.launch(file, entry, &values, grid_dim, (block_dim, 1, 1))
-                    .map_err(Error::Device)
-            }
+            Engine::Emulator(e) => e
+                .launch(file, entry, args, grid_dim, (block_dim, 1, 1))
+                .map_err(Error::Device),
         };
         result.map_err(|e| match e {
             Error::Device(m) => Error::Device(format!("{m} (on {})", self.name)),

@@ -5,6 +5,7 @@
 //! unwritten shows up in every comparison. What it cannot check is what only hardware has:
 //! timing, the memory model across blocks, and NVRTC itself (compiled separately in CI).
 
+use super::context::{Arg, MatmulArgs, Slice};
 use super::kernels;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ impl<T: Copy> HostSlice<T> {
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
     }
 
+    /// The "device pointer" a kernel receives.
     fn address(&self) -> *mut c_void {
         self.ptr as *mut c_void
     }
@@ -54,14 +56,6 @@ impl<T> Drop for HostSlice<T> {
             )))
         };
     }
-}
-
-/// One kernel argument as the emulated kernel reads it.
-pub enum Value {
-    Pointer(*mut c_void),
-    U32(u32),
-    F32(f32),
-    Matmul(super::context::MatmulArgs),
 }
 
 type Entry = unsafe extern "C" fn(*mut *mut c_void, *const u32, *mut u8, usize) -> i32;
@@ -112,7 +106,7 @@ impl Emulator {
         &self,
         file: &'static str,
         entry: &'static str,
-        args: &[Value],
+        args: &[Arg],
         grid: (u32, u32, u32),
         block: (u32, u32, u32),
     ) -> Result<(), String> {
@@ -121,13 +115,27 @@ impl Emulator {
         // SAFETY: every `gradlens_emu_*` symbol is an `EMU_KERNEL` wrapper of type `Entry`.
         let run: libloading::Symbol<Entry> = unsafe { lib.get(symbol.as_bytes()) }
             .map_err(|_| format!("cuda emulator: {file} has no kernel {entry}"))?;
-        let mut params: Vec<*mut c_void> = args
+        // CUDA's parameter convention: one pointer per argument, to a value of its type; a
+        // buffer's value is its address, so the addresses need a place of their own.
+        let addresses = args
             .iter()
             .map(|a| match a {
-                Value::Pointer(p) => p as *const *mut c_void as *mut c_void,
-                Value::U32(v) => v as *const u32 as *mut c_void,
-                Value::F32(v) => v as *const f32 as *mut c_void,
-                Value::Matmul(m) => m as *const _ as *mut c_void,
+                Arg::Buf(Slice::Host(s)) => Ok(s.address()),
+                Arg::Ids(Slice::Host(s)) => Ok(s.address()),
+                Arg::Buf(_) | Arg::Ids(_) => {
+                    Err("cuda emulator: a driver buffer passed to the emulator".to_string())
+                }
+                _ => Ok(std::ptr::null_mut()),
+            })
+            .collect::<Result<Vec<*mut c_void>, String>>()?;
+        let mut params: Vec<*mut c_void> = args
+            .iter()
+            .zip(&addresses)
+            .map(|(a, address)| match a {
+                Arg::Buf(_) | Arg::Ids(_) => address as *const *mut c_void as *mut c_void,
+                Arg::U32(v) => v as *const u32 as *mut c_void,
+                Arg::F32(v) => v as *const f32 as *mut c_void,
+                Arg::Matmul(m) => m as *const MatmulArgs as *mut c_void,
             })
             .collect();
         let geometry = [grid.0, grid.1, grid.2, block.0, block.1, block.2];
@@ -156,10 +164,6 @@ impl Emulator {
             ))
         }
     }
-}
-
-pub fn pointer<T: Copy>(s: &HostSlice<T>) -> Value {
-    Value::Pointer(s.address())
 }
 
 fn compiler() -> String {
