@@ -16,6 +16,17 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec) -> Result<Tensor> {
     })
 }
 
+/// A linear layer's input `[points.., rows, features]` as a batch of points of `rows` rows
+/// each (a 2-D input is one row per point). A backend picks its kernel by the rows of one
+/// point, so that a point's result does not depend on how many others share its batch.
+fn points_and_rows(x: &Tensor) -> (usize, usize) {
+    match x.dims() {
+        [points, _] => (*points, 1),
+        [.., rows, _] => (x.shape().rows() / rows.max(&1), *rows),
+        _ => (1, x.shape().rows()),
+    }
+}
+
 /// `x Wᵀ + b` outside any tape.
 pub fn linear_forward(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (&[out_f, in_f], k) = (weight.dims(), x.shape().last()) else {
@@ -31,10 +42,10 @@ pub fn linear_forward(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Res
             weight.shape()
         )));
     }
-    let rows = x.shape().rows();
+    let (batch, m) = points_and_rows(x);
     let spec = MatmulSpec {
-        batch: 1,
-        m: rows,
+        batch,
+        m,
         n: out_f,
         k: in_f,
         trans_a: false,
@@ -54,9 +65,10 @@ pub fn linear_forward(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Res
 /// `∂x = g · W`.
 pub fn linear_vjp(g: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+    let (batch, m) = points_and_rows(g);
     let spec = MatmulSpec {
-        batch: 1,
-        m: g.shape().rows(),
+        batch,
+        m,
         n: in_f,
         k: out_f,
         trans_a: false,

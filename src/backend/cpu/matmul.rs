@@ -1,7 +1,7 @@
 //! Batched matrix products on the `gemm` crate. Transposes are expressed as strides, so no
 //! operand is ever copied.
 
-use super::{weight_t, PAR_MIN};
+use super::{g_times_w, weight_t, PAR_MIN};
 use crate::backend::MatmulSpec;
 use crate::error::{Error, Result};
 use gemm::Parallelism;
@@ -18,14 +18,25 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
             b.len()
         )));
     }
-    if mn == 0 {
+    if s.batch * mn == 0 {
         return Ok(vec![0.0; s.batch * mn]);
     }
-    // Activations times a transposed weight (a linear layer's forward): our dot-product kernel,
-    // since gemm packs a transposed right operand slowly (see `weight_t`), up to the row count
-    // where gemm's cache blocking wins back its packing.
-    if s.batch == 1 && !s.trans_a && !s.b_batched && s.trans_b && s.m < weight_t::GEMM_FROM_ROWS {
-        return Ok(weight_t::a_times_wt(a, b, s.m, s.n, s.k));
+    // A product with a weight (`B` shared by every batch element): a linear layer, where the
+    // batch is the path points or samples and `m` the rows (tokens) of one. Which kernel runs is
+    // chosen by `m`, never by the batch, and the row-invariant kernels then take every row at
+    // once, so a point's result has the same bits in any batching. Gemm's choice of microkernel
+    // depends on its row count (it is not row-invariant at small `m`), so it only ever sees one
+    // point's rows: its `m` is fixed by the prompt.
+    if !s.trans_a && !s.b_batched && (s.a_batched || s.batch == 1) && s.m < weight_t::GEMM_FROM_ROWS
+    {
+        let rows = s.batch * s.m;
+        // `x·Wᵀ` (the forward) on the dot-product kernel, since gemm packs a transposed right
+        // operand slowly (see `weight_t`); `g·W` (the input gradient) on the FMA-chain kernel.
+        return Ok(if s.trans_b {
+            weight_t::a_times_wt(a, b, rows, s.n, s.k)
+        } else {
+            g_times_w::g_times_w(a, b, rows, s.k, s.n)
+        });
     }
     let mut out = vec![0.0f32; s.batch * mn];
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].
@@ -96,4 +107,53 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, step: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * step % 13) as f32 - 6.1) / 7.3)
+            .collect()
+    }
+
+    /// A product with a shared weight, as a linear layer makes it: a batch of points of `m`
+    /// rows each. Each point's rows must have the same bits as when the point is alone, below
+    /// and above the row count where gemm takes over, for the forward (`x·Wᵀ`) and the input
+    /// gradient (`g·W`): this is what makes attributions independent of `--batch-size`.
+    #[test]
+    fn a_point_has_the_same_bits_in_any_batch() {
+        let (n, k) = (40, 70);
+        for m in [1, 5, weight_t::GEMM_FROM_ROWS + 3] {
+            for trans_b in [true, false] {
+                let batch = 3;
+                let inner_k = if trans_b { k } else { n };
+                let a = values(batch * m * inner_k, 7);
+                let b = values(n * k, 5);
+                let spec = |batch| MatmulSpec {
+                    batch,
+                    m,
+                    n: if trans_b { n } else { k },
+                    k: if trans_b { k } else { n },
+                    trans_a: false,
+                    trans_b,
+                    a_batched: true,
+                    b_batched: false,
+                };
+                let all = matmul(&a, &b, &spec(batch)).unwrap();
+                let per = all.len() / batch;
+                let inner = m * spec(1).k;
+                for p in 0..batch {
+                    let alone = matmul(&a[p * inner..(p + 1) * inner], &b, &spec(1)).unwrap();
+                    assert_eq!(
+                        alone[..],
+                        all[p * per..(p + 1) * per],
+                        "m {m} trans_b {trans_b} point {p}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -2,12 +2,14 @@
 
 mod activation;
 mod attention;
+mod g_times_w;
 mod layout;
 mod matmul;
 mod norm;
 mod reduce;
 mod rope;
 mod rules;
+mod simd;
 mod softmax;
 mod weight_t;
 

@@ -6,6 +6,7 @@
 //! stored layout, where `gemm` is fast.)
 //! Compiled for AVX-512 or AVX2+FMA with run-time dispatch (the crate's target is x86-64).
 
+use super::simd::Kernel;
 use rayon::prelude::*;
 
 /// From this many activation rows on, `gemm` is as fast or faster (two concurrent products on
@@ -15,38 +16,6 @@ pub const GEMM_FROM_ROWS: usize = 128;
 
 /// Output columns (weight rows) per parallel task.
 const COLS: usize = 64;
-
-/// The dot-product kernels, fastest first.
-#[derive(Clone, Copy, Debug)]
-enum Kernel {
-    Avx512,
-    Avx2,
-    Portable,
-}
-
-impl Kernel {
-    fn available() -> Vec<Kernel> {
-        let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                all.push(Kernel::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                all.push(Kernel::Avx2);
-            }
-        }
-        all.push(Kernel::Portable);
-        all
-    }
-
-    fn best() -> Kernel {
-        static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Kernel::available()[0])
-    }
-}
 
 /// `C[m, n] = A[m, k] · Wᵀ` with `W: [n, k]`.
 pub fn a_times_wt(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
@@ -175,71 +144,76 @@ unsafe fn block_avx512<const R: usize, const Q: usize>(
 }
 
 /// The AVX2 version: blocks of 4 rows of `a` by 3 rows of `w` with 12 accumulators (a lone
-/// dot product keeps 2 chains and waits on the FMA latency). Edges fall back to single dots.
+/// dot product keeps 2 chains and waits on the FMA latency); the edges take the 1×3, 4×1 and
+/// 1×1 shapes of the same kernel, so every output is summed in the same order whichever block
+/// it falls in. (It once finished edge rows with `dot_portable`, whose order differs: a row's
+/// value then depended on how many rows came with it, and so on the batch size.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    use std::arch::x86_64::*;
     let rows = w.len() / k;
-    let k8 = k / 8 * 8;
-    let hsum = |v: __m256| -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
-    };
+    let (m4, rows3) = (m / 4 * 4, rows / 3 * 3);
+    let (ap, wp, op) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr());
     let mut j = 0;
-    while j + 3 <= rows {
-        let wp = [
-            w.as_ptr().add(j * k),
-            w.as_ptr().add((j + 1) * k),
-            w.as_ptr().add((j + 2) * k),
-        ];
+    while j < rows {
+        let wide = j < rows3;
         let mut i = 0;
-        while i + 4 <= m {
-            let ap = [
-                a.as_ptr().add(i * k),
-                a.as_ptr().add((i + 1) * k),
-                a.as_ptr().add((i + 2) * k),
-                a.as_ptr().add((i + 3) * k),
-            ];
-            let mut acc = [[_mm256_setzero_ps(); 3]; 4];
-            let mut c = 0;
-            while c < k8 {
-                let wv = [
-                    _mm256_loadu_ps(wp[0].add(c)),
-                    _mm256_loadu_ps(wp[1].add(c)),
-                    _mm256_loadu_ps(wp[2].add(c)),
-                ];
-                for r in 0..4 {
-                    let av = _mm256_loadu_ps(ap[r].add(c));
-                    for q in 0..3 {
-                        acc[r][q] = _mm256_fmadd_ps(av, wv[q], acc[r][q]);
-                    }
-                }
-                c += 8;
+        while i < m {
+            match (i < m4, wide) {
+                (true, true) => block_avx2::<4, 3>(ap, wp, op, i, j, m, k),
+                (true, false) => block_avx2::<4, 1>(ap, wp, op, i, j, m, k),
+                (false, true) => block_avx2::<1, 3>(ap, wp, op, i, j, m, k),
+                (false, false) => block_avx2::<1, 1>(ap, wp, op, i, j, m, k),
             }
-            for r in 0..4 {
-                for q in 0..3 {
-                    let mut v = hsum(acc[r][q]);
-                    for p in k8..k {
-                        v += *ap[r].add(p) * *wp[q].add(p);
-                    }
-                    out[(j + q) * m + i + r] = v;
-                }
-            }
-            i += 4;
+            i += if i < m4 { 4 } else { 1 };
         }
-        for r in i..m {
-            for q in 0..3 {
-                out[(j + q) * m + r] =
-                    dot_portable(&a[r * k..(r + 1) * k], &w[(j + q) * k..(j + q + 1) * k]);
-            }
-        }
-        j += 3;
+        j += if wide { 3 } else { 1 };
     }
-    for q in j..rows {
-        for r in 0..m {
-            out[q * m + r] = dot_portable(&a[r * k..(r + 1) * k], &w[q * k..(q + 1) * k]);
+}
+
+/// Rows `i..i+R` of `a` against rows `j..j+Q` of `w`, written to `out[(j+q)·m + i+r]`; the `k`
+/// tail is a masked load into the same 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_avx2<const R: usize, const Q: usize>(
+    a: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    i: usize,
+    j: usize,
+    m: usize,
+    k: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); Q]; R];
+    let mut c = 0;
+    while c < k {
+        let live = (k - c).min(8) as i32;
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(live),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let mut wv = [_mm256_setzero_ps(); Q];
+        for (q, v) in wv.iter_mut().enumerate() {
+            *v = _mm256_maskload_ps(w.add((j + q) * k + c), mask);
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = _mm256_maskload_ps(a.add((i + r) * k + c), mask);
+            for (sum, v) in row.iter_mut().zip(&wv) {
+                *sum = _mm256_fmadd_ps(av, *v, *sum);
+            }
+        }
+        c += 8;
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (q, sum) in row.iter().enumerate() {
+            let s = _mm_add_ps(
+                _mm256_castps256_ps128(*sum),
+                _mm256_extractf128_ps::<1>(*sum),
+            );
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            *out.add((j + q) * m + i + r) = _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)));
         }
     }
 }
@@ -277,6 +251,37 @@ mod tests {
             }
         }
         c
+    }
+
+    /// A row's result must not depend on which rows come with it (the batch size decides that),
+    /// so every kernel sums each output in one order whatever block it lands in: the rows of a
+    /// product, bit for bit, equal the same rows computed alone or in any other grouping.
+    #[test]
+    fn each_row_is_computed_the_same_whatever_rows_come_with_it() {
+        for (m, n, k) in [(13, 67, 19), (9, 10, 70), (6, 130, 129), (5, 7, 8)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 5 % 11) as f32 - 5.3) / 5.7)
+                .collect();
+            for kernel in Kernel::available() {
+                let all = product(&a, &w, m, n, k, kernel);
+                for split in [1, 2, 3, 5] {
+                    for start in (0..m).step_by(split) {
+                        let rows = split.min(m - start);
+                        let part =
+                            product(&a[start * k..(start + rows) * k], &w, rows, n, k, kernel);
+                        assert_eq!(
+                            part[..],
+                            all[start * n..(start + rows) * n],
+                            "{kernel:?} {m}x{n}x{k}: rows {start}..{} alone",
+                            start + rows
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Every block shape and tail: rows and weight rows that are not multiples of 4 (or 3),

@@ -1,0 +1,257 @@
+//! `C = G · W` for a weight stored `[n, k]` (a linear layer's input gradient, `G: [m, n]`):
+//! each output `C[i, c] = Σ_j G[i, j] W[j, c]` is one fused multiply-add chain over `j` in
+//! order. So a row's value depends neither on the other rows in the product (the batch size)
+//! nor on the instruction set: AVX-512, AVX2 and the portable loop give the same bits.
+//!
+//! The loop runs over column panels of `W` (parallel tasks), and inside a panel over blocks of
+//! 4 rows of `G` that share each loaded weight vector, so a panel is read from cache once per
+//! 4 rows.
+
+use super::simd::Kernel;
+use rayon::prelude::*;
+
+/// Columns per parallel task: 64 × `n` weights (e.g. 393 KB at n = 1536) stay in L2.
+const PANEL: usize = 64;
+
+/// `C[m, k] = G[m, n] · W[n, k]`.
+pub fn g_times_w(g: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    product(g, w, m, n, k, Kernel::best())
+}
+
+fn product(g: &[f32], w: &[f32], m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
+    assert!(
+        g.len() == m * n && w.len() == n * k,
+        "g_times_w: operand sizes"
+    );
+    let mut out = vec![0.0f32; m * k];
+    let panels = k.div_ceil(PANEL);
+    let dst = Out(out.as_mut_ptr());
+    let run = |p: usize| {
+        let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(k));
+        // SAFETY: panel `p` writes only columns c0..c1 of each row, which no other panel
+        // touches, and `out` outlives the loop; the operand sizes were asserted above.
+        unsafe { panel(g, w, dst.get(), m, n, k, c0, c1, kernel) }
+    };
+    let inside_worker = rayon::current_thread_index().is_some();
+    if !inside_worker && panels > 1 && m * n * k >= super::PAR_MIN * 16 {
+        (0..panels).into_par_iter().for_each(run);
+    } else {
+        (0..panels).for_each(run);
+    }
+    out
+}
+
+/// The output pointer, shared by the panel tasks (each writes its own columns).
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: see `product`: the tasks write disjoint elements.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+impl Out {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel(
+    g: &[f32],
+    w: &[f32],
+    out: *mut f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    c0: usize,
+    c1: usize,
+    kernel: Kernel,
+) {
+    let (gp, wp) = (g.as_ptr(), w.as_ptr());
+    let m4 = m / 4 * 4;
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            for c in (c0..c1).step_by(64) {
+                let width = (c1 - c).min(64);
+                let mut i = 0;
+                while i < m {
+                    if i < m4 {
+                        rows_avx512::<4>(gp, wp, out, i, n, k, c, width);
+                        i += 4;
+                    } else {
+                        rows_avx512::<1>(gp, wp, out, i, n, k, c, width);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            for c in (c0..c1).step_by(16) {
+                let width = (c1 - c).min(16);
+                let mut i = 0;
+                while i < m {
+                    if i < m4 {
+                        rows_avx2::<4>(gp, wp, out, i, n, k, c, width);
+                        i += 4;
+                    } else {
+                        rows_avx2::<1>(gp, wp, out, i, n, k, c, width);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        _ => {
+            for i in 0..m {
+                for c in c0..c1 {
+                    let mut acc = 0.0f32;
+                    for j in 0..n {
+                        acc = (*gp.add(i * n + j)).mul_add(*wp.add(j * k + c), acc);
+                    }
+                    *out.add(i * k + c) = acc;
+                }
+            }
+        }
+    }
+}
+
+/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 64: four 16-lane vectors, masked).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx512<const R: usize>(
+    g: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    i: usize,
+    n: usize,
+    k: usize,
+    c: usize,
+    width: usize,
+) {
+    use std::arch::x86_64::*;
+    let masks: [__mmask16; 4] = std::array::from_fn(|v| {
+        let live = width.saturating_sub(v * 16).min(16);
+        ((1u32 << live) - 1) as u16
+    });
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    for j in 0..n {
+        let row = w.add(j * k + c);
+        let wv: [__m512; 4] =
+            std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)));
+        for (r, sums) in acc.iter_mut().enumerate() {
+            let gv = _mm512_set1_ps(*g.add((i + r) * n + j));
+            for (sum, wv) in sums.iter_mut().zip(&wv) {
+                *sum = _mm512_fmadd_ps(gv, *wv, *sum);
+            }
+        }
+    }
+    for (r, sums) in acc.iter().enumerate() {
+        let dst = out.add((i + r) * k + c);
+        for (v, sum) in sums.iter().enumerate() {
+            _mm512_mask_storeu_ps(dst.add(v * 16), masks[v], *sum);
+        }
+    }
+}
+
+/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 16: two 8-lane vectors, masked).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx2<const R: usize>(
+    g: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    i: usize,
+    n: usize,
+    k: usize,
+    c: usize,
+    width: usize,
+) {
+    use std::arch::x86_64::*;
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let masks: [__m256i; 2] = std::array::from_fn(|v| {
+        let live = width.saturating_sub(v * 8).min(8) as i32;
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(live), lanes)
+    });
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for j in 0..n {
+        let row = w.add(j * k + c);
+        let wv: [__m256; 2] = std::array::from_fn(|v| _mm256_maskload_ps(row.add(v * 8), masks[v]));
+        for (r, sums) in acc.iter_mut().enumerate() {
+            let gv = _mm256_set1_ps(*g.add((i + r) * n + j));
+            for (sum, wv) in sums.iter_mut().zip(&wv) {
+                *sum = _mm256_fmadd_ps(gv, *wv, *sum);
+            }
+        }
+    }
+    for (r, sums) in acc.iter().enumerate() {
+        let dst = out.add((i + r) * k + c);
+        for (v, sum) in sums.iter().enumerate() {
+            _mm256_maskstore_ps(dst.add(v * 8), masks[v], *sum);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+        let g = (0..m * n)
+            .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
+            .collect();
+        let w = (0..n * k)
+            .map(|i| ((i * 5 % 11) as f32 - 5.3) / 5.7)
+            .collect();
+        (g, w)
+    }
+
+    /// Against an f64 product, on shapes with row, panel and vector remainders.
+    #[test]
+    fn kernel_matches_a_naive_product_on_awkward_shapes() {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (3, 67, 19),
+            (12, 30, 300),
+            (18, 130, 70),
+            (7, 5, 129),
+        ] {
+            let (g, w) = operands(m, n, k);
+            for kernel in Kernel::available() {
+                let got = product(&g, &w, m, n, k, kernel);
+                for i in 0..m {
+                    for c in 0..k {
+                        let want: f64 = (0..n)
+                            .map(|j| g[i * n + j] as f64 * w[j * k + c] as f64)
+                            .sum();
+                        let v = got[i * k + c] as f64;
+                        assert!(
+                            (v - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{kernel:?} {m}x{n}x{k} [{i}, {c}]: {v} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same bits for a row whatever rows come with it, and on every instruction set.
+    #[test]
+    fn rows_are_exact_under_any_grouping_and_every_kernel() {
+        for (m, n, k) in [(13, 67, 19), (9, 40, 200), (6, 17, 129)] {
+            let (g, w) = operands(m, n, k);
+            let reference = product(&g, &w, m, n, k, Kernel::Portable);
+            for kernel in Kernel::available() {
+                assert_eq!(product(&g, &w, m, n, k, kernel), reference, "{kernel:?}");
+                for i in 0..m {
+                    let alone = product(&g[i * n..(i + 1) * n], &w, 1, n, k, kernel);
+                    assert_eq!(
+                        alone[..],
+                        reference[i * k..(i + 1) * k],
+                        "{kernel:?} row {i}"
+                    );
+                }
+            }
+        }
+    }
+}
