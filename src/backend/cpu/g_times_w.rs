@@ -7,7 +7,7 @@
 //! 4 rows of `G` that share each loaded weight vector, so a panel is read from cache once per
 //! 4 rows.
 
-use super::simd::Kernel;
+use super::simd::{blocks, Kernel};
 use rayon::prelude::*;
 
 /// Columns per parallel task: 64 × `n` weights (e.g. 393 KB at n = 1536) stay in L2.
@@ -66,20 +66,16 @@ unsafe fn panel(
     kernel: Kernel,
 ) {
     let (gp, wp) = (g.as_ptr(), w.as_ptr());
-    let m4 = m / 4 * 4;
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => {
             for c in (c0..c1).step_by(64) {
                 let width = (c1 - c).min(64);
-                let mut i = 0;
-                while i < m {
-                    if i < m4 {
+                for (i, four) in blocks(m, 4) {
+                    if four {
                         rows_avx512::<4>(gp, wp, out, i, n, k, c, width);
-                        i += 4;
                     } else {
                         rows_avx512::<1>(gp, wp, out, i, n, k, c, width);
-                        i += 1;
                     }
                 }
             }
@@ -88,14 +84,11 @@ unsafe fn panel(
         Kernel::Avx2 => {
             for c in (c0..c1).step_by(16) {
                 let width = (c1 - c).min(16);
-                let mut i = 0;
-                while i < m {
-                    if i < m4 {
+                for (i, four) in blocks(m, 4) {
+                    if four {
                         rows_avx2::<4>(gp, wp, out, i, n, k, c, width);
-                        i += 4;
                     } else {
                         rows_avx2::<1>(gp, wp, out, i, n, k, c, width);
-                        i += 1;
                     }
                 }
             }

@@ -42,3 +42,13 @@ impl Kernel {
         })
     }
 }
+
+/// Block starts over `0..len` for a kernel that takes `block` items at a time: `(start, true)`
+/// for each full block, then `(start, false)` for each item left over, one at a time.
+pub fn blocks(len: usize, block: usize) -> impl Iterator<Item = (usize, bool)> {
+    let full = len / block * block;
+    (0..full)
+        .step_by(block)
+        .map(|i| (i, true))
+        .chain((full..len).map(|i| (i, false)))
+}

@@ -6,7 +6,7 @@
 //! stored layout, where `gemm` is fast.)
 //! Compiled for AVX-512 or AVX2+FMA with run-time dispatch (the crate's target is x86-64).
 
-use super::simd::Kernel;
+use super::simd::{blocks, Kernel};
 use rayon::prelude::*;
 
 /// From this many activation rows on, `gemm` is as fast or faster (two concurrent products on
@@ -81,23 +81,16 @@ fn dots_with(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32], kernel: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn dots_avx512(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    let rows = w.len() / k;
-    let (m4, rows4) = (m / 4 * 4, rows / 4 * 4);
     let (ap, wp, op) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr());
-    let mut j = 0;
-    while j < rows {
-        let wide = j < rows4;
-        let mut i = 0;
-        while i < m {
-            match (i < m4, wide) {
+    for (j, wide) in blocks(w.len() / k, 4) {
+        for (i, tall) in blocks(m, 4) {
+            match (tall, wide) {
                 (true, true) => block_avx512::<4, 4>(ap, wp, op, i, j, m, k),
                 (true, false) => block_avx512::<4, 1>(ap, wp, op, i, j, m, k),
                 (false, true) => block_avx512::<1, 4>(ap, wp, op, i, j, m, k),
                 (false, false) => block_avx512::<1, 1>(ap, wp, op, i, j, m, k),
             }
-            i += if i < m4 { 4 } else { 1 };
         }
-        j += if wide { 4 } else { 1 };
     }
 }
 
@@ -151,23 +144,16 @@ unsafe fn block_avx512<const R: usize, const Q: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    let rows = w.len() / k;
-    let (m4, rows3) = (m / 4 * 4, rows / 3 * 3);
     let (ap, wp, op) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr());
-    let mut j = 0;
-    while j < rows {
-        let wide = j < rows3;
-        let mut i = 0;
-        while i < m {
-            match (i < m4, wide) {
+    for (j, wide) in blocks(w.len() / k, 3) {
+        for (i, tall) in blocks(m, 4) {
+            match (tall, wide) {
                 (true, true) => block_avx2::<4, 3>(ap, wp, op, i, j, m, k),
                 (true, false) => block_avx2::<4, 1>(ap, wp, op, i, j, m, k),
                 (false, true) => block_avx2::<1, 3>(ap, wp, op, i, j, m, k),
                 (false, false) => block_avx2::<1, 1>(ap, wp, op, i, j, m, k),
             }
-            i += if i < m4 { 4 } else { 1 };
         }
-        j += if wide { 3 } else { 1 };
     }
 }
 
