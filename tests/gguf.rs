@@ -434,3 +434,113 @@ fn the_converted_smollm2_folder_is_the_gguf_model() {
     let b = attribution::next_token_logits(&hf, &hf.embed(&ids_).unwrap()).unwrap();
     assert_eq!(a, b);
 }
+
+/// `rows × cols` values of ggml type `ty` from a seeded generator: random packed quants with
+/// their scales set to finite values of about the size trained weights have.
+fn random_blocks(ty: u32, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let uniform = |bits: u64| (bits >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+    let f16 = |v: f32| half::f16::from_f32(v).to_le_bytes();
+    let n = rows * cols;
+    match ty {
+        1 => (0..n).flat_map(|_| f16(0.1 * uniform(next()))).collect(),
+        30 => (0..n)
+            .flat_map(|_| half::bf16::from_f32(0.1 * uniform(next())).to_le_bytes())
+            .collect(),
+        _ => {
+            // (values, bytes, [(offset of an f16 scale, its size)]) per block.
+            let (per, size, scales): (usize, usize, &[(usize, f32)]) = match ty {
+                8 => (32, 34, &[(0, 8e-4)]),
+                2 => (32, 18, &[(0, 1.2e-2)]),
+                3 => (32, 20, &[(0, 1.2e-2), (2, 5e-2)]),
+                12 => (256, 144, &[(0, 2e-4), (2, 3e-4)]),
+                13 => (256, 176, &[(0, 1e-4), (2, 3e-4)]),
+                14 => (256, 210, &[(208, 1e-4)]),
+                other => panic!("no generator for type {other}"),
+            };
+            let mut out = Vec::with_capacity(n / per * size);
+            for _ in 0..n / per {
+                let mut block: Vec<u8> = (0..size).map(|_| next() as u8).collect();
+                for &(at, scale) in scales {
+                    block[at..at + 2].copy_from_slice(&f16(scale * (1.0 + 0.5 * uniform(next()))));
+                }
+                out.extend(block);
+            }
+            out
+        }
+    }
+}
+
+/// A random 2-layer Llama whose matrices are all of ggml type `ty` (norms f32), with the
+/// tiny fixture's tokenizer: hidden 256 and MLP 512, so every row is whole K-quant blocks.
+fn random_llama_gguf(ty: u32) -> std::path::PathBuf {
+    tiny_llama_gguf(&format!("random-{ty}"), |meta, tensors| {
+        let (d, inter, layers, heads, kv_heads, vocab) = (256, 512, 2, 4, 2, 300);
+        for (key, value) in meta.iter_mut() {
+            match *key {
+                "llama.embedding_length" => *value = Meta::U32(d as u32),
+                "llama.feed_forward_length" => *value = Meta::U32(inter as u32),
+                "llama.block_count" => *value = Meta::U32(layers),
+                _ => {}
+            }
+        }
+        let hd = d / heads;
+        let mut seed = ty as u64 * 1000;
+        let mut matrix = |name: String, rows: usize, cols: usize| {
+            seed += 1;
+            (
+                name,
+                vec![rows, cols],
+                ty,
+                random_blocks(ty, rows, cols, seed),
+            )
+        };
+        let ones = |name: String| {
+            let v: Vec<u8> = (0..d)
+                .flat_map(|i| (1.0f32 + 0.01 * (i % 7) as f32).to_le_bytes())
+                .collect();
+            (name, vec![d], 0u32, v)
+        };
+        let mut t = vec![
+            matrix("token_embd.weight".into(), vocab, d),
+            ones("output_norm.weight".into()),
+        ];
+        for l in 0..layers {
+            let b = format!("blk.{l}");
+            t.push(ones(format!("{b}.attn_norm.weight")));
+            t.push(ones(format!("{b}.ffn_norm.weight")));
+            t.push(matrix(format!("{b}.attn_q.weight"), heads * hd, d));
+            t.push(matrix(format!("{b}.attn_k.weight"), kv_heads * hd, d));
+            t.push(matrix(format!("{b}.attn_v.weight"), kv_heads * hd, d));
+            t.push(matrix(format!("{b}.attn_output.weight"), d, heads * hd));
+            t.push(matrix(format!("{b}.ffn_gate.weight"), inter, d));
+            t.push(matrix(format!("{b}.ffn_up.weight"), inter, d));
+            t.push(matrix(format!("{b}.ffn_down.weight"), d, inter));
+        }
+        *tensors = t;
+    })
+}
+
+/// Every stored format computes what its f32 decode computes: logits to 1e-5 and
+/// attributions to 1e-4 of the largest, through the permuted Q/K rows of a llama.cpp file.
+#[test]
+fn every_gguf_format_computed_as_stored_matches_its_f32_decode() {
+    for (ty, label) in [
+        (1, "f16"),
+        (30, "bf16"),
+        (8, "q8_0"),
+        (2, "q4_0"),
+        (3, "q4_1"),
+        (12, "q4_k"),
+        (13, "q5_k"),
+        (14, "q6_k"),
+    ] {
+        assert_stored_matches_f32(&random_llama_gguf(ty), PROMPT, label);
+    }
+}

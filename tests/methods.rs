@@ -278,6 +278,8 @@ fn weights_in_f16_bf16_and_shards_load() {
             tol,
             &format!("{dtype:?} logits"),
         );
+        // Computed as stored (from unaligned data), it is its own f32 decode.
+        assert_stored_matches_f32(&dir, PROMPT, &format!("{dtype:?}").to_lowercase());
     }
     // Two shards and an index.
     let dir = prepare("sharded");

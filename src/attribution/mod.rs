@@ -249,6 +249,7 @@ impl<'a> Prepared<'a> {
             architecture: self.model.arch.name().to_string(),
             method: method.to_string(),
             device: self.model.device().to_string(),
+            weights: self.model.info.weight_formats(),
             tokens: self
                 .ids
                 .iter()

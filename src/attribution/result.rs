@@ -10,6 +10,8 @@ pub struct Attribution {
     pub architecture: String,
     pub method: String,
     pub device: String,
+    /// The formats the weight matrices were computed in (`q4_1, f32`: largest share first).
+    pub weights: String,
     pub tokens: Vec<String>,
     pub token_ids: Vec<u32>,
     pub target: TargetInfo,

@@ -101,6 +101,11 @@ struct CommonArgs {
     /// hardware wgpu adapter, else the CPU). `gradlens info --devices` lists what it finds.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// stored: weight matrices stay in the file's format (f16, bf16, GGUF blocks) and are
+    /// decoded in cache as they are used, on the CPU; f32: decoded once at load (the reference
+    /// path, and what the GPU backends use).
+    #[arg(long, default_value = "stored")]
+    weights: String,
     /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).
     #[arg(long, default_value_t = 1e-6)]
     epsilon: f32,
@@ -314,6 +319,20 @@ fn info(path: &Path) -> Result<()> {
     if let Some(n) = i.classifier_labels {
         println!("classifier labels: {n}");
     }
+    println!(
+        "weights:           {:.1} MB in memory as loaded for the CPU (--weights stored)",
+        i.weight_bytes() as f64 / 1e6
+    );
+    let width = i.weights.iter().map(|g| g.name.len()).max().unwrap_or(0);
+    for g in &i.weights {
+        println!(
+            "  {:width$}  {:>6} ×{:<3} {:>9.2} MB",
+            g.name,
+            g.format,
+            g.tensors,
+            g.bytes as f64 / 1e6
+        );
+    }
     Ok(())
 }
 
@@ -383,7 +402,7 @@ impl Setup {
             (_, _, _, Some(text)) => TargetSpec::Compare(text.clone()),
             _ => TargetSpec::Auto,
         };
-        let model = Model::load(&c.model, device)?;
+        let model = Model::load_with(&c.model, device, c.weights.parse()?)?;
         let baselines = parse_baselines(&c.baselines, &model)?;
         let show_progress = std::io::stderr().is_terminal();
         let opts = Options {

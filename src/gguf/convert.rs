@@ -72,7 +72,7 @@ pub fn convert(input: &Path, out: &Path, dtype: OutDtype) -> Result<()> {
         OutDtype::BF16 => "bfloat16",
     });
     let (tok, tok_config) = tokenizer::tokenizer_json(&file)?;
-    let weights = Weights::from_gguf(file, Device::Cpu);
+    let weights = Weights::from_gguf(file, Device::Cpu, crate::models::WeightMode::F32);
     let mut tensors = Vec::new();
     for name in weights.names() {
         let h = weights.host(&name, None)?;

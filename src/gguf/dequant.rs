@@ -58,7 +58,7 @@ impl GgmlType {
     }
 
     /// (values per block, bytes per block)
-    fn block(self) -> (usize, usize) {
+    pub fn block(self) -> (usize, usize) {
         match self {
             GgmlType::F32 => (1, 4),
             GgmlType::F16 | GgmlType::BF16 => (1, 2),
@@ -101,6 +101,34 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Strin
             }
         });
     Ok(out)
+}
+
+/// Decodes the whole blocks in `bytes` into `out` (as many values as they hold), on the
+/// calling thread: the values are those of `dequantize`, bit for bit.
+pub fn decode_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    let (per, size) = t.block();
+    debug_assert_eq!(bytes.len() / size * per, out.len());
+    match t {
+        // Exact conversions, so the slice conversion (F16C where the CPU has it) gives the
+        // same bits as the scalar one; bytes that are not 2-aligned take the scalar loop.
+        GgmlType::F16 => match bytemuck::try_cast_slice::<u8, f16>(bytes) {
+            Ok(h) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(h, out),
+            Err(_) => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(o, c)| *o = h(c, 0)),
+        },
+        GgmlType::BF16 => out
+            .iter_mut()
+            .zip(bytes.chunks_exact(2))
+            .for_each(|(o, c)| {
+                *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)
+            }),
+        _ => out
+            .chunks_mut(per)
+            .zip(bytes.chunks_exact(size))
+            .for_each(|(o, b)| decode_block(t, b, o)),
+    }
 }
 
 fn decode_block(t: GgmlType, b: &[u8], y: &mut [f32]) {

@@ -73,23 +73,35 @@ pub fn hf_names(file: &GgufFile) -> Vec<String> {
     names
 }
 
-/// Undoes llama.cpp's per-head row permutation of `[rows, cols]` (rows = heads · 2 · half).
-pub fn unpermute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Result<Vec<f32>> {
+/// llama.cpp stores the query and key projections with each head's rows interleaved for its
+/// RoPE: Hugging Face's row `r` of `[rows, cols]` (rows = heads · 2 · half) is stored row
+/// `order[r]`.
+pub fn unpermute_order(rows: usize, heads: usize) -> Result<Vec<u32>> {
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(Error::Other(format!(
             "{rows} rows do not split into {heads} rotary heads"
         )));
     }
     let half = rows / heads / 2;
-    let mut out = vec![0.0f32; w.len()];
+    let mut order = vec![0u32; rows];
     for h in 0..heads {
         for i in 0..half {
             for j in 0..2 {
                 // Stored row h·2·half + 2i + j is Hugging Face's row h·2·half + j·half + i.
-                let (src, dst) = (h * 2 * half + 2 * i + j, h * 2 * half + j * half + i);
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
+                order[h * 2 * half + j * half + i] = (h * 2 * half + 2 * i + j) as u32;
             }
         }
+    }
+    Ok(order)
+}
+
+/// `w: [rows, cols]` with llama.cpp's rows put back in Hugging Face's order.
+pub fn unpermute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Result<Vec<f32>> {
+    let order = unpermute_order(rows, heads)?;
+    let mut out = vec![0.0f32; w.len()];
+    for (dst, &src) in order.iter().enumerate() {
+        let src = src as usize;
+        out[dst * cols..(dst + 1) * cols].copy_from_slice(&w[src * cols..(src + 1) * cols]);
     }
     Ok(out)
 }

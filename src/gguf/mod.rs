@@ -8,5 +8,5 @@ pub mod llama;
 mod reader;
 pub mod tokenizer;
 
-pub use dequant::{dequantize, type_label, GgmlType};
+pub use dequant::{byte_size, decode_into, dequantize, type_label, GgmlType};
 pub use reader::{GgufFile, TensorInfo, Value};

@@ -7,6 +7,7 @@ use memmap2::Mmap;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -63,7 +64,7 @@ pub struct GgufFile {
     pub version: u32,
     pub metadata: BTreeMap<String, Value>,
     pub tensors: Vec<TensorInfo>,
-    mmap: Mmap,
+    mmap: Arc<Mmap>,
 }
 
 struct Cursor<'a> {
@@ -225,8 +226,13 @@ impl GgufFile {
             version,
             metadata,
             tensors,
-            mmap,
+            mmap: Arc::new(mmap),
         })
+    }
+
+    /// The file's memory map (stored-format weights point into it).
+    pub fn map(&self) -> &Arc<Mmap> {
+        &self.mmap
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

@@ -115,7 +115,7 @@ impl Bert {
             None
         };
         Ok(Bert {
-            word_embeddings: w.get(
+            word_embeddings: w.matrix(
                 &format!("{p}embeddings.word_embeddings.weight"),
                 &[vocab, d],
             )?,

@@ -106,7 +106,7 @@ impl Gpt2 {
             });
         }
         Ok(Gpt2 {
-            wte: w.get(&format!("{p}wte.weight"), &[vocab, d])?,
+            wte: w.matrix(&format!("{p}wte.weight"), &[vocab, d])?,
             wpe: w
                 .host(&format!("{p}wpe.weight"), Some(&[max_positions, d]))?
                 .data,

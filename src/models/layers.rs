@@ -15,7 +15,7 @@ impl Linear {
     /// A Hugging Face `nn.Linear`: `{prefix}.weight [out, in]`, optional `{prefix}.bias`.
     pub fn load(w: &Weights, prefix: &str, out_f: usize, in_f: usize, bias: bool) -> Result<Self> {
         Ok(Linear {
-            weight: w.get(&format!("{prefix}.weight"), &[out_f, in_f])?,
+            weight: w.matrix(&format!("{prefix}.weight"), &[out_f, in_f])?,
             bias: if bias {
                 Some(w.get(&format!("{prefix}.bias"), &[out_f])?)
             } else {

@@ -96,9 +96,9 @@ impl Llama {
                 down: lin("mlp.down_proj", d, inter, mlp_bias)?,
             });
         }
-        let embed_tokens = w.get("model.embed_tokens.weight", &[vocab, d])?;
+        let embed_tokens = w.matrix("model.embed_tokens.weight", &[vocab, d])?;
         let lm_head = if w.contains("lm_head.weight") {
-            w.get("lm_head.weight", &[vocab, d])?
+            w.matrix("lm_head.weight", &[vocab, d])?
         } else {
             embed_tokens.clone()
         };

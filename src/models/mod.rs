@@ -13,7 +13,7 @@ mod weights;
 pub use bert::ClassifierHead;
 pub use layers::LayerCache;
 pub use tokenizer::TextTokenizer;
-pub use weights::Weights;
+pub use weights::{WeightGroup, WeightMode, Weights};
 
 use crate::autodiff::{Tape, Var};
 use crate::backend::backend_for;
@@ -66,6 +66,31 @@ pub struct ModelInfo {
     pub pad_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub classifier_labels: Option<usize>,
+    /// How the weights are held, by group, and the bytes each group takes.
+    pub weights: Vec<WeightGroup>,
+}
+
+impl ModelInfo {
+    /// Bytes the weights take in memory (stored or decoded).
+    pub fn weight_bytes(&self) -> usize {
+        self.weights.iter().map(|g| g.bytes).sum()
+    }
+
+    /// The formats the weight matrices are computed in, largest share first (`q4_1, f32`).
+    pub fn weight_formats(&self) -> String {
+        let mut by: Vec<(String, usize)> = Vec::new();
+        for g in &self.weights {
+            match by.iter_mut().find(|(f, _)| *f == g.format) {
+                Some((_, b)) => *b += g.bytes,
+                None => by.push((g.format.clone(), g.bytes)),
+            }
+        }
+        by.sort_by_key(|g| std::cmp::Reverse(g.1));
+        by.into_iter()
+            .map(|(f, _)| f)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub struct Model {
@@ -79,8 +104,13 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads a Hugging Face model folder onto `device`.
+    /// Loads a Hugging Face model folder or a GGUF file onto `device`, weights as stored.
     pub fn load(path: &Path, device: Device) -> Result<Model> {
+        Model::load_with(path, device, WeightMode::Stored)
+    }
+
+    /// `load`, with weight matrices held as `mode` says.
+    pub fn load_with(path: &Path, device: Device, mode: WeightMode) -> Result<Model> {
         backend_for(device)?;
         if !path.exists() {
             return Err(Error::ModelNotFound(path.to_path_buf()));
@@ -99,10 +129,10 @@ impl Model {
             let cfg = Config::from_json(path, crate::gguf::llama::config(&file)?);
             let (tok, _) = crate::gguf::tokenizer::tokenizer_json(&file)?;
             let tokenizer = TextTokenizer::from_json(&tok.to_string(), path)?;
-            (cfg, Weights::from_gguf(file, device), tokenizer)
+            (cfg, Weights::from_gguf(file, device, mode), tokenizer)
         } else {
             let cfg = Config::read(path)?;
-            let weights = Weights::open(path, device)?;
+            let weights = Weights::open(path, device, mode)?;
             let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
             (cfg, weights, tokenizer)
         };
@@ -142,6 +172,7 @@ impl Model {
                 Network::Bert(b) => b.head.as_ref().map(|h| h.classifier.weight.dims()[0]),
                 _ => None,
             },
+            weights: weights.loaded(),
         };
         let name = path
             .canonicalize()

@@ -1,23 +1,62 @@
 //! Model weights by Hugging Face name: memory-mapped safetensors (single file or sharded with
-//! an index), or a GGUF file (dequantised, with llama.cpp's layout undone), decoded to f32.
+//! an index), or a GGUF file (with llama.cpp's layout undone). Matrices stay in their stored
+//! format where the device computes with it (`matrix`, on the CPU); everything else is
+//! decoded to f32.
 
 use crate::error::{Error, Result};
-use crate::gguf::{llama, GgufFile};
-use crate::tensor::{Device, Tensor};
+use crate::gguf::{llama, GgmlType, GgufFile};
+use crate::tensor::{Device, StoredBytes, StoredMatrix, Tensor};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How weight matrices are held: as the file stores them (the default), or decoded to f32
+/// (the reference path, and what the GPU backends still use).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightMode {
+    #[default]
+    Stored,
+    F32,
+}
+
+impl std::str::FromStr for WeightMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "stored" => Ok(WeightMode::Stored),
+            "f32" => Ok(WeightMode::F32),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown weight mode '{other}' (expected stored or f32)"
+            ))),
+        }
+    }
+}
+
+/// The weights of one kind across layers (`model.layers.*.mlp.up_proj.weight`): how they are
+/// held and the bytes they take.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WeightGroup {
+    pub name: String,
+    pub format: String,
+    pub tensors: usize,
+    pub bytes: usize,
+}
 
 pub struct Weights {
-    files: Vec<(PathBuf, Mmap)>,
+    files: Vec<(PathBuf, Arc<Mmap>)>,
     /// Tensor name -> index into `files`.
     index: HashMap<String, usize>,
     /// The file named in errors: `model.safetensors`, the shard index, or the GGUF file.
     source: PathBuf,
     gguf: Option<GgufFile>,
     device: Device,
+    mode: WeightMode,
+    /// What each loaded tensor became, by group.
+    loaded: RefCell<BTreeMap<String, WeightGroup>>,
 }
 
 /// A weight on the host, for load-time reshaping (transposes, splits) before upload.
@@ -28,7 +67,7 @@ pub struct HostTensor {
 
 impl Weights {
     /// Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`.
-    pub fn open(dir: &Path, device: Device) -> Result<Self> {
+    pub fn open(dir: &Path, device: Device, mode: WeightMode) -> Result<Self> {
         let single = dir.join("model.safetensors");
         let index_path = dir.join("model.safetensors.index.json");
         let source = if single.exists() {
@@ -78,7 +117,7 @@ impl Weights {
             for name in st.names() {
                 index.insert(name.to_string(), i);
             }
-            files.push((path, mmap));
+            files.push((path, Arc::new(mmap)));
         }
         Ok(Weights {
             files,
@@ -86,18 +125,134 @@ impl Weights {
             source,
             gguf: None,
             device,
+            mode,
+            loaded: RefCell::default(),
         })
     }
 
     /// The tensors of a GGUF file, by their Hugging Face names.
-    pub fn from_gguf(file: GgufFile, device: Device) -> Self {
+    pub fn from_gguf(file: GgufFile, device: Device, mode: WeightMode) -> Self {
         Weights {
             files: Vec::new(),
             index: HashMap::new(),
             source: file.path.clone(),
             gguf: Some(file),
             device,
+            mode,
+            loaded: RefCell::default(),
         }
+    }
+
+    /// What the tensors loaded so far became, by group, in name order.
+    pub fn loaded(&self) -> Vec<WeightGroup> {
+        self.loaded.borrow().values().cloned().collect()
+    }
+
+    fn record(&self, name: &str, format: &str, bytes: usize) {
+        // Layer indices become `*`, so a group gathers one tensor of every layer.
+        let group = name
+            .split('.')
+            .map(|p| if p.parse::<usize>().is_ok() { "*" } else { p })
+            .collect::<Vec<_>>()
+            .join(".");
+        let mut loaded = self.loaded.borrow_mut();
+        let g = loaded.entry(group.clone()).or_insert_with(|| WeightGroup {
+            name: group,
+            format: format.to_string(),
+            tensors: 0,
+            bytes: 0,
+        });
+        if g.format != format {
+            g.format = "mixed".into();
+        }
+        g.tensors += 1;
+        g.bytes += bytes;
+    }
+
+    /// A weight matrix `[rows, cols]` (a linear layer's weight, an embedding table) for the
+    /// model's device: kept in its stored format where the device computes with that (the
+    /// CPU, in `WeightMode::Stored`), else decoded to f32 as `get` does.
+    pub fn matrix(&self, name: &str, expect: &[usize]) -> Result<Tensor> {
+        if self.mode == WeightMode::Stored && self.device == Device::Cpu && expect.len() == 2 {
+            if let Some(m) = self.stored(name, expect)? {
+                self.record(name, &m.format_label(), m.stored_bytes());
+                return Ok(Tensor::stored(m));
+            }
+        }
+        self.get(name, expect)
+    }
+
+    /// The stored-format matrix behind `name`, or `None` where it is stored as f32 (then the
+    /// f32 path is the same thing, without the decode).
+    fn stored(&self, name: &str, expect: &[usize]) -> Result<Option<StoredMatrix>> {
+        let bad = |reason: String| Error::BadTensor {
+            name: name.to_string(),
+            reason,
+        };
+        let (format, bytes, order) = if let Some(f) = &self.gguf {
+            let (gguf_name, heads) =
+                llama::locate(f, name).ok_or_else(|| Error::MissingTensor {
+                    name: name.to_string(),
+                    path: self.source.clone(),
+                })?;
+            let info = f.tensor(&gguf_name).expect("located");
+            let format = GgmlType::from_id(info.ggml_type).map_err(bad)?;
+            let dims: Vec<usize> = info.dims.iter().rev().copied().collect();
+            if dims != expect {
+                return Err(bad(format!("shape {dims:?}, expected {expect:?}")));
+            }
+            if format == GgmlType::F32 {
+                return Ok(None);
+            }
+            let len = crate::gguf::byte_size(format, dims.iter().product()).map_err(bad)?;
+            let order = heads
+                .map(|h| llama::unpermute_order(dims[0], h))
+                .transpose()?;
+            let bytes = StoredBytes::Mapped {
+                map: f.map().clone(),
+                start: info.start,
+                len,
+            };
+            (format, bytes, order)
+        } else {
+            let Some(&i) = self.index.get(name) else {
+                return Err(Error::MissingTensor {
+                    name: name.to_string(),
+                    path: self.source.clone(),
+                });
+            };
+            let (path, map) = &self.files[i];
+            let st = SafeTensors::deserialize(map).map_err(|e| Error::CorruptWeights {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let view = st.tensor(name).map_err(|e| Error::CorruptWeights {
+                path: path.clone(),
+                reason: format!("{name}: {e}"),
+            })?;
+            if view.shape() != expect {
+                return Err(bad(format!(
+                    "shape {:?}, expected {expect:?}",
+                    view.shape()
+                )));
+            }
+            let format = match view.dtype() {
+                Dtype::F16 => GgmlType::F16,
+                Dtype::BF16 => GgmlType::BF16,
+                _ => return Ok(None),
+            };
+            // The view borrows the map: its data's offset in the file.
+            let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+            let bytes = StoredBytes::Mapped {
+                map: map.clone(),
+                start,
+                len: view.data().len(),
+            };
+            (format, bytes, None)
+        };
+        StoredMatrix::new(format, expect[0], expect[1], bytes, order)
+            .map(Some)
+            .map_err(bad)
     }
 
     /// Every tensor name, in file order for GGUF and sorted for safetensors.
@@ -159,6 +314,12 @@ impl Weights {
 
     /// Decodes a tensor to f32 on the host, checking its shape when `expect` is given.
     pub fn host(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
+        let h = self.host_any(name, expect)?;
+        self.record(name, "f32", 4 * h.data.len());
+        Ok(h)
+    }
+
+    fn host_any(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
         if let Some(f) = &self.gguf {
             return self.host_gguf(f, name, expect);
         }

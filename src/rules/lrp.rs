@@ -163,7 +163,8 @@ fn gamma_rule(
         let pos = like(b.activation(t.storage(), Activation::Relu)?, t);
         ops::add_tensors(t, &ops::scale_tensor(&pos, gamma)?)
     };
-    let w_gamma = plus(weight)?;
+    // W⁺ needs the values themselves: a stored-format weight is decoded for this layer only.
+    let w_gamma = plus(&weight.dense()?)?;
     let b_gamma = bias.map(plus).transpose()?;
     let z_gamma = linear::linear_forward(x, &w_gamma, b_gamma.as_ref())?;
     let r = like(

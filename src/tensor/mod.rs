@@ -5,9 +5,11 @@
 
 mod shape;
 mod storage;
+mod stored;
 
 pub use shape::Shape;
 pub use storage::{Device, Storage};
+pub use stored::{StoredBytes, StoredMatrix};
 
 use crate::backend::{backend_for, Backend};
 use crate::error::{Error, Result};
@@ -39,6 +41,28 @@ impl Tensor {
         }
         let storage = backend_for(device)?.upload(data)?;
         Ok(Tensor::from_storage(storage, shape))
+    }
+
+    /// A weight matrix kept in its stored format (CPU only; see `StoredMatrix`).
+    pub fn stored(matrix: StoredMatrix) -> Self {
+        let shape = Shape::from(vec![matrix.rows(), matrix.cols()]);
+        Tensor::from_storage(Storage::Stored(Arc::new(matrix)), shape)
+    }
+
+    /// The stored-format matrix behind this tensor, if it is one.
+    pub fn as_stored(&self) -> Option<&StoredMatrix> {
+        match &*self.storage {
+            Storage::Stored(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// This tensor with its values in f32 (a copy only for a stored-format matrix).
+    pub fn dense(&self) -> Result<Self> {
+        match self.as_stored() {
+            Some(m) => Tensor::from_vec(m.decode_all(), self.shape.clone(), Device::Cpu),
+            None => Ok(self.clone()),
+        }
     }
 
     pub fn zeros(shape: impl Into<Shape>, device: Device) -> Result<Self> {

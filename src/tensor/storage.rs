@@ -39,6 +39,9 @@ impl std::str::FromStr for Device {
 #[derive(Debug)]
 pub enum Storage {
     Cpu(Vec<f32>),
+    /// A weight matrix in its file's format, on the host; the CPU backend computes with it
+    /// directly (see `StoredMatrix`).
+    Stored(std::sync::Arc<super::StoredMatrix>),
     #[cfg(feature = "wgpu")]
     Wgpu(crate::backend::wgpu::GpuBuffer),
     #[cfg(feature = "cuda")]
@@ -48,7 +51,7 @@ pub enum Storage {
 impl Storage {
     pub fn device(&self) -> Device {
         match self {
-            Storage::Cpu(_) => Device::Cpu,
+            Storage::Cpu(_) | Storage::Stored(_) => Device::Cpu,
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(_) => Device::Wgpu,
             #[cfg(feature = "cuda")]
@@ -59,6 +62,7 @@ impl Storage {
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(v) => v.len(),
+            Storage::Stored(m) => m.rows() * m.cols(),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(b) => b.len(),
             #[cfg(feature = "cuda")]

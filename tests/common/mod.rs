@@ -149,3 +149,56 @@ pub fn cuda_backend() -> Option<&'static gradlens::backend::cuda::CudaBackend> {
         }
     }
 }
+
+/// The model at `path` loaded with its weights as stored and decoded to f32 gives the same
+/// logits (1e-5 of the largest) and attributions (1e-4 of the largest score) by a gradient, a
+/// path and a rule method, and reports `format` as the format it computes in.
+pub fn assert_stored_matches_f32(path: &std::path::Path, prompt: &str, format: &str) {
+    use gradlens::attribution::{self, Method, Options};
+    use gradlens::models::WeightMode;
+    let stored = Model::load_with(path, Device::Cpu, WeightMode::Stored).unwrap();
+    let dense = Model::load_with(path, Device::Cpu, WeightMode::F32).unwrap();
+    assert!(
+        stored.info.weight_formats().starts_with(format),
+        "{format}: stored model reports {}",
+        stored.info.weight_formats()
+    );
+    assert_eq!(dense.info.weight_formats(), "f32");
+    let ids = stored.tokenize(prompt).unwrap();
+    let logits = |m: &Model| attribution::next_token_logits(m, &m.embed(&ids).unwrap()).unwrap();
+    assert_close(
+        &logits(&stored),
+        &logits(&dense),
+        1e-5,
+        &format!("{format} logits"),
+    );
+    for method in [
+        Method::Saliency,
+        Method::IntegratedGradients,
+        Method::AttnLrp,
+    ] {
+        let opts = Options {
+            steps: 8,
+            include_map: true,
+            ..Options::default()
+        };
+        let a = attribution::attribute(&stored, prompt, method, &opts).unwrap();
+        let b = attribution::attribute(&dense, prompt, method, &opts).unwrap();
+        assert_eq!(
+            a.target.id, b.target.id,
+            "{format} {method:?}: the same target"
+        );
+        assert_close(
+            &a.scores,
+            &b.scores,
+            1e-4,
+            &format!("{format} {method:?} scores"),
+        );
+        assert_close(
+            a.map.as_ref().unwrap(),
+            b.map.as_ref().unwrap(),
+            1e-4,
+            &format!("{format} {method:?} map"),
+        );
+    }
+}

@@ -8,35 +8,50 @@
 //! 4 rows.
 
 use super::simd::{blocks, Kernel};
+use super::weight_rows::WeightRows;
 use rayon::prelude::*;
 
 /// Columns per parallel task: 64 × `n` weights (e.g. 393 KB at n = 1536) stay in L2.
 const PANEL: usize = 64;
 
-/// `C[m, k] = G[m, n] · W[n, k]`.
-pub fn g_times_w(g: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+/// Bytes of decoded weight rows per tile of a stored matrix.
+const TILE_BYTES: usize = 1 << 20;
+
+/// `C[m, k] = G[m, n] · W[n, k]`, `W` f32 or stored.
+pub fn g_times_w(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec<f32> {
     product(g, w, m, n, k, Kernel::best())
 }
 
-fn product(g: &[f32], w: &[f32], m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
-    assert!(
-        g.len() == m * n && w.len() == n * k,
-        "g_times_w: operand sizes"
-    );
+/// Over tiles of `W`'s rows in order (all of them at once for f32; about a megabyte decoded
+/// at a time for a stored matrix), each output's chain continuing from the last tile's value,
+/// so the tiling does not change a bit.
+fn product(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
+    assert!(g.len() == m * n, "g_times_w: operand sizes");
     let mut out = vec![0.0f32; m * k];
+    let tile = if w.is_stored() {
+        (TILE_BYTES / (4 * k.max(1))).clamp(1, n.max(1))
+    } else {
+        n.max(1)
+    };
     let panels = k.div_ceil(PANEL);
     let dst = Out(out.as_mut_ptr());
-    let run = |p: usize| {
-        let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(k));
-        // SAFETY: panel `p` writes only columns c0..c1 of each row, which no other panel
-        // touches, and `out` outlives the loop; the operand sizes were asserted above.
-        unsafe { panel(g, w, dst.get(), m, n, k, c0, c1, kernel) }
-    };
-    let inside_worker = rayon::current_thread_index().is_some();
-    if !inside_worker && panels > 1 && m * n * k >= super::PAR_MIN * 16 {
-        (0..panels).into_par_iter().for_each(run);
-    } else {
-        (0..panels).for_each(run);
+    let parallel =
+        rayon::current_thread_index().is_none() && panels > 1 && m * n * k >= super::PAR_MIN * 16;
+    let mut buf = Vec::new();
+    for j0 in (0..n).step_by(tile) {
+        let t = tile.min(n - j0);
+        let wt = w.rows(j0, t, k, &mut buf);
+        let run = |p: usize| {
+            let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(k));
+            // SAFETY: panel `p` reads and writes only columns c0..c1 of each row, which no
+            // other panel touches, and `out` outlives the loop; `wt` holds rows j0..j0+t.
+            unsafe { panel(g, wt, dst.get(), m, n, k, j0, t, c0, c1, kernel) }
+        };
+        if parallel {
+            (0..panels).into_par_iter().for_each(run);
+        } else {
+            (0..panels).for_each(run);
+        }
     }
     out
 }
@@ -53,19 +68,23 @@ impl Out {
     }
 }
 
+/// Columns `c0..c1` of every row of `C += G[:, j0..j0+t] · wt`, `wt` holding `t` rows of `W`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel(
     g: &[f32],
-    w: &[f32],
+    wt: &[f32],
     out: *mut f32,
     m: usize,
     n: usize,
     k: usize,
+    j0: usize,
+    t: usize,
     c0: usize,
     c1: usize,
     kernel: Kernel,
 ) {
-    let (gp, wp) = (g.as_ptr(), w.as_ptr());
+    // `gp` starts at column j0, so the kernels index the tile from 0 with G's row stride n.
+    let (gp, wp) = (g.as_ptr().add(j0), wt.as_ptr());
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => {
@@ -73,9 +92,9 @@ unsafe fn panel(
                 let width = (c1 - c).min(64);
                 for (i, four) in blocks(m, 4) {
                     if four {
-                        rows_avx512::<4>(gp, wp, out, i, n, k, c, width);
+                        rows_avx512::<4>(gp, wp, out, i, n, t, k, c, width);
                     } else {
-                        rows_avx512::<1>(gp, wp, out, i, n, k, c, width);
+                        rows_avx512::<1>(gp, wp, out, i, n, t, k, c, width);
                     }
                 }
             }
@@ -86,9 +105,9 @@ unsafe fn panel(
                 let width = (c1 - c).min(16);
                 for (i, four) in blocks(m, 4) {
                     if four {
-                        rows_avx2::<4>(gp, wp, out, i, n, k, c, width);
+                        rows_avx2::<4>(gp, wp, out, i, n, t, k, c, width);
                     } else {
-                        rows_avx2::<1>(gp, wp, out, i, n, k, c, width);
+                        rows_avx2::<1>(gp, wp, out, i, n, t, k, c, width);
                     }
                 }
             }
@@ -96,8 +115,8 @@ unsafe fn panel(
         _ => {
             for i in 0..m {
                 for c in c0..c1 {
-                    let mut acc = 0.0f32;
-                    for j in 0..n {
+                    let mut acc = *out.add(i * k + c);
+                    for j in 0..t {
                         acc = (*gp.add(i * n + j)).mul_add(*wp.add(j * k + c), acc);
                     }
                     *out.add(i * k + c) = acc;
@@ -107,7 +126,8 @@ unsafe fn panel(
     }
 }
 
-/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 64: four 16-lane vectors, masked).
+/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 64: four 16-lane vectors, masked),
+/// continued over the `t` rows of the tile `w`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -117,6 +137,7 @@ unsafe fn rows_avx512<const R: usize>(
     out: *mut f32,
     i: usize,
     n: usize,
+    t: usize,
     k: usize,
     c: usize,
     width: usize,
@@ -126,8 +147,11 @@ unsafe fn rows_avx512<const R: usize>(
         let live = width.saturating_sub(v * 16).min(16);
         ((1u32 << live) - 1) as u16
     });
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    for j in 0..n {
+    let mut acc: [[__m512; 4]; R] = std::array::from_fn(|r| {
+        let src = out.add((i + r) * k + c);
+        std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], src.add(v * 16)))
+    });
+    for j in 0..t {
         let row = w.add(j * k + c);
         let wv: [__m512; 4] =
             std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)));
@@ -146,7 +170,8 @@ unsafe fn rows_avx512<const R: usize>(
     }
 }
 
-/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 16: two 8-lane vectors, masked).
+/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 16: two 8-lane vectors, masked),
+/// continued over the `t` rows of the tile `w`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -156,6 +181,7 @@ unsafe fn rows_avx2<const R: usize>(
     out: *mut f32,
     i: usize,
     n: usize,
+    t: usize,
     k: usize,
     c: usize,
     width: usize,
@@ -166,8 +192,11 @@ unsafe fn rows_avx2<const R: usize>(
         let live = width.saturating_sub(v * 8).min(8) as i32;
         _mm256_cmpgt_epi32(_mm256_set1_epi32(live), lanes)
     });
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    for j in 0..n {
+    let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
+        let src = out.add((i + r) * k + c);
+        std::array::from_fn(|v| _mm256_maskload_ps(src.add(v * 8), masks[v]))
+    });
+    for j in 0..t {
         let row = w.add(j * k + c);
         let wv: [__m256; 2] = std::array::from_fn(|v| _mm256_maskload_ps(row.add(v * 8), masks[v]));
         for (r, sums) in acc.iter_mut().enumerate() {
@@ -211,7 +240,7 @@ mod tests {
         ] {
             let (g, w) = operands(m, n, k);
             for kernel in Kernel::available() {
-                let got = product(&g, &w, m, n, k, kernel);
+                let got = product(&g, WeightRows::F32(&w), m, n, k, kernel);
                 for i in 0..m {
                     for c in 0..k {
                         let want: f64 = (0..n)
@@ -233,11 +262,16 @@ mod tests {
     fn rows_are_exact_under_any_grouping_and_every_kernel() {
         for (m, n, k) in [(13, 67, 19), (9, 40, 200), (6, 17, 129)] {
             let (g, w) = operands(m, n, k);
-            let reference = product(&g, &w, m, n, k, Kernel::Portable);
+            let reference = product(&g, WeightRows::F32(&w), m, n, k, Kernel::Portable);
             for kernel in Kernel::available() {
-                assert_eq!(product(&g, &w, m, n, k, kernel), reference, "{kernel:?}");
+                assert_eq!(
+                    product(&g, WeightRows::F32(&w), m, n, k, kernel),
+                    reference,
+                    "{kernel:?}"
+                );
                 for i in 0..m {
-                    let alone = product(&g[i * n..(i + 1) * n], &w, 1, n, k, kernel);
+                    let alone =
+                        product(&g[i * n..(i + 1) * n], WeightRows::F32(&w), 1, n, k, kernel);
                     assert_eq!(
                         alone[..],
                         reference[i * k..(i + 1) * k],

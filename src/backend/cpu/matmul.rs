@@ -1,21 +1,27 @@
 //! Batched matrix products on the `gemm` crate. Transposes are expressed as strides, so no
 //! operand is ever copied.
 
+use super::weight_rows::WeightRows;
 use super::{g_times_w, weight_t, PAR_MIN};
 use crate::backend::MatmulSpec;
 use crate::error::{Error, Result};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
+/// `op(A) · op(B)`; `B` may be a stored-format weight (see `WeightRows`) where it is a
+/// linear layer's weight.
+pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
+    let b_len = match b {
+        WeightRows::F32(b) => b.len(),
+        WeightRows::Stored(w) => w.rows() * w.cols(),
+    };
     let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
     let need_a = if s.a_batched { s.batch * mk } else { mk };
     let need_b = if s.b_batched { s.batch * kn } else { kn };
-    if a.len() != need_a || b.len() != need_b {
+    if a.len() != need_a || b_len != need_b {
         return Err(Error::Shape(format!(
-            "matmul {s:?}: operands have {} and {} values, expected {need_a} and {need_b}",
+            "matmul {s:?}: operands have {} and {b_len} values, expected {need_a} and {need_b}",
             a.len(),
-            b.len()
         )));
     }
     if s.batch * mn == 0 {
@@ -27,8 +33,9 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
     // once, so a point's result has the same bits in any batching. Gemm's choice of microkernel
     // depends on its row count (it is not row-invariant at small `m`), so it only ever sees one
     // point's rows: its `m` is fixed by the prompt.
-    if !s.trans_a && !s.b_batched && (s.a_batched || s.batch == 1) && s.m < weight_t::GEMM_FROM_ROWS
-    {
+    // A stored weight always takes these kernels, which decode it a block of rows at a time.
+    let weight_product = !s.trans_a && !s.b_batched && (s.a_batched || s.batch == 1);
+    if weight_product && (s.m < weight_t::GEMM_FROM_ROWS || b.is_stored()) {
         let rows = s.batch * s.m;
         // `x·Wᵀ` (the forward) on the dot-product kernel, since gemm packs a transposed right
         // operand slowly (see `weight_t`); `g·W` (the input gradient) on the FMA-chain kernel.
@@ -38,6 +45,11 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
             g_times_w::g_times_w(a, b, rows, s.k, s.n)
         });
     }
+    let WeightRows::F32(b) = b else {
+        return Err(Error::Shape(format!(
+            "matmul {s:?}: a stored-format weight can only be a linear layer's weight"
+        )));
+    };
     let mut out = vec![0.0f32; s.batch * mn];
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].
     let (a_rs, a_cs) = if s.trans_a {
@@ -142,11 +154,16 @@ mod tests {
                     a_batched: true,
                     b_batched: false,
                 };
-                let all = matmul(&a, &b, &spec(batch)).unwrap();
+                let all = matmul(&a, WeightRows::F32(&b), &spec(batch)).unwrap();
                 let per = all.len() / batch;
                 let inner = m * spec(1).k;
                 for p in 0..batch {
-                    let alone = matmul(&a[p * inner..(p + 1) * inner], &b, &spec(1)).unwrap();
+                    let alone = matmul(
+                        &a[p * inner..(p + 1) * inner],
+                        WeightRows::F32(&b),
+                        &spec(1),
+                    )
+                    .unwrap();
                     assert_eq!(
                         alone[..],
                         all[p * per..(p + 1) * per],

@@ -11,6 +11,7 @@ mod rope;
 mod rules;
 mod simd;
 mod softmax;
+mod weight_rows;
 mod weight_t;
 
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
@@ -31,12 +32,24 @@ const CHUNK_BYTES: usize = 3 << 30;
 fn host(s: &Storage) -> Result<&[f32]> {
     match s {
         Storage::Cpu(v) => Ok(v),
+        Storage::Stored(m) => Err(Error::Other(format!(
+            "this operation has no kernel for a weight stored as {:?} {m:?}; only linear layers and embedding look-ups do (load with --weights f32)",
+            m.format()
+        ))),
         #[allow(unreachable_patterns)]
         _ => Err(Error::Other(format!(
             "cpu backend given a {} buffer",
             s.device()
         ))),
     }
+}
+
+/// A weight operand: f32 values, or a stored-format matrix.
+fn weight(s: &Storage) -> Result<weight_rows::WeightRows<'_>> {
+    Ok(match s {
+        Storage::Stored(m) => weight_rows::WeightRows::Stored(m),
+        other => weight_rows::WeightRows::F32(host(other)?),
+    })
 }
 
 fn same_len(a: &[f32], b: &[f32], what: &str) -> Result<()> {
@@ -135,7 +148,10 @@ impl Backend for CpuBackend {
     }
 
     fn download(&self, s: &Storage) -> Result<Vec<f32>> {
-        Ok(host(s)?.to_vec())
+        match s {
+            Storage::Stored(m) => Ok(m.decode_all()),
+            other => Ok(host(other)?.to_vec()),
+        }
     }
 
     fn zeros(&self, len: usize) -> Result<Storage> {
@@ -143,7 +159,7 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: &MatmulSpec) -> Result<Storage> {
-        matmul::matmul(host(a)?, host(b)?, spec).map(Storage::Cpu)
+        matmul::matmul(host(a)?, weight(b)?, spec).map(Storage::Cpu)
     }
 
     fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
@@ -316,7 +332,13 @@ impl Backend for CpuBackend {
     }
 
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
-        layout::gather_rows(host(table)?, ids, cols).map(Storage::Cpu)
+        match table {
+            Storage::Stored(m) if m.cols() == cols => {
+                super::checks::token_ids(ids, m.rows())?;
+                Ok(Storage::Cpu(m.gather(ids)))
+            }
+            other => layout::gather_rows(host(other)?, ids, cols).map(Storage::Cpu),
+        }
     }
 
     fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {

@@ -7,6 +7,7 @@
 //! Compiled for AVX-512 or AVX2+FMA with run-time dispatch (the crate's target is x86-64).
 
 use super::simd::{blocks, Kernel};
+use super::weight_rows::WeightRows;
 use rayon::prelude::*;
 
 /// From this many activation rows on, `gemm` is as fast or faster (two concurrent products on
@@ -17,25 +18,21 @@ pub const GEMM_FROM_ROWS: usize = 128;
 /// Output columns (weight rows) per parallel task.
 const COLS: usize = 64;
 
-/// `C[m, n] = A[m, k] · Wᵀ` with `W: [n, k]`.
-pub fn a_times_wt(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+/// `C[m, n] = A[m, k] · Wᵀ` with `W: [n, k]`, f32 or stored (decoded `COLS` rows at a time,
+/// into the same kernel, so a stored matrix gives the bits of its f32 decode).
+pub fn a_times_wt(a: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec<f32> {
     product(a, w, m, n, k, Kernel::best())
 }
 
-fn product(a: &[f32], w: &[f32], m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
+fn product(a: &[f32], w: WeightRows, m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
     let mut ct = vec![0.0f32; n * m]; // transposed: one row of m outputs per weight row
     ct.par_chunks_mut(COLS * m)
         .enumerate()
         .for_each(|(blk, out)| {
             let rows = out.len() / m;
-            dots_with(
-                a,
-                &w[blk * COLS * k..(blk * COLS + rows) * k],
-                m,
-                k,
-                out,
-                kernel,
-            );
+            let mut buf = Vec::new();
+            let w = w.rows(blk * COLS, rows, k, &mut buf);
+            dots_with(a, w, m, k, out, kernel);
         });
     let mut c = vec![0.0f32; m * n];
     for j in 0..n {
@@ -252,12 +249,18 @@ mod tests {
                 .map(|i| ((i * 5 % 11) as f32 - 5.3) / 5.7)
                 .collect();
             for kernel in Kernel::available() {
-                let all = product(&a, &w, m, n, k, kernel);
+                let all = product(&a, WeightRows::F32(&w), m, n, k, kernel);
                 for split in [1, 2, 3, 5] {
                     for start in (0..m).step_by(split) {
                         let rows = split.min(m - start);
-                        let part =
-                            product(&a[start * k..(start + rows) * k], &w, rows, n, k, kernel);
+                        let part = product(
+                            &a[start * k..(start + rows) * k],
+                            WeightRows::F32(&w),
+                            rows,
+                            n,
+                            k,
+                            kernel,
+                        );
                         assert_eq!(
                             part[..],
                             all[start * n..(start + rows) * n],
@@ -291,7 +294,7 @@ mod tests {
                 .collect();
             let want = naive(&a, &w, m, n, k);
             for kernel in Kernel::available() {
-                let got = product(&a, &w, m, n, k, kernel);
+                let got = product(&a, WeightRows::F32(&w), m, n, k, kernel);
                 for (g, w) in got.iter().zip(&want) {
                     assert!(
                         (g - w).abs() < 1e-4 * (1.0 + w.abs()),
