@@ -215,21 +215,7 @@ impl Weights {
             };
             (format, bytes, order)
         } else {
-            let Some(&i) = self.index.get(name) else {
-                return Err(Error::MissingTensor {
-                    name: name.to_string(),
-                    path: self.source.clone(),
-                });
-            };
-            let (path, map) = &self.files[i];
-            let st = SafeTensors::deserialize(map).map_err(|e| Error::CorruptWeights {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let view = st.tensor(name).map_err(|e| Error::CorruptWeights {
-                path: path.clone(),
-                reason: format!("{name}: {e}"),
-            })?;
+            let (map, view) = self.safetensor(name)?;
             if view.shape() != expect {
                 return Err(bad(format!(
                     "shape {:?}, expected {expect:?}",
@@ -319,18 +305,16 @@ impl Weights {
         Ok(h)
     }
 
-    fn host_any(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
-        if let Some(f) = &self.gguf {
-            return self.host_gguf(f, name, expect);
-        }
+    /// A safetensors tensor's view, with the map its data lies in.
+    fn safetensor(&self, name: &str) -> Result<(&Arc<Mmap>, safetensors::tensor::TensorView<'_>)> {
         let Some(&i) = self.index.get(name) else {
             return Err(Error::MissingTensor {
                 name: name.to_string(),
                 path: self.source.clone(),
             });
         };
-        let (path, mmap) = &self.files[i];
-        let st = SafeTensors::deserialize(mmap).map_err(|e| Error::CorruptWeights {
+        let (path, map) = &self.files[i];
+        let st = SafeTensors::deserialize(map).map_err(|e| Error::CorruptWeights {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -338,6 +322,14 @@ impl Weights {
             path: path.clone(),
             reason: format!("{name}: {e}"),
         })?;
+        Ok((map, view))
+    }
+
+    fn host_any(&self, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
+        if let Some(f) = &self.gguf {
+            return self.host_gguf(f, name, expect);
+        }
+        let (_, view) = self.safetensor(name)?;
         let dims = view.shape().to_vec();
         if let Some(expect) = expect {
             if dims != expect {
