@@ -567,3 +567,92 @@ fn evaluate_refuses_an_unknown_method() {
     assert!(!ok && out.is_empty());
     assert!(err.contains("unknown method 'telepathy'"), "{err}");
 }
+
+/// Option values that would give NaN, zeros or an exhausted process are refused at once
+/// (negative numbers are read as values, not flags).
+#[test]
+fn out_of_range_option_values_are_refused() {
+    let m = tiny_path("tiny-llama");
+    for (args, needle) in [
+        (
+            &["--epsilon", "nan"][..],
+            "--epsilon must be a finite number > 0",
+        ),
+        (
+            &["--epsilon", "-1"],
+            "--epsilon must be a finite number > 0",
+        ),
+        (
+            &["--epsilon", "inf"],
+            "--epsilon must be a finite number > 0",
+        ),
+        (
+            &["--gamma", "1e30"],
+            "--gamma must be a number from 0 to 1000",
+        ),
+        (
+            &["--gamma", "-1"],
+            "--gamma must be a number from 0 to 1000",
+        ),
+        (&["--threads", "10000"], "--threads 10000"),
+        (&["--steps", "-1"], "invalid value '-1' for '--steps"),
+        (&["--steps=-1"], "invalid value '-1' for '--steps"),
+        (
+            &["--method", "ig", "--tolerance", "0.01", "--max-steps", "1"],
+            "--max-steps 1 is below the 9 evaluations",
+        ),
+    ] {
+        fails_with(&m, args, needle);
+    }
+}
+
+/// `--output` never replaces the model it reads (or a file of its folder).
+#[test]
+fn output_over_an_input_is_refused() {
+    let dir = scratch("own-model");
+    copy_model("tiny-llama", &dir);
+    let before = std::fs::read(dir.join("config.json")).unwrap();
+    for target in ["config.json", "model.safetensors"] {
+        let out = dir.join(target);
+        let (ok, _, err) = run(&[
+            "attribute",
+            "--model",
+            dir.to_str().unwrap(),
+            "--prompt",
+            "Hello there",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            !ok && err.contains("would overwrite the input"),
+            "{target}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), before);
+}
+
+/// A model whose activations overflow f32 gives NaN scores: that is an error naming the
+/// method and the value, with no output file, never a success.
+#[test]
+fn non_finite_scores_are_an_error() {
+    let dir = scratch("overflow");
+    copy_model("tiny-llama", &dir);
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let huge: Vec<u8> = (0..32).flat_map(|_| 3e38f32.to_le_bytes()).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            if n == "model.norm.weight" {
+                let t = safetensors::tensor::TensorView::new(v.dtype(), v.shape().to_vec(), &huge);
+                (n, t.unwrap())
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    fails_with(&dir, &["--method", "saliency"], "saliency: ");
+    fails_with(&dir, &["--method", "saliency"], "not a finite number");
+}

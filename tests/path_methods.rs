@@ -116,6 +116,27 @@ fn guided_ig_is_complete_and_leaves_the_straight_line() {
     assert!(diff > 1e-3, "a guided path differs from the straight line");
 }
 
+/// At a zero input every RMSNorm of SmolLM2 scales the gradient by 1/√ε ≈ 316: thirty of
+/// them overflow f32, and the reference's left Riemann rule gave all-NaN scores with exit 0.
+/// The overflowed step moves straight and takes the next gradient: the scores are finite.
+#[test]
+fn guided_ig_from_a_zero_baseline_on_smollm2_is_finite() {
+    let Some(model) = smollm2() else { return };
+    let a = attribution::attribute(
+        &model,
+        "The capital of France is",
+        Method::GuidedIg,
+        &Options {
+            steps: 4,
+            baseline: Baseline::Zero,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(a.scores.iter().all(|s| s.is_finite()), "{:?}", a.scores);
+    assert!(a.convergence_delta.unwrap().is_finite());
+}
+
 #[test]
 fn sequential_ig_is_complete_per_token() {
     for name in ["tiny-llama", "tiny-bert-cls"] {

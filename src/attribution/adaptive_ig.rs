@@ -85,6 +85,13 @@ fn plan_levels(n: usize, points: usize) -> Vec<u32> {
 }
 
 pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f32) -> Result<Out> {
+    if opts.max_steps < 2 * INITIAL + 1 {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "--max-steps {} is below the {} evaluations adaptive IG starts with",
+            opts.max_steps,
+            2 * INITIAL + 1
+        )));
+    }
     let delta: Vec<f64> =
         p.x.to_vec()?
             .iter()

@@ -7,6 +7,11 @@
 //! and with `max_dist` (one move can carry a feature across the whole band, 2 × max_dist);
 //! `max_dist = 0` is IG with the left Riemann rule. One gradient per step, one step after the
 //! other: each depends on the last.
+//!
+//! Where the gradient at a step's start overflows f32 (exactly at a zero baseline on an RMSNorm
+//! model, every layer's norm scales it by 1/√ε: 316³⁰ on SmolLM2, where the reference gives
+//! NaN), every feature ties, so that step's move is straight, and its moves take the gradient
+//! at the step's end (the next step's), as the right Riemann rule would.
 
 use super::{evaluate, Options, Prepared};
 use crate::error::{Error, Result};
@@ -21,6 +26,13 @@ pub struct Out {
 /// Two L1 distances this close are equal (as in the reference implementation).
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= (1e-9 * a.abs().max(b.abs())).max(1e-9)
+}
+
+/// `attr += moved ⊙ g`.
+fn add_moves(attr: &mut [f64], moved: &[f64], g: &[f64]) {
+    attr.iter_mut()
+        .zip(moved.iter().zip(g))
+        .for_each(|(a, (m, g))| *a += m * g);
 }
 
 fn l1(a: &[f64], b: &[f64]) -> f64 {
@@ -51,6 +63,8 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
     let mut cur = b.clone();
     let mut attr = vec![0.0f64; n];
     let mut f_baseline = 0.0;
+    // Moves of a step whose start gradient overflowed, waiting for the next gradient.
+    let mut deferred: Option<Vec<f64>> = None;
     for step in 0..steps {
         let point = Tensor::from_vec(
             cur.iter().map(|&v| v as f32).collect(),
@@ -62,6 +76,11 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
             f_baseline = f[0];
         }
         let g: Vec<f64> = g.to_vec()?.into_iter().map(f64::from).collect();
+        // The last step's moves, if their own gradient overflowed, take this one (below).
+        if let Some(moved) = deferred.take() {
+            add_moves(&mut attr, &moved, &g);
+        }
+        let overflowed = g.iter().any(|v| !v.is_finite());
         let alpha = (step + 1) as f64 / steps as f64;
         let x_min = at((alpha - max_dist).max(0.0));
         let x_max = at((alpha + max_dist).min(1.0));
@@ -80,18 +99,20 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
             if !done {
                 // Move the `fraction` of features with the smallest |gradient| among those not
                 // yet at the band's leading edge; features there count as infinitely important.
+                // An overflowed gradient ranks nothing: every feature ties, the move is straight.
+                let importance = |j: usize| if overflowed { 0.0 } else { g[j].abs() };
                 let key = |j: usize| {
                     if cur[j] == x_max[j] {
                         f64::INFINITY
                     } else {
-                        g[j].abs()
+                        importance(j)
                     }
                 };
                 let mut sorted: Vec<f64> = (0..n).map(key).collect();
                 let q = ((fraction * (n - 1) as f64).floor() as usize).min(n - 1);
                 let threshold = *sorted.select_nth_unstable_by(q, f64::total_cmp).1;
                 let chosen: Vec<usize> = (0..n)
-                    .filter(|&j| cur[j] != x_max[j] && g[j].abs() <= threshold)
+                    .filter(|&j| cur[j] != x_max[j] && importance(j) <= threshold)
                     .collect();
                 let l1_chosen: f64 = chosen.iter().map(|&j| (cur[j] - x_max[j]).abs()).sum();
                 if l1_chosen == 0.0 {
@@ -108,8 +129,12 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
                     done = gamma <= 1.0;
                 }
             }
-            for j in 0..n {
-                attr[j] += (cur[j] - old[j]) * g[j];
+            let moved: Vec<f64> = cur.iter().zip(&old).map(|(c, o)| c - o).collect();
+            if overflowed {
+                let d = deferred.get_or_insert_with(|| vec![0.0; n]);
+                d.iter_mut().zip(&moved).for_each(|(d, m)| *d += m);
+            } else {
+                add_moves(&mut attr, &moved, &g);
             }
             if done {
                 break;
@@ -119,7 +144,21 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
             progress(step + 1, steps);
         }
     }
-    let f_x = p.score_x()?;
+    let f_x = match deferred {
+        // The last step overflowed too: its moves take the gradient at x.
+        Some(moved) => {
+            let end = Tensor::from_vec(
+                cur.iter().map(|&v| v as f32).collect(),
+                [1, p.ids.len(), p.model.hidden_size()],
+                p.x.device(),
+            )?;
+            let (f, g) = evaluate::gradients(p.model, &p.target, &end)?;
+            let g: Vec<f64> = g.to_vec()?.into_iter().map(f64::from).collect();
+            add_moves(&mut attr, &moved, &g);
+            f[0]
+        }
+        None => p.score_x()?,
+    };
     Ok(Out {
         map: attr.into_iter().map(|v| v as f32).collect(),
         f_x,

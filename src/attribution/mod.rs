@@ -512,8 +512,42 @@ pub fn attribute_ids(
         _ => unreachable!("every method is handled above"),
     };
     check_delta(&mut out, opts);
+    check_finite(&out)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
+}
+
+/// A result with a NaN or infinite score, target score or delta is an error, never a success:
+/// it names the method and the first bad value.
+fn check_finite(out: &Attribution) -> Result<()> {
+    let bad = |what: String, v: f32| {
+        Err(Error::NonFinite(format!(
+            "{}: {what} is {v}, not a finite number (the model's weights or constants, or the method's options, overflow in f32)",
+            out.method
+        )))
+    };
+    for (name, v) in [
+        ("F(x), the target score", Some(out.target_score)),
+        ("F(x'), the baseline score", out.baseline_score),
+        ("the convergence delta", out.convergence_delta),
+    ] {
+        if let Some(v) = v.filter(|v| !v.is_finite()) {
+            return bad(name.to_string(), v);
+        }
+    }
+    if let Some((i, &v)) = out.scores.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        let token = out
+            .tokens
+            .get(i)
+            .map_or(String::new(), |t| format!(" {t:?}"));
+        return bad(format!("the score of token {i}{token}"), v);
+    }
+    if let Some(map) = &out.map {
+        if let Some((i, &v)) = map.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return bad(format!("entry {i} of the attribution map"), v);
+        }
+    }
+    Ok(())
 }
 
 /// Input × modified gradient under a rule set of the caller's own (see `examples/`).
@@ -527,6 +561,7 @@ pub fn attribute_with_rules(
     let p = Prepared::new(model, prompt, opts)?;
     let (f, map) = single_pass::maps_with(model, &p.target, rules, true, &p.x_batch()?)?;
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
+    check_finite(&out)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }

@@ -22,11 +22,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attribute a target score to the prompt's tokens.
-    #[command(after_long_help = Method::help())]
+    #[command(after_long_help = Method::help(), allow_negative_numbers = true)]
     Attribute(Box<AttributeArgs>),
     /// Compare methods' faithfulness on one prompt: deletion and insertion curves,
     /// comprehensiveness, sufficiency and AOPC.
-    #[command(after_long_help = Method::help())]
+    #[command(after_long_help = Method::help(), allow_negative_numbers = true)]
     Evaluate(Box<EvaluateArgs>),
     /// Convert a GGUF file into a Hugging Face folder (config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json).
@@ -222,7 +222,22 @@ fn keep_freed_memory() {}
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, as for every other error: clap's first paragraph (the problem and the
+            // arguments it names), without the usage that follows.
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{}", first.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -388,10 +403,34 @@ impl Setup {
                     dir.display()
                 )));
             }
+            refuse_overwriting_input(out, &c.model)?;
+            if c.baselines.ends_with(".json") {
+                refuse_overwriting_input(out, Path::new(&c.baselines))?;
+            }
+        }
+        if !(c.epsilon > 0.0 && c.epsilon.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "--epsilon must be a finite number > 0 (LRP's stabiliser), not {}",
+                c.epsilon
+            )));
+        }
+        if !(0.0..=1000.0).contains(&c.gamma) {
+            return Err(Error::InvalidArgument(format!(
+                "--gamma must be a number from 0 to 1000 (LRP-γ's extra weight on positive contributions), not {}",
+                c.gamma
+            )));
         }
         if let Some(n) = c.threads {
+            // Far more threads than cores gains nothing, and thousands exhaust the process.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if n == 0 || n > 8 * cores {
+                return Err(Error::InvalidArgument(format!(
+                    "--threads {n}: this machine has {cores} cores; use 1 to {}",
+                    8 * cores
+                )));
+            }
             rayon::ThreadPoolBuilder::new()
-                .num_threads(n.max(1))
+                .num_threads(n)
                 .build_global()
                 .map_err(|e| Error::Other(format!("--threads: {e}")))?;
         }
@@ -602,6 +641,31 @@ fn parse_baselines(spec: &str, model: &Model) -> Result<Vec<Baseline>> {
             .collect();
     }
     spec.split(',').map(|s| s.trim().parse()).collect()
+}
+
+/// Refuses an `--output` that is `input` itself, or an existing file inside the folder `input`
+/// (a model's own `config.json`, say), links followed.
+fn refuse_overwriting_input(output: &Path, input: &Path) -> Result<()> {
+    let (Ok(input), Some(name)) = (input.canonicalize(), output.file_name()) else {
+        return Ok(());
+    };
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let target = output
+        .canonicalize()
+        .or_else(|_| parent.canonicalize().map(|p| p.join(name)));
+    let Ok(target) = target else { return Ok(()) };
+    let inside = input.is_dir() && target.starts_with(&input) && target.exists();
+    if target == input || inside {
+        return Err(Error::InvalidArgument(format!(
+            "--output {} would overwrite the input {}",
+            output.display(),
+            target.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a sibling temporary file and renames it over `path`, so `path` is either the whole
