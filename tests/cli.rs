@@ -656,3 +656,71 @@ fn non_finite_scores_are_an_error() {
     fails_with(&dir, &["--method", "saliency"], "saliency: ");
     fails_with(&dir, &["--method", "saliency"], "not a finite number");
 }
+
+/// tiny-llama in a fresh folder with `change` applied to its config.json.
+fn llama_with_config(change: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let dir = scratch("config");
+    copy_model("tiny-llama", &dir);
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut cfg);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    dir
+}
+
+/// Sizes and constants a config claims are checked before anything is allocated or run: no
+/// abort on a billion layers, and each bad value named.
+#[test]
+fn config_claims_are_checked() {
+    use serde_json::json;
+    for (key, value, needle) in [
+        (
+            "num_hidden_layers",
+            json!(1_000_000_000u64),
+            "'num_hidden_layers' is 1000000000, but the weights have no layer 999999999",
+        ),
+        (
+            "num_hidden_layers",
+            json!(2.5),
+            "'num_hidden_layers' is 2.5, not a whole number",
+        ),
+        (
+            "rms_norm_eps",
+            json!(-1.0),
+            "'rms_norm_eps' is -1: it must be a finite number >= 0",
+        ),
+        (
+            "rope_theta",
+            json!(0.0),
+            "'rope_theta' is 0: it must be a finite number > 0",
+        ),
+    ] {
+        let dir = llama_with_config(|c| {
+            c[key] = value.clone();
+            if key == "rope_theta" {
+                c["rope_parameters"]["rope_theta"] = value.clone();
+            }
+        });
+        fails_with(&dir, &[], needle);
+        let (ok, _, err) = run(&["info", "--model", dir.to_str().unwrap()]);
+        assert!(
+            !ok && err.contains(needle) && !err.contains("panicked"),
+            "info: {err}"
+        );
+    }
+    // A context of 2³² − 1 positions costs nothing until used: RoPE tables are per pass.
+    let dir = llama_with_config(|c| c["max_position_embeddings"] = json!(4_294_967_295u64));
+    let start = std::time::Instant::now();
+    let (ok, _, err) = run(&[
+        "attribute",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Hello there",
+        "--method",
+        "saliency",
+    ]);
+    assert!(ok, "{err}");
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}

@@ -148,7 +148,19 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
             path: file.path.clone(),
             reason: "no vocabulary size".into(),
         })?;
-    let f = |key: &str, default: f64| file.get(key).and_then(Value::as_f64).unwrap_or(default);
+    // A present but non-finite constant is an error, never silently the default.
+    let f = |key: &str, default: f64| -> Result<f64> {
+        match file.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| Error::Config {
+                    path: file.path.clone(),
+                    reason: format!("GGUF metadata '{key}' is {v:?}, not a finite number"),
+                }),
+        }
+    };
     let id = |key: &str| meta_usize(file, key);
     Ok(json!({
         "architectures": ["LlamaForCausalLM"],
@@ -160,8 +172,8 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         "num_key_value_heads": meta_usize(file, "llama.attention.head_count_kv").unwrap_or(heads),
         "head_dim": meta_usize(file, "llama.attention.key_length").unwrap_or(hidden / heads.max(1)),
         "max_position_embeddings": need("llama.context_length")?,
-        "rms_norm_eps": f("llama.attention.layer_norm_rms_epsilon", 1e-5) as f32,
-        "rope_theta": f("llama.rope.freq_base", 10000.0) as f32,
+        "rms_norm_eps": f("llama.attention.layer_norm_rms_epsilon", 1e-5)? as f32,
+        "rope_theta": f("llama.rope.freq_base", 10000.0)? as f32,
         "vocab_size": vocab,
         "hidden_act": "silu",
         "tie_word_embeddings": file.tensor("output.weight").is_none(),

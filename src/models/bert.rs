@@ -51,7 +51,7 @@ impl Bert {
         let n_layers = cfg.usize(&["num_hidden_layers"])?;
         let vocab = cfg.usize(&["vocab_size"])?;
         let max_positions = cfg.usize(&["max_position_embeddings"])?;
-        let eps = cfg.f32_or(&["layer_norm_eps"], 1e-12)?;
+        let eps = cfg.eps_or(&["layer_norm_eps"], 1e-12)?;
         let act_name = cfg.str_or(&["hidden_act"], "gelu");
         let act = activation_from_name(act_name).ok_or_else(|| Error::Config {
             path: cfg.path.clone(),
@@ -75,7 +75,7 @@ impl Bert {
                 reason: format!("shape {:?}", type_table.dims),
             });
         }
-        let mut layers = Vec::with_capacity(n_layers);
+        let mut layers = Vec::new(); // not sized by the claim: a missing layer is an error below
         for i in 0..n_layers {
             let l = format!("{p}encoder.layer.{i}");
             let lin = |name: &str, o, n| Linear::load(w, &format!("{l}.{name}"), o, n, true);

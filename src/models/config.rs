@@ -46,10 +46,24 @@ impl Config {
     }
 
     pub fn usize(&self, keys: &[&str]) -> Result<usize> {
-        self.find(keys)
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| self.err(format!("missing or invalid '{}'", keys[0])))
+        let Some(v) = self.find(keys) else {
+            return Err(self.err(format!("missing '{}'", keys[0])));
+        };
+        v.as_u64()
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| self.err(format!("'{}' is {v}, not a whole number >= 0", keys[0])))
+    }
+
+    /// A norm's epsilon: finite and >= 0 (a negative one makes the norm's root NaN).
+    pub fn eps_or(&self, keys: &[&str], default: f32) -> Result<f32> {
+        let v = self.f32_or(keys, default)?;
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(self.err(format!(
+                "'{}' is {v}: it must be a finite number >= 0",
+                keys[0]
+            )));
+        }
+        Ok(v)
     }
 
     pub fn usize_or(&self, keys: &[&str], default: usize) -> Result<usize> {
@@ -65,7 +79,8 @@ impl Config {
             Some(v) => v
                 .as_f64()
                 .map(|v| v as f32)
-                .ok_or_else(|| self.err(format!("'{}' is not a number", keys[0]))),
+                .filter(|v| !v.is_nan())
+                .ok_or_else(|| self.err(format!("'{}' is {v}, not a number", keys[0]))),
         }
     }
 

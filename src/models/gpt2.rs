@@ -56,7 +56,7 @@ impl Gpt2 {
         let vocab = cfg.usize(&["vocab_size"])?;
         let max_positions = cfg.usize(&["n_positions", "max_position_embeddings"])?;
         let inter = cfg.usize_or(&["n_inner"], 4 * d)?;
-        let eps = cfg.f32_or(&["layer_norm_epsilon"], 1e-5)?;
+        let eps = cfg.eps_or(&["layer_norm_epsilon"], 1e-5)?;
         let act_name = cfg.str_or(&["activation_function"], "gelu_new");
         let act = activation_from_name(act_name).ok_or_else(|| Error::Config {
             path: cfg.path.clone(),
@@ -73,7 +73,7 @@ impl Gpt2 {
         } else {
             ""
         };
-        let mut blocks = Vec::with_capacity(n_layers);
+        let mut blocks = Vec::new(); // not sized by the claim: a missing block is an error below
         for i in 0..n_layers {
             let b = format!("{p}h.{i}");
             // c_attn: [d, 3d] = [q | k | v] along the output dimension.

@@ -61,43 +61,39 @@ impl LayerNorm {
 }
 
 /// Rotary tables for positions `0..max_len`: `[max_len, head_dim/2]` each.
+/// Rotary tables, computed for the positions a pass needs (so a claimed context of millions
+/// of positions costs nothing until it is used).
 pub struct RopeTables {
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-    half: usize,
+    inv_freq: Vec<f32>,
     device: Device,
 }
 
 impl RopeTables {
-    pub fn new(head_dim: usize, theta: f32, max_len: usize, device: Device) -> Self {
-        let half = head_dim / 2;
+    pub fn new(head_dim: usize, theta: f32, device: Device) -> Self {
+        // Computed as Hugging Face does: inverse frequency in f32, angle in f32.
+        let inv_freq = (0..head_dim / 2)
+            .map(|i| 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64) as f32)
+            .collect();
+        RopeTables { inv_freq, device }
+    }
+
+    /// Tables `[len, head_dim / 2]` for positions `start..start+len`.
+    pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
         let (mut cos, mut sin) = (
-            Vec::with_capacity(max_len * half),
-            Vec::with_capacity(max_len * half),
+            Vec::with_capacity(len * half),
+            Vec::with_capacity(len * half),
         );
-        for pos in 0..max_len {
-            for i in 0..half {
-                // Computed as Hugging Face does: inverse frequency in f32, angle in f32.
-                let inv_freq = 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64) as f32;
-                let angle = pos as f32 * inv_freq;
+        for pos in start..start + len {
+            for &f in &self.inv_freq {
+                let angle = pos as f32 * f;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }
         }
-        RopeTables {
-            cos,
-            sin,
-            half,
-            device,
-        }
-    }
-
-    /// Tables for positions `start..start+len`.
-    pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        let r = start * self.half..(start + len) * self.half;
         Ok((
-            Tensor::from_vec(self.cos[r.clone()].to_vec(), [len, self.half], self.device)?,
-            Tensor::from_vec(self.sin[r].to_vec(), [len, self.half], self.device)?,
+            Tensor::from_vec(cos, [len, half], self.device)?,
+            Tensor::from_vec(sin, [len, half], self.device)?,
         ))
     }
 }

@@ -37,7 +37,7 @@ impl Llama {
         let inter = cfg.usize(&["intermediate_size"])?;
         let vocab = cfg.usize(&["vocab_size"])?;
         let max_positions = cfg.usize(&["max_position_embeddings"])?;
-        let eps = cfg.f32_or(&["rms_norm_eps"], 1e-6)?;
+        let eps = cfg.eps_or(&["rms_norm_eps"], 1e-6)?;
         if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
             return Err(Error::Config {
                 path: cfg.path.clone(),
@@ -74,7 +74,23 @@ impl Llama {
                 reason: format!("unsupported hidden_act '{act}'"),
             });
         }
-        let mut layers = Vec::with_capacity(n_layers);
+        if !(theta.is_finite() && theta > 0.0) {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!("'rope_theta' is {theta}: it must be a finite number > 0"),
+            });
+        }
+        // A claimed size is checked against the tensors present before anything is allocated.
+        let last = n_layers.saturating_sub(1);
+        if n_layers == 0 || !w.contains(&format!("model.layers.{last}.input_layernorm.weight")) {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!(
+                    "'num_hidden_layers' is {n_layers}, but the weights have no layer {last}"
+                ),
+            });
+        }
+        let mut layers = Vec::new();
         for i in 0..n_layers {
             let l = format!("model.layers.{i}");
             let lin = |name: &str, o, n, b| Linear::load(w, &format!("{l}.{name}"), o, n, b);
@@ -108,7 +124,7 @@ impl Llama {
             layers,
             norm: w.get("model.norm.weight", &[d])?,
             eps,
-            rope: RopeTables::new(head_dim, theta, max_positions, w.device()),
+            rope: RopeTables::new(head_dim, theta, w.device()),
             max_positions,
         })
     }
