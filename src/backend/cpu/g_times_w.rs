@@ -4,15 +4,25 @@
 //! nor on the instruction set: AVX-512, AVX2 and the portable loop give the same bits.
 //!
 //! The loop runs over column panels of `W` (parallel tasks), and inside a panel over blocks of
-//! 4 rows of `G` that share each loaded weight vector, so a panel is read from cache once per
-//! 4 rows.
+//! up to 6 rows of `G` that share each loaded weight vector, so a panel is read from cache once
+//! per 6 rows.
 
-use super::simd::{blocks, Kernel};
+use super::simd::Kernel;
 use super::weight_rows::WeightRows;
 use rayon::prelude::*;
 
 /// Columns per parallel task: 64 × `n` weights (e.g. 393 KB at n = 1536) stay in L2.
 const PANEL: usize = 64;
+
+/// Rows of `G` per register block: 6 × 4 AVX-512 accumulators (6 × 2 on AVX2) leave room
+/// for the weight vectors, and a prompt of up to 6 tokens takes one pass over the weights.
+const ROWS: usize = 6;
+
+/// A row-block kernel: `(g, w, out, i, n, t, k, c, width)`.
+type RowsFn = unsafe fn(*const f32, *const f32, *mut f32, usize, usize, usize, usize, usize, usize);
+
+/// Weight rows per L1-resident slice of a panel (64 columns × 128 rows = 32 KB).
+const SLICE: usize = 128;
 
 /// Bytes of decoded weight rows per tile of a stored matrix.
 const TILE_BYTES: usize = 1 << 20;
@@ -83,49 +93,75 @@ unsafe fn panel(
     c1: usize,
     kernel: Kernel,
 ) {
-    // `gp` starts at column j0, so the kernels index the tile from 0 with G's row stride n.
-    let (gp, wp) = (g.as_ptr().add(j0), wt.as_ptr());
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => {
-            for c in (c0..c1).step_by(64) {
-                let width = (c1 - c).min(64);
-                for (i, four) in blocks(m, 4) {
-                    if four {
-                        rows_avx512::<4>(gp, wp, out, i, n, t, k, c, width);
-                    } else {
-                        rows_avx512::<1>(gp, wp, out, i, n, t, k, c, width);
+    // The tile's rows in slices of `SLICE` that stay in L1 while every row block of `G`
+    // passes over them; the chains carry on through `out` from slice to slice. `gp` starts at
+    // the slice's column of `G` (row stride n), `wp` at its row of the tile.
+    for s0 in (0..t).step_by(SLICE) {
+        let ts = SLICE.min(t - s0);
+        let (gp, wp) = (g.as_ptr().add(j0 + s0), wt.as_ptr().add(s0 * k));
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                for c in (c0..c1).step_by(64) {
+                    let width = (c1 - c).min(64);
+                    for i in (0..m).step_by(ROWS) {
+                        let rows: RowsFn = match (m - i).min(ROWS) {
+                            6 => rows_avx512::<6>,
+                            5 => rows_avx512::<5>,
+                            4 => rows_avx512::<4>,
+                            3 => rows_avx512::<3>,
+                            2 => rows_avx512::<2>,
+                            _ => rows_avx512::<1>,
+                        };
+                        rows(gp, wp, out, i, n, ts, k, c, width);
                     }
                 }
             }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => {
-            for c in (c0..c1).step_by(16) {
-                let width = (c1 - c).min(16);
-                for (i, four) in blocks(m, 4) {
-                    if four {
-                        rows_avx2::<4>(gp, wp, out, i, n, t, k, c, width);
-                    } else {
-                        rows_avx2::<1>(gp, wp, out, i, n, t, k, c, width);
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                for c in (c0..c1).step_by(16) {
+                    let width = (c1 - c).min(16);
+                    for i in (0..m).step_by(ROWS) {
+                        let rows: RowsFn = match (m - i).min(ROWS) {
+                            6 => rows_avx2::<6>,
+                            5 => rows_avx2::<5>,
+                            4 => rows_avx2::<4>,
+                            3 => rows_avx2::<3>,
+                            2 => rows_avx2::<2>,
+                            _ => rows_avx2::<1>,
+                        };
+                        rows(gp, wp, out, i, n, ts, k, c, width);
                     }
                 }
             }
-        }
-        _ => {
-            for i in 0..m {
-                for c in c0..c1 {
-                    let mut acc = *out.add(i * k + c);
-                    for j in 0..t {
-                        acc = (*gp.add(i * n + j)).mul_add(*wp.add(j * k + c), acc);
-                    }
-                    *out.add(i * k + c) = acc;
-                }
-            }
+            _ => portable(gp, wp, out, m, n, ts, k, c0, c1),
         }
     }
 }
 
+/// The portable chain: the same order, one output at a time.
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable(
+    gp: *const f32,
+    wp: *const f32,
+    out: *mut f32,
+    m: usize,
+    n: usize,
+    t: usize,
+    k: usize,
+    c0: usize,
+    c1: usize,
+) {
+    for i in 0..m {
+        for c in c0..c1 {
+            let mut acc = *out.add(i * k + c);
+            for j in 0..t {
+                acc = (*gp.add(i * n + j)).mul_add(*wp.add(j * k + c), acc);
+            }
+            *out.add(i * k + c) = acc;
+        }
+    }
+}
 /// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 64: four 16-lane vectors, masked),
 /// continued over the `t` rows of the tile `w`.
 #[cfg(target_arch = "x86_64")]
@@ -237,6 +273,10 @@ mod tests {
             (12, 30, 300),
             (18, 130, 70),
             (7, 5, 129),
+            // Row blocks of every size 1..=6: 8, 10 and 11 end in blocks of 2, 4 and 5.
+            (8, 9, 65),
+            (10, 140, 17),
+            (11, 3, 200),
         ] {
             let (g, w) = operands(m, n, k);
             for kernel in Kernel::available() {
@@ -255,6 +295,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A stored matrix, decoded in tiles (several here: 900 rows of 300 columns exceed one
+    /// 1 MB tile), gives the bits of its f32 decode in both weight products.
+    #[test]
+    fn a_stored_matrix_gives_the_bits_of_its_decode() {
+        use crate::gguf::GgmlType;
+        use crate::tensor::{StoredBytes, StoredMatrix};
+        let (m, n, k) = (7, 900, 300);
+        let bytes: Vec<u8> = (0..n * k)
+            .flat_map(|i| half::f16::from_f32(((i * 5 % 11) as f32 - 5.3) / 57.0).to_le_bytes())
+            .collect();
+        let stored =
+            StoredMatrix::new(GgmlType::F16, n, k, StoredBytes::Owned(bytes), None).unwrap();
+        let dense = stored.decode_all();
+        let g: Vec<f32> = (0..m * n)
+            .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
+            .collect();
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 3 % 17) as f32 - 8.1) / 9.3)
+            .collect();
+        assert!(
+            (TILE_BYTES / (4 * k)) < n,
+            "the test must span several tiles"
+        );
+        for kernel in Kernel::available() {
+            assert_eq!(
+                product(&g, WeightRows::Stored(&stored), m, n, k, kernel),
+                product(&g, WeightRows::F32(&dense), m, n, k, kernel),
+                "g·W {kernel:?}"
+            );
+        }
+        assert_eq!(
+            super::super::weight_t::a_times_wt(&x, WeightRows::Stored(&stored), m, n, k),
+            super::super::weight_t::a_times_wt(&x, WeightRows::F32(&dense), m, n, k),
+            "x·Wᵀ"
+        );
     }
 
     /// The same bits for a row whatever rows come with it, and on every instruction set.
@@ -282,3 +359,4 @@ mod tests {
         }
     }
 }
+
