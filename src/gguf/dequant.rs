@@ -124,10 +124,13 @@ pub fn decode_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) {
             .for_each(|(o, c)| {
                 *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)
             }),
-        _ => out
-            .chunks_mut(per)
-            .zip(bytes.chunks_exact(size))
-            .for_each(|(o, b)| decode_block(t, b, o)),
+        _ => {
+            if !super::dequant_simd::decode(t, bytes, out) {
+                out.chunks_mut(per)
+                    .zip(bytes.chunks_exact(size))
+                    .for_each(|(o, b)| decode_block(t, b, o));
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod convert;
 mod dequant;
+mod dequant_simd;
 pub mod llama;
 mod reader;
 pub mod tokenizer;
