@@ -3,7 +3,9 @@
 in one run, alternating the two sides over --rounds rounds of --repeat warm runs; each side
 reports the median over its runs of one attribution (tokenising, the compare text's forward,
 one forward and one backward). Models: MiniLM-L6 (cosine target) and SmolLM2-135M-Instruct
-(the top next-token logit; models/smollm2, converted by scripts/fetch-models.sh).
+(the top next-token logit): LXT on the f32 folder models/smollm2 (converted by
+scripts/fetch-models.sh); gradlens on the same folder and on the Q4_1 GGUF it came from,
+computed as stored.
 
 LXT 2.1 needs transformers 4.x, so run this in the LXT virtualenv:
     python -m venv .venv-lxt && .venv-lxt/bin/pip install torch "transformers==4.51.3" lxt
@@ -91,17 +93,21 @@ def main():
     tok.no_truncation()
     emb = model.get_input_embeddings().weight
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {args.model}")
-    print(f"{'model':<10}{'tokens':>7}{'LXT ms':>10}{'gradlens ms':>13}{'speed-up':>10}")
+    print(f"{'model':<10}{'tokens':>7}{'LXT ms':>10}{'gradlens ms':>13}{'speed-up':>10}"
+          f"{'gguf ms':>10}{'speed-up':>10}")
     smollm2 = os.path.join(ROOT, "models", "smollm2")
     llm = modeling_llama.LlamaForCausalLM.from_pretrained(smollm2, attn_implementation="eager").eval().requires_grad_(False)
     llm_tok = Tokenizer.from_file(os.path.join(smollm2, "tokenizer.json"))
+    gguf = os.path.join(ROOT, "models", "smollm2.gguf")
     for prompt in PROMPTS:
-        ls, gs = [], []
+        ls, gs, qs = [], [], []
         for _ in range(args.rounds):
             ls += lxt_llm_times(llm, llm_tok, prompt, args.repeat)
             gs += gradlens_times(smollm2, prompt, None, args.repeat)
-        lm, gm = statistics.median(ls), statistics.median(gs)
-        print(f"{'smollm2':<10}{len(llm_tok.encode(prompt).ids):>7}{lm:>10.1f}{gm:>13.1f}{lm / gm:>9.2f}x")
+            qs += gradlens_times(gguf, prompt, None, args.repeat)
+        lm, gm, qm = statistics.median(ls), statistics.median(gs), statistics.median(qs)
+        print(f"{'smollm2':<10}{len(llm_tok.encode(prompt).ids):>7}{lm:>10.1f}{gm:>13.1f}{lm / gm:>9.2f}x"
+              f"{qm:>10.1f}{lm / qm:>9.2f}x")
     for prompt, compare in PAIRS:
         ls, gs = [], []
         for _ in range(args.rounds):

@@ -368,7 +368,10 @@ fn bad_gguf_files_are_named() {
     // A NaN constant is refused, not replaced by the default.
     let nan = tiny_llama_gguf("nanfreq", |m, _| m[7].1 = Meta::F32(f32::NAN));
     let e = load_err(&nan);
-    assert!(e.contains("'llama.rope.freq_base'") && e.contains("not a finite number"), "{e}");
+    assert!(
+        e.contains("'llama.rope.freq_base'") && e.contains("not a finite number"),
+        "{e}"
+    );
 
     let spm = tiny_llama_gguf("spm", |m, _| m[9].1 = Meta::Str("llama".into()));
     assert!(
