@@ -363,6 +363,12 @@ fn prompt_longer_than_the_context() {
         &["--prompt", &long],
         "more than the model's 40 positions",
     );
+    // A long compare text is named as such, not as the prompt.
+    fails_with(
+        &tiny_path("tiny-bert"),
+        &["--compare-text", &long],
+        "the compare text is",
+    );
 }
 
 #[test]
@@ -723,4 +729,27 @@ fn config_claims_are_checked() {
     ]);
     assert!(ok, "{err}");
     assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}
+
+/// A shard index can only name files of the model folder: absolute paths, `..` and links out
+/// of the folder are refused before anything is read.
+#[test]
+fn shard_index_paths_stay_inside_the_model_folder() {
+    for (shard, needle) in [
+        ("/etc/passwd", "is not a file name inside the model folder"),
+        (
+            "../../../../etc/passwd",
+            "is not a file name inside the model folder",
+        ),
+        ("link.safetensors", "leads outside the model folder"),
+    ] {
+        let dir = scratch("index");
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(tiny_path("tiny-llama").join(f), dir.join(f)).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("link.safetensors")).unwrap();
+        let index = serde_json::json!({ "weight_map": { "model.norm.weight": shard } });
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        fails_with(&dir, &[], needle);
+    }
 }

@@ -137,6 +137,28 @@ fn guided_ig_from_a_zero_baseline_on_smollm2_is_finite() {
     assert!(a.convergence_delta.unwrap().is_finite());
 }
 
+/// Greedy PIG reports Σ scores − (F(x) − F(x′)) like every path method, and warns when it is
+/// over 5% of the gap (it reported null, with no warning, at 41–480%).
+#[test]
+fn greedy_pig_reports_and_checks_its_delta() {
+    for name in ["tiny-llama", "tiny-bert-cls"] {
+        let a = run(&tiny(name), Method::GreedyPig, pad());
+        let delta = a.convergence_delta.expect("a delta");
+        let total: f32 = a.scores.iter().sum();
+        assert!(
+            (delta - (total - (a.target_score - a.baseline_score.unwrap()))).abs()
+                < 1e-3 * (1.0 + total.abs())
+        );
+        let warned = a.warnings.iter().any(|w| w.contains("convergence delta"));
+        assert_eq!(
+            warned,
+            delta.abs() > 0.05 * gap(&a).max(1e-6),
+            "{name}: {:?}",
+            a.warnings
+        );
+    }
+}
+
 #[test]
 fn sequential_ig_is_complete_per_token() {
     for name in ["tiny-llama", "tiny-bert-cls"] {

@@ -454,8 +454,8 @@ pub fn attribute_ids(
         Method::GreedyPig => {
             let baseline = p.baseline(&opts.baseline)?;
             let r = greedy_pig::greedy_pig(&p, &baseline, opts)?;
-            let mut a = p.result(name, TokenScore::Sum, r.map, r.f_x);
-            a.baseline_score = Some(r.f_baseline);
+            // A path method like the others: its delta is reported and checked.
+            let mut a = p.referenced(name, r.map, r.f_x, r.f_baseline);
             a.steps = Some(opts.steps);
             a.quadrature = Some(opts.quadrature.name().to_string());
             a.selection_order = Some(r.order);

@@ -129,7 +129,7 @@ impl Target {
                         "--target-kind applies to token and class targets, not --compare-text".into(),
                     ));
                 }
-                let ids = model.tokenize(text)?;
+                let ids = model.tokenize_as(text, "the compare text")?;
                 let reference = evaluate::pooled_embedding(model, &model.embed(&ids)?)?;
                 Ok(Target::Cosine { reference, text: text.clone() })
             }

@@ -238,16 +238,21 @@ impl Model {
 
     /// Token ids of `text` with the model's special tokens, checked against the context size.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenize_as(text, "the prompt")
+    }
+
+    /// `tokenize`, naming the text `what` (`the compare text`) in its errors.
+    pub fn tokenize_as(&self, text: &str, what: &str) -> Result<Vec<u32>> {
         if text.trim().is_empty() {
-            return Err(Error::InvalidInput("the prompt is empty".into()));
+            return Err(Error::InvalidInput(format!("{what} is empty")));
         }
         let ids = self.tokenizer.encode(text, true)?;
         if ids.is_empty() {
-            return Err(Error::InvalidInput("the prompt produced no tokens".into()));
+            return Err(Error::InvalidInput(format!("{what} produced no tokens")));
         }
         if ids.len() > self.info.max_positions {
             return Err(Error::InvalidInput(format!(
-                "the prompt is {} tokens long, more than the model's {} positions",
+                "{what} is {} tokens long, more than the model's {} positions",
                 ids.len(),
                 self.info.max_positions
             )));

@@ -97,7 +97,10 @@ impl Weights {
                 .collect();
             shards.sort();
             shards.dedup();
-            shards.into_iter().map(|s| dir.join(s)).collect()
+            shards
+                .into_iter()
+                .map(|s| shard_path(dir, &index_path, &s))
+                .collect::<Result<_>>()?
         } else {
             return Err(Error::Other(format!(
                 "{}: no model.safetensors or model.safetensors.index.json",
@@ -377,6 +380,31 @@ impl Weights {
     pub fn device(&self) -> Device {
         self.device
     }
+}
+
+/// A shard named in the index, which must be a file of the model folder itself: an absolute
+/// path, `..` or a link leading outside the folder is refused (an index could otherwise make
+/// us read any file on the machine).
+fn shard_path(dir: &Path, index: &Path, name: &str) -> Result<PathBuf> {
+    let bad = |why: &str| Error::CorruptWeights {
+        path: index.to_path_buf(),
+        reason: format!("shard '{name}' {why}"),
+    };
+    let rel = Path::new(name);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(bad("is not a file name inside the model folder"));
+    }
+    let path = dir.join(rel);
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&root) {
+            return Err(bad("leads outside the model folder"));
+        }
+    }
+    Ok(path)
 }
 
 /// Little-endian bytes to f32; reads byte by byte, so no alignment is assumed.
