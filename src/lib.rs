@@ -30,6 +30,7 @@ pub mod attribution;
 pub mod autodiff;
 pub mod backend;
 pub mod error;
+pub mod files;
 pub mod generation;
 pub mod gguf;
 pub mod models;

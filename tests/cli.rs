@@ -661,6 +661,34 @@ fn non_finite_scores_are_an_error() {
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
     fails_with(&dir, &["--method", "saliency"], "saliency: ");
     fails_with(&dir, &["--method", "saliency"], "not a finite number");
+    // A NaN stored in a weight is named as the cause.
+    let nan = scratch("nan-weight");
+    copy_model("tiny-llama", &nan);
+    let bytes = std::fs::read(nan.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut down: Vec<u8> = st
+        .tensor("model.layers.1.mlp.down_proj.weight")
+        .unwrap()
+        .data()
+        .to_vec();
+    down[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| match n.as_str() {
+            "model.layers.1.mlp.down_proj.weight" => {
+                let t = safetensors::tensor::TensorView::new(v.dtype(), v.shape().to_vec(), &down);
+                (n, t.unwrap())
+            }
+            _ => (n, v),
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &nan.join("model.safetensors")).unwrap();
+    fails_with(
+        &nan,
+        &["--method", "saliency", "--target-id", "5"],
+        "the weight 'model.layers.1.mlp.down_proj.weight' holds NaN at index 10",
+    );
 }
 
 /// tiny-llama in a fresh folder with `change` applied to its config.json.
@@ -752,4 +780,266 @@ fn shard_index_paths_stay_inside_the_model_folder() {
         std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
         fails_with(&dir, &[], needle);
     }
+}
+
+/// A config or tokenizer that is a link to a device, or larger than such a file can be, is
+/// refused before it is read (a link to /dev/zero was read until memory ran out).
+#[test]
+fn model_files_that_are_devices_or_huge_are_refused() {
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        let dir = scratch("devzero");
+        copy_model("tiny-llama", &dir);
+        std::fs::remove_file(dir.join(file)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join(file)).unwrap();
+        fails_with(&dir, &[], "not a regular file");
+    }
+    let dir = scratch("huge-config");
+    copy_model("tiny-llama", &dir);
+    let f = std::fs::File::create(dir.join("config.json")).unwrap();
+    f.set_len(65 << 20).unwrap(); // sparse: no disk used
+    fails_with(&dir, &[], "larger than the 64 MiB");
+}
+
+/// A run that cannot fit in the memory that is free is refused before it starts, saying what
+/// it needs and what there is.
+#[test]
+fn a_run_larger_than_free_memory_is_refused_first() {
+    let dir = scratch("budget");
+    let out = dir.join("r.json");
+    let model = tiny_path("tiny-llama");
+    let output = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .env("GRADLENS_MEMORY_BUDGET", "1000")
+        .args(["attribute", "--model", model.to_str().unwrap()])
+        .args(["--prompt", "The capital of France is", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("needs at least") && err.contains("GiB are free"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// Sizes of zero are refused naming the key (`hidden_size` 0 was a shape error with no
+/// expected shape).
+#[test]
+fn zero_sizes_are_named() {
+    for key in ["hidden_size", "num_attention_heads", "vocab_size"] {
+        let dir = llama_with_config(|c| c[key] = serde_json::json!(0));
+        fails_with(&dir, &[], &format!("'{key}' is 0, not a whole number >= 1"));
+    }
+    let dir = llama_with_config(|c| {
+        c["hidden_size"] = serde_json::json!(30);
+        c.as_object_mut().unwrap().remove("head_dim");
+    });
+    fails_with(
+        &dir,
+        &[],
+        "hidden_size 30 is not a multiple of num_attention_heads 4",
+    );
+}
+
+/// A safetensors header that names a tensor twice is refused naming that tensor.
+#[test]
+fn duplicate_tensor_names_are_named() {
+    let dir = scratch("dup");
+    copy_model("tiny-llama", &dir);
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let entry = header["model.norm.weight"].to_string();
+    let text = std::str::from_utf8(&bytes[8..8 + n]).unwrap().trim_end();
+    // The same entry again before the closing brace.
+    let doubled = format!(
+        "{},\"model.norm.weight\":{entry}}}",
+        text.strip_suffix('}').unwrap()
+    );
+    let mut out = (doubled.len() as u64).to_le_bytes().to_vec();
+    out.extend(doubled.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(dir.join("model.safetensors"), out).unwrap();
+    fails_with(&dir, &[], "names tensor 'model.norm.weight' twice");
+}
+
+fn attribute_to(out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let model = tiny_path("tiny-llama");
+    let mut args = vec![
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Hello there",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--method") {
+        args.extend_from_slice(&["--method", "saliency"]);
+    }
+    run(&args)
+}
+
+/// `--output` through a link replaces the link's target and keeps the link; a device is
+/// written through; an existing file keeps its mode; a folder that takes no new files is
+/// named before any work.
+#[test]
+fn output_goes_through_links_and_devices_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("special-out");
+    let real = dir.join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (ok, _, err) = attribute_to(&link, &[]);
+    assert!(ok, "{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.contains("\"method\""), "{text}");
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A device node is written through, not replaced by a file.
+    let (ok, _, err) = attribute_to(Path::new("/dev/null"), &[]);
+    assert!(ok, "{err}");
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    // /proc takes no new files: said before the run, naming the folder.
+    let (ok, _, err) = attribute_to(Path::new("/proc/version"), &[]);
+    assert!(
+        !ok && err.contains("folder /proc does not take new files"),
+        "{err}"
+    );
+    let (ok, _, err) = attribute_to(&dir, &[]);
+    assert!(!ok && err.contains("is a folder"), "{err}");
+}
+
+/// Options a method does not read are reported as ignored, never silently dropped.
+#[test]
+fn ignored_options_are_warned_about() {
+    let dir = scratch("ignored");
+    let out = dir.join("r.json");
+    for (method, extra, warned) in [
+        (
+            "saliency",
+            &["--layer", "1"][..],
+            Some("--layer was ignored"),
+        ),
+        (
+            "gradient-shap",
+            &["--baseline", "pad"][..],
+            Some("--baseline was ignored"),
+        ),
+        (
+            "integrated-gradients",
+            &["--max-steps", "50"][..],
+            Some("--max-steps was ignored"),
+        ),
+        (
+            "attention-rollout",
+            &["--head", "0"][..],
+            Some("--head was ignored"),
+        ),
+        ("attention", &["--head", "0", "--layer", "1"][..], None),
+        (
+            "smoothgrad",
+            &["--base", "integrated-gradients", "--steps", "4"][..],
+            None,
+        ),
+    ] {
+        let mut args = vec!["--method", method];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = attribute_to(&out, &args[..]);
+        assert!(ok, "{method}: {err}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let warnings = json["warnings"].to_string();
+        match warned {
+            Some(w) => assert!(
+                warnings.contains(w) && err.contains(w),
+                "{method}: {warnings}"
+            ),
+            None => assert!(!warnings.contains("was ignored"), "{method}: {warnings}"),
+        }
+    }
+}
+
+/// `--prompt-file` reads the text from a file or standard input (one final newline dropped),
+/// and gives what `--prompt` gives.
+#[test]
+fn prompt_file_and_stdin_give_the_prompts_result() {
+    let dir = scratch("prompt-file");
+    let text = "The capital of France is";
+    std::fs::write(dir.join("p.txt"), format!("{text}\n")).unwrap();
+    let model = tiny_path("tiny-llama");
+    let base = [
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--method",
+        "saliency",
+        "--format",
+        "json",
+    ];
+    let scores = |stdout: &str| {
+        let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        (v["scores"].clone(), v["tokens"].clone())
+    };
+    let (ok, direct, err) = run(&[&base[..], &["--prompt", text]].concat());
+    assert!(ok, "{err}");
+    let p = dir.join("p.txt");
+    let (ok, from_file, err) = run(&[&base[..], &["--prompt-file", p.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(scores(&direct), scores(&from_file));
+    let child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args(base)
+        .args(["--prompt-file", "-"])
+        .stdin(std::fs::File::open(&p).unwrap())
+        .output()
+        .unwrap();
+    assert!(child.status.success());
+    assert_eq!(
+        scores(&direct),
+        scores(&String::from_utf8_lossy(&child.stdout))
+    );
+    let (ok, _, err) = run(&[&base[..], &["--prompt", text, "--prompt-file", "x"]].concat());
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, _, err) = run(&base);
+    assert!(!ok && err.contains("--prompt"), "{err}");
+}
+
+/// The JSON gives each token's display form beside the raw one; a piece of a character shows
+/// its bytes as escapes.
+#[test]
+fn tokens_have_a_display_form() {
+    let model = tiny_path("tiny-gpt2");
+    let (ok, out, err) = run(&[
+        "attribute",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a — b",
+        "--method",
+        "saliency",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let display = v["display"].as_array().unwrap();
+    assert_eq!(display.len(), v["tokens"].as_array().unwrap().len());
+    let joined: String = display.iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(!joined.contains('\u{FFFD}'), "{joined}");
+    // tiny-gpt2's vocabulary has no "—": its three bytes are three tokens.
+    assert!(joined.contains("\\xe2\\x80\\x94"), "{joined}");
+    assert!(
+        joined.starts_with('a') && joined.ends_with(" b"),
+        "{joined}"
+    );
 }

@@ -552,3 +552,60 @@ fn every_gguf_format_computed_as_stored_matches_its_f32_decode() {
         assert_stored_matches_f32(&random_llama_gguf(ty), PROMPT, label);
     }
 }
+
+/// The byte offset of tensor `name`'s offset field in a GGUF file written by `write_gguf`.
+fn offset_field(bytes: &[u8], name: &str) -> usize {
+    let mut key = (name.len() as u64).to_le_bytes().to_vec();
+    key.extend(name.as_bytes());
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_slice())
+        .expect("tensor name in the directory");
+    let dims_at = at + key.len();
+    let n_dims = u32::from_le_bytes(bytes[dims_at..dims_at + 4].try_into().unwrap()) as usize;
+    dims_at + 4 + 8 * n_dims + 4
+}
+
+/// What a GGUF claims about its layout is checked: alignment, each tensor's offset, and that
+/// its type's size fits between its neighbours (a wrong type read garbage, logit 9.7e9).
+#[test]
+fn gguf_layout_claims_are_checked() {
+    for (alignment, needle) in [(0, "'general.alignment' is"), (3, "not a power of two")] {
+        let f = tiny_llama_gguf(&format!("align{alignment}"), |m, _| {
+            m.push(("general.alignment", Meta::U32(alignment)))
+        });
+        let e = load_err(&f);
+        assert!(e.contains(needle), "{e}");
+    }
+    // An F32 tensor relabelled F16: half its bytes are then left unused.
+    let retyped = tiny_llama_gguf("retyped", |_, t| t[3].2 = 1);
+    let e = load_err(&retyped);
+    assert!(e.contains("lie unused between tensor"), "{e}");
+
+    let whole = std::fs::read(tiny_llama_gguf("layout", |_, _| {})).unwrap();
+    let patched = |name: &str, change: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = whole.clone();
+        change(&mut b);
+        let p = whole_path(name);
+        std::fs::write(&p, b).unwrap();
+        load_err(&p)
+    };
+    let second = "output_norm.weight";
+    let e = patched("misaligned", &|b| {
+        let at = offset_field(b, second);
+        let off = u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        b[at..at + 8].copy_from_slice(&(off + 4).to_le_bytes());
+    });
+    assert!(e.contains("not a multiple of the alignment 32"), "{e}");
+    let e = patched("overlap", &|b| {
+        let at = offset_field(b, second);
+        b[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    });
+    assert!(e.contains("overlaps tensor"), "{e}");
+    // n_kv of 0: the metadata is then read as the tensor directory.
+    let e = patched("nkv0", &|b| b[16..24].copy_from_slice(&0u64.to_le_bytes()));
+    assert!(
+        e.contains("counts 0 metadata keys, but key 'general.architecture' follows"),
+        "{e}"
+    );
+}

@@ -243,10 +243,10 @@ fn cli_runs_on_wgpu_and_reports_a_missing_adapter() {
         assert_ran_on(&r, &out, "wgpu");
         // A success says nothing that starts with "error", even where XDG_RUNTIME_DIR is
         // unset or shared (Mesa complains about both).
-        for dir in ["", "/tmp"] {
-            let (r, out) = run(&[("XDG_RUNTIME_DIR", dir)]);
+        for env in [&[("XDG_RUNTIME_DIR", "")], &[("XDG_RUNTIME_DIR", "/tmp")]] {
+            let (r, out) = run(env);
             let err = String::from_utf8_lossy(&r.stderr).to_lowercase();
-            assert!(!err.contains("error"), "XDG_RUNTIME_DIR={dir:?}: {err}");
+            assert!(!err.contains("error"), "{env:?}: {err}");
             assert_ran_on(&r, &out, "wgpu");
         }
     }

@@ -85,6 +85,36 @@ pub fn tape_bytes_per_row(model: &crate::Model, len: usize) -> usize {
     per_layer * i.layers * 4
 }
 
+/// A lower bound of what one point's forward and backward pass needs: half the tape estimate
+/// (which sizes batches, and errs on the safe side by about 2x on SmolLM2 at 500-1,500
+/// tokens).
+pub fn min_bytes_one_point(model: &crate::Model, len: usize) -> usize {
+    tape_bytes_per_row(model, len) / 2
+}
+
+/// Refuses, before any work, a prompt whose single forward and backward pass cannot fit in
+/// the device's free memory: an error that says what it needs and what there is, instead of
+/// an out-of-memory abort (or the kernel's OOM killer) minutes later.
+pub fn check_fits(model: &crate::Model, backend: &dyn Backend, len: usize) -> Result<()> {
+    let Some(free) = backend.free_memory() else {
+        return Ok(());
+    };
+    let need = min_bytes_one_point(model, len);
+    if need <= free {
+        return Ok(());
+    }
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    Err(crate::Error::InvalidInput(format!(
+        "a text of {len} tokens needs at least {:.1} GiB for one forward and backward pass on {} \
+         (each of the {} layers keeps attention probabilities that grow with the square of \
+         the length), but {:.1} GiB are free: shorten the text",
+        gib(need),
+        backend.device(),
+        model.info.layers,
+        gib(free)
+    )))
+}
+
 /// Element-wise sum of two host accumulators.
 pub fn add_vecs(mut a: Vec<f64>, b: Vec<f64>) -> Result<Vec<f64>> {
     a.iter_mut().zip(b).for_each(|(a, b)| *a += b);

@@ -202,6 +202,79 @@ impl Method {
         }
     }
 
+    /// The method-specific options, by their CLI names; `reads` says which a method uses.
+    pub const OPTIONS: [&'static str; 21] = [
+        "steps",
+        "tolerance",
+        "max-steps",
+        "quadrature",
+        "baseline",
+        "epsilon",
+        "gamma",
+        "samples",
+        "noise-std",
+        "seed",
+        "base",
+        "baselines",
+        "window",
+        "fraction",
+        "max-dist",
+        "per-round",
+        "budget",
+        "radius",
+        "neighbors",
+        "layer",
+        "head",
+    ];
+
+    /// Whether the method reads `option` (one of `OPTIONS`): one it does not read is ignored,
+    /// and the CLI says so rather than let the user believe it had an effect. `base` is what
+    /// smoothgrad and vargrad wrap; `adaptive` is whether --tolerance was given.
+    pub fn reads(self, option: &str, base: Method, adaptive: bool) -> bool {
+        use Method::*;
+        if matches!(self, SmoothGrad | VarGrad) {
+            let own = matches!(option, "samples" | "noise-std" | "seed" | "base");
+            return own || (option != "tolerance" && base.reads(option, base, false));
+        }
+        match option {
+            "steps" => {
+                matches!(
+                    self,
+                    GuidedIg | SequentialIg | GreedyPig | DiscretizedIg | Pgd | Rpi
+                ) || (self == IntegratedGradients && !adaptive)
+            }
+            "tolerance" => self == IntegratedGradients,
+            "max-steps" => self == IntegratedGradients && adaptive,
+            "quadrature" => {
+                matches!(self, SequentialIg | GreedyPig | Rpi)
+                    || (self == IntegratedGradients && !adaptive)
+            }
+            "baseline" => matches!(
+                self,
+                IntegratedGradients
+                    | DeepLift
+                    | Occlusion
+                    | GuidedIg
+                    | SequentialIg
+                    | GreedyPig
+                    | DiscretizedIg
+            ),
+            "epsilon" => matches!(self, LrpEpsilon | LrpGamma | AttnLrp | CpLrp),
+            "gamma" => self == LrpGamma,
+            "samples" | "seed" => matches!(self, GradientShap | Rpi),
+            "noise-std" => self == GradientShap,
+            "baselines" => matches!(self, GradientShap | DeepLiftShap),
+            "window" => self == Occlusion,
+            "fraction" | "max-dist" => self == GuidedIg,
+            "per-round" | "budget" => self == GreedyPig,
+            "radius" => self == Pgd,
+            "neighbors" => self == DiscretizedIg,
+            "layer" => matches!(self, Attention | Rpi),
+            "head" => self == Attention,
+            _ => false,
+        }
+    }
+
     pub fn token_score(self) -> TokenScore {
         match self {
             Method::Saliency | Method::GuidedBackprop | Method::Deconvolution => TokenScore::Norm,

@@ -175,6 +175,8 @@ impl<'a> Prepared<'a> {
             )));
         }
         let x = model.embed(&ids)?;
+        // Before the target's forward pass, which is long already for such a text.
+        chunks::check_fits(model, x.backend(), ids.len())?;
         let target = Target::resolve(model, &x, &opts.target, opts.score)?;
         Ok(Prepared {
             model,
@@ -254,6 +256,11 @@ impl<'a> Prepared<'a> {
                 .ids
                 .iter()
                 .map(|&i| self.model.tokenizer.token_text(i))
+                .collect(),
+            display: self
+                .ids
+                .iter()
+                .map(|&i| self.model.tokenizer.token_display(i))
                 .collect(),
             token_ids: self.ids.clone(),
             target: self.target.info(self.model),
@@ -512,17 +519,20 @@ pub fn attribute_ids(
         _ => unreachable!("every method is handled above"),
     };
     check_delta(&mut out, opts);
-    check_finite(&out)?;
+    check_finite(model, &out)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }
 
 /// A result with a NaN or infinite score, target score or delta is an error, never a success:
 /// it names the method and the first bad value.
-fn check_finite(out: &Attribution) -> Result<()> {
+fn check_finite(model: &Model, out: &Attribution) -> Result<()> {
     let bad = |what: String, v: f32| {
+        let why = model.non_finite_weight().unwrap_or_else(|| {
+            "the model's weights or constants, or the method's options, overflow in f32".into()
+        });
         Err(Error::NonFinite(format!(
-            "{}: {what} is {v}, not a finite number (the model's weights or constants, or the method's options, overflow in f32)",
+            "{}: {what} is {v}, not a finite number ({why})",
             out.method
         )))
     };
@@ -561,7 +571,7 @@ pub fn attribute_with_rules(
     let p = Prepared::new(model, prompt, opts)?;
     let (f, map) = single_pass::maps_with(model, &p.target, rules, true, &p.x_batch()?)?;
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
-    check_finite(&out)?;
+    check_finite(model, &out)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }

@@ -13,6 +13,9 @@ pub struct Attribution {
     /// The formats the weight matrices were computed in (`q4_1, f32`: largest share first).
     pub weights: String,
     pub tokens: Vec<String>,
+    /// Each token as a person reads it (`tokens`, with pieces of characters as `\xNN`
+    /// escapes): what the text and HTML reports show.
+    pub display: Vec<String>,
     pub token_ids: Vec<u32>,
     pub target: TargetInfo,
     /// `F(x)`.

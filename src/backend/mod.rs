@@ -77,6 +77,11 @@ pub trait Backend: Send + Sync {
     fn concurrent_batches(&self) -> usize {
         1
     }
+    /// Bytes free for a run's buffers now, where the device can say: what a run that needs
+    /// more is refused against before it starts.
+    fn free_memory(&self) -> Option<usize> {
+        self.batch_memory()
+    }
     /// Bytes the tapes of the batches running at once may fill: most of the memory free now,
     /// where the device can say; `None` leaves the choice to the caller.
     fn batch_memory(&self) -> Option<usize> {

@@ -1,6 +1,6 @@
 //! The `gradlens` command line.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gradlens::attribution::{self, Baseline, Method, Options, Quadrature, ScoreKind, TargetSpec};
 use gradlens::report::{self, Format};
 use gradlens::{Device, Error, Model, Result};
@@ -54,8 +54,17 @@ struct CommonArgs {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
+    /// The text to explain.
+    #[arg(
+        long,
+        required_unless_present = "prompt_file",
+        conflicts_with = "prompt_file"
+    )]
+    prompt: Option<String>,
+    /// Read the text from a file, or from standard input with `-` (for texts longer than a
+    /// command line takes); one final newline is dropped.
     #[arg(long)]
-    prompt: String,
+    prompt_file: Option<PathBuf>,
     /// Integration steps of path methods (default: 50; rpi and discretized-ig 30; pgd 20).
     #[arg(long)]
     steps: Option<usize>,
@@ -162,6 +171,9 @@ struct CommonArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// The method-specific options typed on the command line (filled in by `main`).
+    #[arg(skip)]
+    given: Vec<&'static str>,
 }
 
 #[derive(Args)]
@@ -223,8 +235,21 @@ fn keep_freed_memory() {}
 fn main() -> ExitCode {
     keep_freed_memory();
     private_runtime_dir();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            if let Some((_, sub)) = matches.subcommand() {
+                let given = given_method_options(sub);
+                match &mut cli.command {
+                    Command::Attribute(a) => a.common.given = given,
+                    Command::Evaluate(a) => a.common.given = given,
+                    _ => {}
+                }
+            }
+            cli
+        }
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // One line, as for every other error: clap's first paragraph (the problem and the
@@ -246,6 +271,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The method-specific options (`Method::OPTIONS`) the user typed, as opposed to defaults.
+fn given_method_options(sub: &clap::ArgMatches) -> Vec<&'static str> {
+    Method::OPTIONS
+        .into_iter()
+        .filter(|name| {
+            let id = name.replace('-', "_");
+            sub.try_contains_id(&id).unwrap_or(false)
+                && sub.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .collect()
+}
+
+/// A warning for each option the user gave that none of `methods` reads.
+fn ignored_options(c: &CommonArgs, methods: &[Method], evaluate: bool) -> Vec<String> {
+    let base: Method = c.base.parse().unwrap_or(Method::Saliency);
+    let adaptive = c.tolerance.is_some();
+    c.given
+        .iter()
+        // evaluate removes tokens to the baseline, whatever the methods.
+        .filter(|o| !(evaluate && **o == "baseline"))
+        .filter(|o| !methods.iter().any(|m| m.reads(o, base, adaptive)))
+        .map(|o| {
+            let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+            let why = if *o == "max-steps" && !adaptive {
+                " (it is the budget of --tolerance)"
+            } else {
+                ""
+            };
+            format!(
+                "--{o} was ignored: {} does not use it{why}",
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid" on a successful run when
@@ -377,6 +438,7 @@ fn info(path: &Path) -> Result<()> {
 
 /// What every attributing command shares, validated before the (slow) model load.
 struct Setup {
+    prompt: String,
     model: Model,
     opts: Options,
     steps: Option<usize>,
@@ -417,16 +479,7 @@ impl Setup {
             ));
         }
         if let Some(out) = &c.output {
-            let dir = out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                return Err(Error::InvalidArgument(format!(
-                    "--output: folder {} does not exist",
-                    dir.display()
-                )));
-            }
+            gradlens::files::check_output(out)?;
             refuse_overwriting_input(out, &c.model)?;
             if c.baselines.ends_with(".json") {
                 refuse_overwriting_input(out, Path::new(&c.baselines))?;
@@ -465,6 +518,7 @@ impl Setup {
             (_, _, _, Some(text)) => TargetSpec::Compare(text.clone()),
             _ => TargetSpec::Auto,
         };
+        let prompt = prompt_text(c)?;
         let model = Model::load_with(&c.model, device, c.weights.parse()?)?;
         let baselines = parse_baselines(&c.baselines, &model)?;
         let show_progress = std::io::stderr().is_terminal();
@@ -495,6 +549,7 @@ impl Setup {
             ..Options::default()
         };
         Ok(Setup {
+            prompt,
             model,
             opts,
             steps: c.steps,
@@ -519,6 +574,40 @@ impl Setup {
             ..self.opts.clone()
         }
     }
+}
+
+/// The text of `--prompt`, or of `--prompt-file` (a file, or `-` for standard input), read
+/// with a size cap; one final newline (an editor's) is dropped.
+fn prompt_text(c: &CommonArgs) -> Result<String> {
+    const LIMIT: u64 = 64 << 20;
+    let Some(path) = &c.prompt_file else {
+        return Ok(c.prompt.clone().unwrap_or_default());
+    };
+    let mut text = if path.as_os_str() == "-" {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Other(format!("--prompt-file -: standard input: {e}")))?;
+        if bytes.len() as u64 > LIMIT {
+            return Err(Error::InvalidInput(format!(
+                "--prompt-file -: more than {} MiB on standard input",
+                LIMIT >> 20
+            )));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| Error::InvalidInput("--prompt-file -: not UTF-8 text".into()))?
+    } else {
+        gradlens::files::read_text(path, LIMIT)?
+    };
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
 }
 
 fn progress_bar() -> attribution::Progress {
@@ -552,13 +641,13 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     let run = || match a.generate {
         Some(n) => gradlens::generation::attribute_generation(
             model,
-            &a.common.prompt,
+            &setup.prompt,
             method,
             &opts,
             n,
             a.stop_at_eos,
         ),
-        None => attribution::attribute(model, &a.common.prompt, method, &opts),
+        None => attribution::attribute(model, &setup.prompt, method, &opts),
     };
     let mut result = run()?;
     if a.repeat > 1 {
@@ -572,6 +661,9 @@ fn attribute(a: AttributeArgs) -> Result<()> {
         result.elapsed_ms = sorted[sorted.len() / 2];
         result.repeat_ms = times;
     }
+    result
+        .warnings
+        .extend(ignored_options(&a.common, &[method], false));
     let format = setup.format;
     if format != Format::Text {
         for w in &result.warnings {
@@ -607,7 +699,10 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
             (m, o)
         })
         .collect();
-    let ids = model.tokenize(&a.common.prompt)?;
+    for w in ignored_options(&a.common, &methods, true) {
+        eprintln!("warning: {w}");
+    }
+    let ids = model.tokenize(&setup.prompt)?;
     let e = attribution::faithfulness::faithfulness(model, &ids, &runs, &baseline, &setup.opts)?;
     if setup.format != Format::Text {
         for m in &e.methods {
@@ -631,7 +726,7 @@ fn use_color(format: Format, c: &CommonArgs) -> bool {
 
 fn emit(output: Option<&Path>, rendered: &str) -> Result<()> {
     match output {
-        Some(path) => write_atomically(path, rendered.as_bytes()),
+        Some(path) => gradlens::files::write_output(path, rendered.as_bytes()),
         None => std::io::stdout()
             .write_all(rendered.as_bytes())
             .map_err(|e| Error::Other(format!("stdout: {e}"))),
@@ -642,8 +737,7 @@ fn emit(output: Option<&Path>, rendered: &str) -> Result<()> {
 fn parse_baselines(spec: &str, model: &Model) -> Result<Vec<Baseline>> {
     if spec.ends_with(".json") {
         let path = Path::new(spec);
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Other(format!("--baselines {spec}: {e}")))?;
+        let text = gradlens::files::read_text(path, gradlens::files::BASELINES_LIMIT)?;
         let bad = |why: String| Error::InvalidArgument(format!("--baselines {spec}: {why}"));
         let list: Vec<Vec<Vec<f32>>> = serde_json::from_str(&text)
             .map_err(|e| bad(format!("expected a list of [tokens][hidden] matrices: {e}")))?;
@@ -690,20 +784,4 @@ fn refuse_overwriting_input(output: &Path, input: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Writes a sibling temporary file and renames it over `path`, so `path` is either the whole
-/// output or untouched.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |e| Error::Other(format!("{}: {e}", path.display()));
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }

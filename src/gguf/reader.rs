@@ -143,8 +143,48 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A key of the metadata namespaces llama.cpp writes, which no tensor name uses.
+fn metadata_key(name: &str) -> bool {
+    ["general.", "tokenizer.", "llama.", "gpt2.", "bert."]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Tensors of known types must not overlap, and lie back to back as GGUF writers put them
+/// (each padded to the alignment): a tensor whose type was changed to a smaller one leaves
+/// a gap, a larger one an overlap, and either would be read as garbage.
+fn check_layout(tensors: &[TensorInfo], align: usize) -> Result<(), String> {
+    let mut spans = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let Ok(ty) = GgmlType::from_id(t.ggml_type) else {
+            return Ok(()); // an unknown type's size is unknown: the layout cannot be checked
+        };
+        let n: usize = t.dims.iter().product();
+        let bytes = dequant::byte_size(ty, n)?;
+        spans.push((t.start, t.start + bytes, &t.name, ty));
+    }
+    spans.sort_by_key(|s| (s.0, s.1));
+    for w in spans.windows(2) {
+        let ((_, end, name, ty), (next, _, next_name, _)) = (&w[0], &w[1]);
+        if *next < *end {
+            return Err(format!(
+                "tensor '{name}' ({ty:?}) overlaps tensor '{next_name}': its type or offset is wrong"
+            ));
+        }
+        if *next > end.div_ceil(align) * align {
+            return Err(format!(
+                "{} bytes lie unused between tensor '{name}' ({ty:?}) and '{next_name}': a \
+                 tensor's type or offset is wrong",
+                next - end
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
+        crate::files::check_regular(path)?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: opened read-only and not modified by us while mapped.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
@@ -175,8 +215,15 @@ impl GgufFile {
             metadata.insert(key, c.value(ty, 0)?);
         }
         let mut infos = Vec::with_capacity(n_tensors);
-        for _ in 0..n_tensors {
+        for i in 0..n_tensors {
             let name = c.string()?;
+            if i == 0 && metadata_key(&name) {
+                // What should be the tensor directory starts with a metadata key.
+                return Err(c.err(&format!(
+                    "the header counts {n_kv} metadata keys, but key '{name}' follows them \
+                     (a wrong n_kv)"
+                )));
+            }
             let n_dims = c.u32()? as usize;
             if n_dims > 4 {
                 return Err(c.err(&format!("tensor '{name}' has {n_dims} dimensions")));
@@ -188,14 +235,35 @@ impl GgufFile {
             let offset = c.u64()? as usize;
             infos.push((name, dims, ggml_type, offset));
         }
-        let align = metadata
-            .get("general.alignment")
-            .and_then(Value::as_u64)
-            .unwrap_or(32)
-            .max(1) as usize;
+        let corrupt = |reason: String| Error::CorruptGguf {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !metadata.contains_key("general.architecture") {
+            return Err(corrupt(format!(
+                "no 'general.architecture' among its {n_kv} metadata keys"
+            )));
+        }
+        let align = match metadata.get("general.alignment") {
+            None => 32,
+            Some(v) => match v.as_u64() {
+                Some(a) if a.is_power_of_two() && a <= 1 << 20 => a as usize,
+                _ => {
+                    return Err(corrupt(format!(
+                        "'general.alignment' is {v:?}, not a power of two"
+                    )))
+                }
+            },
+        };
         let data_start = c.pos.div_ceil(align) * align;
         let mut tensors = Vec::with_capacity(infos.len());
         for (name, dims, ggml_type, offset) in infos {
+            if offset % align != 0 {
+                return Err(corrupt(format!(
+                    "tensor '{name}' starts at offset {offset}, not a multiple of the \
+                     alignment {align}"
+                )));
+            }
             let start = data_start
                 .checked_add(offset)
                 .ok_or_else(|| c.err("tensor offset overflows"))?;
@@ -207,20 +275,25 @@ impl GgufFile {
             };
             // Types we cannot decode are reported when such a tensor is read, not here.
             if let Ok(t) = GgmlType::from_id(info.ggml_type) {
-                let bytes = dequant::byte_size(t, info.dims.iter().product())
-                    .map_err(|e| c.err(&format!("tensor '{}': {e}", info.name)))?;
+                let bytes = info
+                    .dims
+                    .iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(d))
+                    .ok_or_else(|| c.err(&format!("tensor '{}': size overflows", info.name)))
+                    .and_then(|n| {
+                        dequant::byte_size(t, n)
+                            .map_err(|e| c.err(&format!("tensor '{}': {e}", info.name)))
+                    })?;
                 if start.checked_add(bytes).is_none_or(|end| end > mmap.len()) {
-                    return Err(Error::CorruptGguf {
-                        path: path.to_path_buf(),
-                        reason: format!(
-                            "tensor '{}' runs past the end of the file (truncated?)",
-                            info.name
-                        ),
-                    });
+                    return Err(corrupt(format!(
+                        "tensor '{}' runs past the end of the file (truncated?)",
+                        info.name
+                    )));
                 }
             }
             tensors.push(info);
         }
+        check_layout(&tensors, align).map_err(corrupt)?;
         Ok(GgufFile {
             path: path.to_path_buf(),
             version,

@@ -72,7 +72,10 @@ impl Bert {
         if type_table.dims.len() != 2 || type_table.dims[1] != d || type_table.dims[0] == 0 {
             return Err(Error::BadTensor {
                 name: format!("{p}embeddings.token_type_embeddings.weight"),
-                reason: format!("shape {:?}", type_table.dims),
+                reason: format!(
+                    "shape {:?}, expected [token types >= 1, {d}]",
+                    type_table.dims
+                ),
             });
         }
         let mut layers = Vec::new(); // not sized by the claim: a missing layer is an error below

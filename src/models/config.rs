@@ -15,7 +15,7 @@ impl Config {
         if !path.exists() {
             return Err(Error::MissingConfig(dir.to_path_buf()));
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = crate::files::read_text(&path, crate::files::CONFIG_LIMIT)?;
         let json = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.clone(),
             reason: e.to_string(),
@@ -45,13 +45,16 @@ impl Config {
             .find(|v| !v.is_null())
     }
 
+    /// A size (hidden, heads, layers, vocabulary, positions): a whole number of at least 1, as
+    /// a zero size only fails later in a shape check that cannot say which key was wrong.
     pub fn usize(&self, keys: &[&str]) -> Result<usize> {
         let Some(v) = self.find(keys) else {
             return Err(self.err(format!("missing '{}'", keys[0])));
         };
         v.as_u64()
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| self.err(format!("'{}' is {v}, not a whole number >= 0", keys[0])))
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| self.err(format!("'{}' is {v}, not a whole number >= 1", keys[0])))
     }
 
     /// A norm's epsilon: finite and >= 0 (a negative one makes the norm's root NaN).

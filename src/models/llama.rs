@@ -44,6 +44,14 @@ impl Llama {
                 reason: format!("{heads} attention heads cannot share {kv_heads} key/value heads"),
             });
         }
+        if cfg.json.get("head_dim").is_none_or(|v| v.is_null()) && d % heads != 0 {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!(
+                    "hidden_size {d} is not a multiple of num_attention_heads {heads}, and no head_dim is given"
+                ),
+            });
+        }
         let head_dim = cfg.usize_or(&["head_dim"], d / heads)?;
         // transformers 5 keeps rope settings in `rope_parameters`, 4.x in top-level keys.
         let rope_params = cfg

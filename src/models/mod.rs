@@ -194,6 +194,19 @@ impl Model {
         })
     }
 
+    /// Names the weight that holds a NaN or infinite value, if one does (read again from the
+    /// model's files): why a run's result was not finite.
+    pub fn non_finite_weight(&self) -> Option<String> {
+        let weights = if self.path.is_file() {
+            let file = crate::gguf::GgufFile::open(&self.path).ok()?;
+            Weights::from_gguf(file, Device::Cpu, WeightMode::F32)
+        } else {
+            Weights::open(&self.path, Device::Cpu, WeightMode::F32).ok()?
+        };
+        let (name, i, v) = weights.first_non_finite()?;
+        Some(format!("the weight '{name}' holds {v} at index {i}"))
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }

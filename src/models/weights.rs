@@ -78,8 +78,7 @@ impl Weights {
         let paths: Vec<PathBuf> = if single.exists() {
             vec![single]
         } else if index_path.exists() {
-            let text =
-                std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
+            let text = crate::files::read_text(&index_path, crate::files::CONFIG_LIMIT)?;
             let json: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| Error::CorruptWeights {
                     path: index_path.clone(),
@@ -110,9 +109,11 @@ impl Weights {
         let mut files = Vec::new();
         let mut index = HashMap::new();
         for (i, path) in paths.into_iter().enumerate() {
+            crate::files::check_regular(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             // SAFETY: the file is opened read-only and not modified by us while mapped.
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            refuse_duplicate_names(&path, &mmap)?;
             let st = SafeTensors::deserialize(&mmap).map_err(|e| Error::CorruptWeights {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -371,6 +372,17 @@ impl Weights {
         Ok(HostTensor { data, dims })
     }
 
+    /// The first tensor holding a NaN or infinite value, with the index and the value: the
+    /// diagnosis of a run whose result was not finite (a scan of every weight, so it is run
+    /// only then). Tensors that fail to decode are skipped: they failed at load already.
+    pub fn first_non_finite(&self) -> Option<(String, usize, f32)> {
+        self.names().into_iter().find_map(|name| {
+            let h = self.host_any(&name, None).ok()?;
+            let (i, &v) = h.data.iter().enumerate().find(|(_, v)| !v.is_finite())?;
+            Some((name, i, v))
+        })
+    }
+
     /// Loads a tensor onto the model's device.
     pub fn get(&self, name: &str, expect: &[usize]) -> Result<Tensor> {
         let h = self.host(name, Some(expect))?;
@@ -379,6 +391,61 @@ impl Weights {
 
     pub fn device(&self) -> Device {
         self.device
+    }
+}
+
+/// A safetensors header that names one tensor twice is refused, naming the tensor: parsed
+/// into a map, the second entry silently replaces the first, and the file is then reported as
+/// having a hole in its data at some unrelated tensor.
+fn refuse_duplicate_names(path: &Path, bytes: &[u8]) -> Result<()> {
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(name.clone()) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the header names tensor '{name}' twice"
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Names).map(|()| Names)
+        }
+    }
+    // Malformed headers are left to the safetensors parser, which names what is wrong.
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    else {
+        return Ok(());
+    };
+    let Some(header) = usize::try_from(len)
+        .ok()
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+    else {
+        return Ok(());
+    };
+    match serde_json::from_slice::<Names>(header) {
+        Err(e) if e.to_string().contains("twice") => Err(Error::CorruptWeights {
+            path: path.to_path_buf(),
+            reason: e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or_default()
+                .into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::attribution::Attribution;
 
 pub fn render_html(a: &Attribution) -> String {
     let mut tokens = String::new();
-    for ((tok, s), t) in a.tokens.iter().zip(&a.scores).zip(normalised(&a.scores)) {
+    for ((tok, s), t) in a.display.iter().zip(&a.scores).zip(normalised(&a.scores)) {
         let (r, g, b) = diverging_rgb(t);
         tokens += &format!(
             "<span class=\"tok\" style=\"background:rgb({r},{g},{b})\" title=\"{:.6}\">{}</span>",
@@ -51,7 +51,7 @@ fn generation_table(a: &Attribution) -> String {
     let (Some(steps), Some(generated)) = (&a.generation, &a.generated_tokens) else {
         return String::new();
     };
-    let sources: Vec<&String> = a.tokens.iter().chain(generated.iter()).collect();
+    let sources: Vec<&String> = a.display.iter().chain(generated.iter()).collect();
     let mut html =
         String::from("<h2>Generated tokens</h2>\n<table class=\"steps\"><tr><th>generated</th>");
     for s in &sources[..sources.len() - 1] {

@@ -7,7 +7,7 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
     let mut out = summary(a) + "\n";
     let norm = normalised(&a.scores);
     if color {
-        for (tok, t) in a.tokens.iter().zip(&norm) {
+        for (tok, t) in a.display.iter().zip(&norm) {
             let (r, g, b) = diverging_rgb(*t);
             out += &format!(
                 "\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{}\x1b[0m",
@@ -17,13 +17,13 @@ pub fn render_text(a: &Attribution, color: bool) -> String {
         out += "\n";
     }
     let width = a
-        .tokens
+        .display
         .iter()
         .map(|t| visible(t).chars().count())
         .max()
         .unwrap_or(0)
         .min(24);
-    for (i, ((tok, s), t)) in a.tokens.iter().zip(&a.scores).zip(&norm).enumerate() {
+    for (i, ((tok, s), t)) in a.display.iter().zip(&a.scores).zip(&norm).enumerate() {
         let bar_len = (t.abs() * 20.0).round() as usize;
         let bar: String = std::iter::repeat_n(if *t >= 0.0 { '+' } else { '-' }, bar_len).collect();
         out += &format!("{i:>4}  {:<width$}  {s:>12.6}  {bar}\n", visible(tok));
@@ -41,7 +41,7 @@ fn generation_table(a: &Attribution, color: bool) -> String {
         return String::new();
     };
     let sources: Vec<String> = a
-        .tokens
+        .display
         .iter()
         .chain(generated.iter())
         .map(|t| visible(t))

@@ -19,7 +19,7 @@ pub fn probs(
 ) -> Result<Vec<f32>> {
     checks::attention(q.len(), k.len(), &d, "attention_probs")?;
     let (hd, ql, kl) = (d.head_dim, d.q_len, d.k_len);
-    let mut out = vec![0.0f32; d.batch * ql * kl];
+    let mut out = super::zeros(d.batch * ql * kl, "the attention probabilities")?;
     if out.is_empty() {
         return Ok(out);
     }

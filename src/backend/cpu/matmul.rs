@@ -50,7 +50,7 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
             "matmul {s:?}: a stored-format weight can only be a linear layer's weight"
         )));
     };
-    let mut out = vec![0.0f32; s.batch * mn];
+    let mut out = super::zeros(s.batch * mn, "a matrix product")?;
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].
     let (a_rs, a_cs) = if s.trans_a {
         (1, s.m as isize)

@@ -19,6 +19,21 @@ use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
 use rayon::prelude::*;
 
+/// A zeroed buffer of `n` floats, or an error naming `what` when the memory cannot be had:
+/// the buffers that grow with the prompt (attention probabilities grow with its square) must
+/// fail as an error, never abort the process.
+pub fn zeros(n: usize, what: &str) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Device(format!(
+            "cpu: out of memory: {what} needs {:.2} GiB",
+            (n as f64 * 4.0) / (1u64 << 30) as f64
+        ))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
 pub struct CpuBackend;
 
 /// Below this many output values, threading costs more than it saves.
@@ -124,6 +139,19 @@ impl Backend for CpuBackend {
     /// buffers are reused by the next one saves their page faults (SmolLM2, 348 tokens,
     /// IG-8: 4 rows per chunk took 14.2 s and 5.0 GB, 2 rows 11.9 s and 3.5 GB).
     fn batch_memory(&self) -> Option<usize> {
+        Some((self.free_memory()? / 2).min(CHUNK_BYTES * self.concurrent_batches()))
+    }
+
+    /// What the kernel reports available, or less where a cgroup (a container's limit)
+    /// leaves less room, or `GRADLENS_MEMORY_BUDGET` bytes where that is set (a share of a
+    /// machine that others use too).
+    fn free_memory(&self) -> Option<usize> {
+        if let Some(budget) = std::env::var("GRADLENS_MEMORY_BUDGET")
+            .ok()
+            .and_then(|b| b.trim().parse().ok())
+        {
+            return Some(budget);
+        }
         let info = std::fs::read_to_string("/proc/meminfo").ok()?;
         let kb: usize = info
             .lines()
@@ -133,7 +161,18 @@ impl Backend for CpuBackend {
             .trim()
             .parse()
             .ok()?;
-        Some((kb * 1024 / 2).min(CHUNK_BYTES * self.concurrent_batches()))
+        let cgroup = |f: &str| -> Option<usize> {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let room = match (cgroup("memory.max"), cgroup("memory.current")) {
+            (Some(max), Some(used)) => max.saturating_sub(used),
+            _ => usize::MAX,
+        };
+        Some((kb * 1024).min(room))
     }
 
     /// Larger batches gain no speed on a CPU, and their fresh gigabyte-sized buffers cost page
@@ -155,7 +194,7 @@ impl Backend for CpuBackend {
     }
 
     fn zeros(&self, len: usize) -> Result<Storage> {
-        Ok(Storage::Cpu(vec![0.0; len]))
+        Ok(Storage::Cpu(zeros(len, "a tensor")?))
     }
 
     fn matmul(&self, a: &Storage, b: &Storage, spec: &MatmulSpec) -> Result<Storage> {
@@ -482,5 +521,17 @@ impl Backend for CpuBackend {
 
     fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
         reduce::weighted_batch_sum(host(x)?, w).map(Storage::Cpu)
+    }
+}
+
+#[cfg(test)]
+mod zeros_tests {
+    #[test]
+    fn an_impossible_buffer_is_an_error_not_an_abort() {
+        let err = super::zeros(usize::MAX / 8, "the attention probabilities").unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("out of memory: the attention probabilities"));
+        assert_eq!(super::zeros(5, "x").unwrap(), vec![0.0; 5]);
     }
 }

@@ -33,7 +33,7 @@ pub fn normalize_in_place(row: &mut [f32], visible: usize) {
 
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
     check_rows(x.len(), cols, "softmax")?;
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
         let vis = visible(mask, r, cols);
         row[..vis].copy_from_slice(&x[r * cols..r * cols + vis]);
