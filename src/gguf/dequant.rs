@@ -77,7 +77,9 @@ pub fn byte_size(t: GgmlType, n: usize) -> Result<usize, String> {
     if !n.is_multiple_of(per) {
         return Err(format!("{n} values are not whole blocks of {per}"));
     }
-    Ok(n / per * bytes)
+    (n / per)
+        .checked_mul(bytes)
+        .ok_or_else(|| format!("{n} values of {t:?} overflow the address space"))
 }
 
 fn h(b: &[u8], at: usize) -> f32 {

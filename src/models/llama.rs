@@ -53,6 +53,17 @@ impl Llama {
             });
         }
         let head_dim = cfg.usize_or(&["head_dim"], d / heads)?;
+        if heads
+            .checked_mul(head_dim)
+            .is_none_or(|rows| rows > 1 << 24)
+        {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!(
+                    "head_dim {head_dim} x {heads} heads is not a size a layer can have"
+                ),
+            });
+        }
         // transformers 5 keeps rope settings in `rope_parameters`, 4.x in top-level keys.
         let rope_params = cfg
             .json

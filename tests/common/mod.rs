@@ -1,6 +1,8 @@
 //! Shared test helpers: fixture loading and closeness checks.
 #![allow(dead_code)]
 
+pub mod gguf_writer;
+
 use gradlens::{Device, Model};
 use serde_json::Value;
 use std::path::PathBuf;

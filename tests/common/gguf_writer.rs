@@ -1,0 +1,203 @@
+//! A GGUF writer for tests: the tiny Llama fixture written as llama.cpp writes a file, with
+//! changes applied, for the GGUF tests and the mutation test.
+#![allow(dead_code)]
+
+use super::root;
+
+/// Metadata values for the test writer.
+pub enum Meta {
+    U32(u32),
+    F32(f32),
+    Bool(bool),
+    Str(String),
+    Strs(Vec<String>),
+    I32s(Vec<i32>),
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// A GGUF v3 file: metadata, then tensors as (name, Hugging Face dims, ggml type, bytes).
+pub fn write_gguf(
+    path: &std::path::Path,
+    meta: &[(&str, Meta)],
+    tensors: &[(String, Vec<usize>, u32, Vec<u8>)],
+) {
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in meta {
+        put_str(&mut out, key);
+        match value {
+            Meta::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::Bool(v) => {
+                out.extend(7u32.to_le_bytes());
+                out.push(*v as u8);
+            }
+            Meta::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                put_str(&mut out, s);
+            }
+            Meta::Strs(v) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(8u32.to_le_bytes());
+                out.extend((v.len() as u64).to_le_bytes());
+                v.iter().for_each(|s| put_str(&mut out, s));
+            }
+            Meta::I32s(v) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(5u32.to_le_bytes());
+                out.extend((v.len() as u64).to_le_bytes());
+                v.iter().for_each(|x| out.extend(x.to_le_bytes()));
+            }
+        }
+    }
+    let mut offset = 0usize;
+    for (name, dims, ty, bytes) in tensors {
+        put_str(&mut out, name);
+        out.extend((dims.len() as u32).to_le_bytes());
+        dims.iter()
+            .rev()
+            .for_each(|d| out.extend((*d as u64).to_le_bytes()));
+        out.extend(ty.to_le_bytes());
+        out.extend((offset as u64).to_le_bytes());
+        offset += bytes.len().div_ceil(32) * 32;
+    }
+    out.resize(out.len().div_ceil(32) * 32, 0);
+    for (_, _, _, bytes) in tensors {
+        out.extend(bytes);
+        out.resize(out.len().div_ceil(32) * 32, 0);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// llama.cpp's layout of a query/key projection: each head's rows in interleaved pairs.
+pub fn permute_rows(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
+    let half = rows / heads / 2;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let (hf, gg) = (h * 2 * half + j * half + i, h * 2 * half + 2 * i + j);
+                out[gg * cols..(gg + 1) * cols].copy_from_slice(&w[hf * cols..(hf + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// The tiny Llama fixture written as a llama.cpp-style GGUF (F32), with changes applied.
+pub fn tiny_llama_gguf(
+    name: &str,
+    change: impl Fn(&mut Vec<(&str, Meta)>, &mut Vec<(String, Vec<usize>, u32, Vec<u8>)>),
+) -> std::path::PathBuf {
+    let src = root().join("tests/fixtures/models/tiny-llama");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = tok["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (t, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = t.clone();
+    }
+    let merges: Vec<String> = tok["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::Array(p) => {
+                format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())
+            }
+            s => s.as_str().unwrap().to_string(),
+        })
+        .collect();
+    let types: Vec<i32> = tokens
+        .iter()
+        .map(|t| {
+            if ["<|endoftext|>", "<s>", "<pad>"].contains(&t.as_str()) {
+                3
+            } else {
+                1
+            }
+        })
+        .collect();
+    let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as u32;
+    let mut meta = vec![
+        ("general.architecture", Meta::Str("llama".into())),
+        ("llama.block_count", Meta::U32(2)),
+        ("llama.context_length", Meta::U32(40)),
+        ("llama.embedding_length", Meta::U32(32)),
+        ("llama.feed_forward_length", Meta::U32(64)),
+        ("llama.attention.head_count", Meta::U32(4)),
+        ("llama.attention.head_count_kv", Meta::U32(2)),
+        ("llama.rope.freq_base", Meta::F32(500.0)),
+        ("llama.attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+        ("tokenizer.ggml.model", Meta::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", Meta::Str("default".into())),
+        ("tokenizer.ggml.tokens", Meta::Strs(tokens.clone())),
+        ("tokenizer.ggml.token_type", Meta::I32s(types)),
+        ("tokenizer.ggml.merges", Meta::Strs(merges)),
+        ("tokenizer.ggml.bos_token_id", Meta::U32(id("<s>"))),
+        ("tokenizer.ggml.eos_token_id", Meta::U32(0)),
+        ("tokenizer.ggml.padding_token_id", Meta::U32(id("<pad>"))),
+        ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+    ];
+    let rename = |n: &str| -> String {
+        let n = n
+            .replace("model.embed_tokens", "token_embd")
+            .replace("model.norm", "output_norm")
+            .replace("model.layers.", "blk.");
+        [
+            ("input_layernorm", "attn_norm"),
+            ("self_attn.q_proj", "attn_q"),
+            ("self_attn.k_proj", "attn_k"),
+            ("self_attn.v_proj", "attn_v"),
+            ("self_attn.o_proj", "attn_output"),
+            ("post_attention_layernorm", "ffn_norm"),
+            ("mlp.gate_proj", "ffn_gate"),
+            ("mlp.up_proj", "ffn_up"),
+            ("mlp.down_proj", "ffn_down"),
+        ]
+        .iter()
+        .fold(n, |n, (a, b)| n.replace(a, b))
+    };
+    let mut tensors = Vec::new();
+    for (n, view) in st.tensors() {
+        let mut f: Vec<f32> = view
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let dims = view.shape().to_vec();
+        if n.contains("q_proj") {
+            f = permute_rows(&f, dims[0], dims[1], 4);
+        }
+        if n.contains("k_proj") {
+            f = permute_rows(&f, dims[0], dims[1], 2);
+        }
+        tensors.push((
+            rename(&n),
+            dims,
+            0u32,
+            f.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+    }
+    change(&mut meta, &mut tensors);
+    let dir = std::env::temp_dir().join(format!("gradlens-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.gguf"));
+    write_gguf(&path, &meta, &tensors);
+    path
+}
