@@ -314,6 +314,25 @@ fn truncated_gguf_is_refused_clearly() {
 
 #[test]
 fn convert_refuses_bad_input_and_leaves_nothing() {
+    // A GGUF that claims a billion layers is refused, not converted into a folder that
+    // carries the claim on.
+    {
+        let dir = scratch("convert-claims");
+        let src = root().join("fuzz/seeds/gguf/tiny-llama.gguf");
+        let mut bytes = std::fs::read(src).unwrap();
+        let key = b"llama.block_count";
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+        bytes[at..at + 4].copy_from_slice(&1_000_000_000u32.to_le_bytes());
+        let gguf = dir.join("claims.gguf");
+        std::fs::write(&gguf, bytes).unwrap();
+        let out = dir.join("out");
+        let (ok, _, err) = run(&["convert", gguf.to_str().unwrap(), out.to_str().unwrap()]);
+        assert!(
+            !ok && err.contains("'num_hidden_layers' is 1000000000"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
     let dir = scratch("convert");
     let out = dir.join("out");
     let (ok, _, err) = run(&["convert", "/nonexistent.gguf", out.to_str().unwrap()]);

@@ -64,6 +64,9 @@ pub fn convert(input: &Path, out: &Path, dtype: OutDtype) -> Result<()> {
             out.display()
         )));
     }
+    // Only a file that loads as a model is converted: the folder must not carry a bad claim
+    // (a block count of 1e9, say) on to whoever loads it next.
+    crate::Model::load(input, Device::Cpu)?;
     let file = GgufFile::open(input)?;
     let mut config = llama::config(&file)?;
     config["torch_dtype"] = serde_json::json!(match dtype {
