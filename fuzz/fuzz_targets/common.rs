@@ -38,6 +38,9 @@ pub fn load_and_run(path: &Path) {
         return;
     };
     if let Ok(a) = attribute(&model, "Hello there", Method::Saliency, &Options::default()) {
-        assert!(a.scores.iter().all(|s| s.is_finite()), "a non-finite success");
+        assert!(
+            a.scores.iter().all(|s| s.is_finite()),
+            "a non-finite success"
+        );
     }
 }
