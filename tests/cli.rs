@@ -680,6 +680,21 @@ fn non_finite_scores_are_an_error() {
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
     fails_with(&dir, &["--method", "saliency"], "saliency: ");
     fails_with(&dir, &["--method", "saliency"], "not a finite number");
+    // evaluate refuses to rank such scores.
+    let out = scratch("overflow-eval").join("e.json");
+    let (ok, _, err) = run(&[
+        "evaluate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Hello there",
+        "--methods",
+        "saliency,occlusion",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("not a finite number"), "{err}");
+    assert!(!out.exists());
     // A NaN stored in a weight is named as the cause.
     let nan = scratch("nan-weight");
     copy_model("tiny-llama", &nan);
@@ -1061,4 +1076,54 @@ fn tokens_have_a_display_form() {
         joined.starts_with('a') && joined.ends_with(" b"),
         "{joined}"
     );
+}
+
+/// Scores do not depend on `--batch-size` or `--threads` (item 10: IG with the pad baseline
+/// moved by 0.73% of the largest score between batch sizes 1 and auto).
+#[test]
+fn batching_and_threads_do_not_change_scores() {
+    let model = tiny_path("tiny-llama");
+    let scores = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec![
+            "attribute",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "The capital of France is",
+            "--method",
+            "ig",
+            "--baseline",
+            "pad",
+            "--steps",
+            "13",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{extra:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect()
+    };
+    let reference = scores(&[]);
+    let largest = reference.iter().fold(0f64, |m, s| m.max(s.abs()));
+    for extra in [
+        &["--batch-size", "1"][..],
+        &["--batch-size", "5"][..],
+        &["--threads", "1"][..],
+        &["--threads", "3", "--batch-size", "2"][..],
+    ] {
+        let got = scores(extra);
+        for (a, b) in got.iter().zip(&reference) {
+            assert!(
+                (a - b).abs() <= 1e-6 * largest,
+                "{extra:?}: {got:?} vs {reference:?}"
+            );
+        }
+    }
 }
