@@ -342,17 +342,130 @@ fn random_llama_gguf(ty: u32) -> std::path::PathBuf {
 /// attributions to 1e-4 of the largest, through the permuted Q/K rows of a llama.cpp file.
 #[test]
 fn every_gguf_format_computed_as_stored_matches_its_f32_decode() {
-    for (ty, label) in [
-        (1, "f16"),
-        (30, "bf16"),
-        (8, "q8_0"),
-        (2, "q4_0"),
-        (3, "q4_1"),
-        (12, "q4_k"),
-        (13, "q5_k"),
-        (14, "q6_k"),
-    ] {
-        assert_stored_matches_f32(&random_llama_gguf(ty), PROMPT, label);
+    for (ty, label) in FORMATS {
+        assert_stored_matches_f32(
+            &random_llama_gguf(ty),
+            PROMPT,
+            label,
+            gradlens::Device::Cpu,
+            &STORED_CHECK_METHODS,
+        );
+    }
+}
+
+/// Every stored format: its GGML type id and label.
+const FORMATS: [(u32, &str); 8] = [
+    (1, "f16"),
+    (30, "bf16"),
+    (8, "q8_0"),
+    (2, "q4_0"),
+    (3, "q4_1"),
+    (12, "q4_k"),
+    (13, "q5_k"),
+    (14, "q6_k"),
+];
+
+/// On wgpu, every format computed as stored (decoded in the shaders) matches its f32 decode
+/// on the same device: saliency for each (lavapipe is slow), and the rules, whose LRP-γ
+/// decodes a whole matrix, on one.
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_gguf_format_computed_as_stored_on_wgpu_matches_its_f32_decode() {
+    use gradlens::attribution::Method;
+    if common::wgpu_backend().is_none() {
+        return;
+    }
+    for (ty, label) in FORMATS {
+        let methods: &[Method] = match ty {
+            12 => &[Method::Saliency, Method::AttnLrp, Method::LrpGamma],
+            _ => &[Method::Saliency],
+        };
+        let path = random_llama_gguf(ty);
+        assert_stored_matches_f32(&path, PROMPT, label, gradlens::Device::Wgpu, methods);
+    }
+}
+
+/// The wgpu stored-weight kernels against the CPU's, on shapes that are not multiples of the
+/// block or the tile: x·Wᵀ and g·W by both product kernels, the embedding look-up and the
+/// whole-matrix decode, with and without a row order.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_stored_weight_kernels_match_the_cpu() {
+    use gradlens::backend::{cpu::CpuBackend, Backend, MatmulSpec};
+    use gradlens::gguf::GgmlType;
+    use gradlens::tensor::{Storage, StoredBytes, StoredMatrix};
+    let Some(gpu) = common::wgpu_backend() else {
+        return;
+    };
+    for (ty, label) in FORMATS {
+        let format = GgmlType::from_id(ty).unwrap();
+        // 67 rows; columns of whole blocks but not whole 64-wide tiles where blocks allow, and
+        // for f16/bf16 an odd count too (not whole groups of eight: the per-value kernel).
+        let rows = 67;
+        let widths: &[usize] = match format.block().0 {
+            256 => &[512],
+            32 => &[96],
+            _ => &[96, 37],
+        };
+        for (&cols, reversed) in widths.iter().flat_map(|c| [(c, false), (c, true)]) {
+            let bytes = random_blocks(ty, rows, cols, ty as u64);
+            let order = reversed.then(|| (0..rows as u32).rev().collect::<Vec<u32>>());
+            let what = format!("{label} [{rows}, {cols}] (row order: {reversed})");
+            let matrix = || {
+                StoredMatrix::new(
+                    format,
+                    rows,
+                    cols,
+                    StoredBytes::Owned(bytes.clone()),
+                    order.clone(),
+                )
+                .unwrap()
+            };
+            let cpu_w = Storage::Stored(std::sync::Arc::new(matrix()));
+            let gpu_w = Storage::WgpuStored(gpu.upload_stored(&matrix()).unwrap());
+            let cpu = CpuBackend;
+            let want = cpu.download(&cpu_w).unwrap();
+            assert_eq!(gpu.download(&gpu_w).unwrap(), want, "{what}: decode");
+            let ids = [5u32, 0, 66, 5, 31];
+            assert_eq!(
+                gpu.download(&gpu.gather_rows(&gpu_w, &ids, cols).unwrap())
+                    .unwrap(),
+                cpu.download(&cpu.gather_rows(&cpu_w, &ids, cols).unwrap())
+                    .unwrap(),
+                "{what}: gather"
+            );
+            for (m, trans_b) in [(5, true), (5, false), (70, true), (70, false)] {
+                let (n, k) = if trans_b { (rows, cols) } else { (cols, rows) };
+                let spec = MatmulSpec {
+                    batch: 2,
+                    m,
+                    n,
+                    k,
+                    trans_a: false,
+                    trans_b,
+                    a_batched: true,
+                    b_batched: false,
+                };
+                let a = rand(2 * m * k, 7, 1.0);
+                let want = cpu
+                    .download(
+                        &cpu.matmul(&cpu.upload(a.clone()).unwrap(), &cpu_w, &spec)
+                            .unwrap(),
+                    )
+                    .unwrap();
+                for tiled in [false, true] {
+                    let got = gpu
+                        .matmul_with(&gpu.upload(a.clone()).unwrap(), &gpu_w, &spec, tiled)
+                        .unwrap();
+                    assert_close(
+                        &gpu.download(&got).unwrap(),
+                        &want,
+                        1e-5,
+                        &format!("{what}: {m} rows, trans_b {trans_b}, tiled {tiled}"),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -279,7 +279,13 @@ fn weights_in_f16_bf16_and_shards_load() {
             &format!("{dtype:?} logits"),
         );
         // Computed as stored (from unaligned data), it is its own f32 decode.
-        assert_stored_matches_f32(&dir, PROMPT, &format!("{dtype:?}").to_lowercase());
+        assert_stored_matches_f32(
+            &dir,
+            PROMPT,
+            &format!("{dtype:?}").to_lowercase(),
+            gradlens::Device::Cpu,
+            &STORED_CHECK_METHODS,
+        );
     }
     // Two shards and an index.
     let dir = prepare("sharded");

@@ -57,6 +57,21 @@ impl GgmlType {
         })
     }
 
+    /// The type's GGML id (the inverse of `from_id`).
+    pub fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::BF16 => 30,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
+            GgmlType::Q6K => 14,
+        }
+    }
+
     /// (values per block, bytes per block)
     pub fn block(self) -> (usize, usize) {
         match self {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How weight matrices are held: as the file stores them (the default), or decoded to f32
-/// (the reference path, and what the GPU backends still use).
+/// (the reference path, and what the CUDA backend still uses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightMode {
     #[default]
@@ -177,10 +177,15 @@ impl Weights {
     /// model's device: kept in its stored format where the device computes with that (the
     /// CPU, in `WeightMode::Stored`), else decoded to f32 as `get` does.
     pub fn matrix(&self, name: &str, expect: &[usize]) -> Result<Tensor> {
-        if self.mode == WeightMode::Stored && self.device == Device::Cpu && expect.len() == 2 {
+        let computes_stored = match self.device {
+            Device::Cpu => true,
+            Device::Wgpu => cfg!(feature = "wgpu"),
+            Device::Cuda => false,
+        };
+        if self.mode == WeightMode::Stored && computes_stored && expect.len() == 2 {
             if let Some(m) = self.stored(name, expect)? {
                 self.record(name, &m.format_label(), m.stored_bytes());
-                return Ok(Tensor::stored(m));
+                return Tensor::stored_on(m, self.device);
             }
         }
         self.get(name, expect)

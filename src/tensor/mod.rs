@@ -43,13 +43,30 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape))
     }
 
-    /// A weight matrix kept in its stored format (CPU only; see `StoredMatrix`).
+    /// A weight matrix kept in its stored format on the CPU (see `StoredMatrix`).
     pub fn stored(matrix: StoredMatrix) -> Self {
         let shape = Shape::from(vec![matrix.rows(), matrix.cols()]);
         Tensor::from_storage(Storage::Stored(Arc::new(matrix)), shape)
     }
 
-    /// The stored-format matrix behind this tensor, if it is one.
+    /// A weight matrix kept in its stored format on `device`: in place on the CPU, its bytes
+    /// uploaded as they are to a wgpu device. CUDA has no stored-format kernels yet.
+    pub fn stored_on(matrix: StoredMatrix, device: Device) -> Result<Self> {
+        match device {
+            Device::Cpu => Ok(Tensor::stored(matrix)),
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu => {
+                let shape = Shape::from(vec![matrix.rows(), matrix.cols()]);
+                let m = crate::backend::wgpu::backend()?.upload_stored(&matrix)?;
+                Ok(Tensor::from_storage(Storage::WgpuStored(m), shape))
+            }
+            other => Err(Error::DeviceUnavailable(format!(
+                "{other}: no kernels for weights in their stored format (use --weights f32)"
+            ))),
+        }
+    }
+
+    /// The stored-format matrix behind this tensor, if it is one on the CPU.
     pub fn as_stored(&self) -> Option<&StoredMatrix> {
         match &*self.storage {
             Storage::Stored(m) => Some(m),
@@ -59,9 +76,17 @@ impl Tensor {
 
     /// This tensor with its values in f32 (a copy only for a stored-format matrix).
     pub fn dense(&self) -> Result<Self> {
-        match self.as_stored() {
-            Some(m) => Tensor::from_vec(m.decode_all(), self.shape.clone(), Device::Cpu),
-            None => Ok(self.clone()),
+        match &*self.storage {
+            Storage::Stored(m) => Tensor::from_vec(m.decode_all(), self.shape.clone(), Device::Cpu),
+            #[cfg(feature = "wgpu")]
+            Storage::WgpuStored(m) => {
+                let f32s = crate::backend::wgpu::backend()?.decode_stored(m)?;
+                Ok(Tensor::from_storage(
+                    Storage::Wgpu(f32s),
+                    self.shape.clone(),
+                ))
+            }
+            _ => Ok(self.clone()),
         }
     }
 

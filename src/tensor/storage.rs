@@ -44,6 +44,9 @@ pub enum Storage {
     Stored(std::sync::Arc<super::StoredMatrix>),
     #[cfg(feature = "wgpu")]
     Wgpu(crate::backend::wgpu::GpuBuffer),
+    /// A weight matrix in its file's format, on the wgpu device.
+    #[cfg(feature = "wgpu")]
+    WgpuStored(crate::backend::wgpu::GpuStoredMatrix),
     #[cfg(feature = "cuda")]
     Cuda(crate::backend::cuda::CudaBuffer),
 }
@@ -53,7 +56,7 @@ impl Storage {
         match self {
             Storage::Cpu(_) | Storage::Stored(_) => Device::Cpu,
             #[cfg(feature = "wgpu")]
-            Storage::Wgpu(_) => Device::Wgpu,
+            Storage::Wgpu(_) | Storage::WgpuStored(_) => Device::Wgpu,
             #[cfg(feature = "cuda")]
             Storage::Cuda(_) => Device::Cuda,
         }
@@ -65,6 +68,8 @@ impl Storage {
             Storage::Stored(m) => m.rows() * m.cols(),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(b) => b.len(),
+            #[cfg(feature = "wgpu")]
+            Storage::WgpuStored(m) => m.len(),
             #[cfg(feature = "cuda")]
             Storage::Cuda(b) => b.len(),
         }

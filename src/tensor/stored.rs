@@ -112,6 +112,21 @@ impl StoredMatrix {
         self.rows * self.row_bytes
     }
 
+    /// Bytes per stored row (whole blocks).
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    /// The stored bytes, rows in stored order (what a GPU backend uploads as it is).
+    pub fn raw_bytes(&self) -> &[u8] {
+        self.bytes.bytes()
+    }
+
+    /// Matrix row `r` is stored row `order()[r]`, where the file permuted them.
+    pub fn order(&self) -> Option<&[u32]> {
+        self.order.as_deref()
+    }
+
     /// Decodes rows `first..first + out.len() / cols` into `out`.
     pub fn decode_rows(&self, first: usize, out: &mut [f32]) {
         let data = self.bytes.bytes();

@@ -28,6 +28,15 @@ pub fn tiny(name: &str) -> Model {
 }
 
 /// The real MiniLM from scripts/fetch-models.sh. Under CI=true its absence fails the test.
+/// The methods a stored-format model is checked with on the CPU: a gradient, a path and two
+/// rule methods (LRP-γ decodes its weights).
+pub const STORED_CHECK_METHODS: [gradlens::attribution::Method; 4] = [
+    gradlens::attribution::Method::Saliency,
+    gradlens::attribution::Method::IntegratedGradients,
+    gradlens::attribution::Method::AttnLrp,
+    gradlens::attribution::Method::LrpGamma,
+];
+
 pub fn minilm() -> Option<Model> {
     let path = root().join("models/minilm");
     if !path.join("model.safetensors").exists() {
@@ -152,14 +161,21 @@ pub fn cuda_backend() -> Option<&'static gradlens::backend::cuda::CudaBackend> {
     }
 }
 
-/// The model at `path` loaded with its weights as stored and decoded to f32 gives the same
-/// logits (1e-5 of the largest) and attributions (1e-4 of the largest score) by a gradient, a
-/// path and a rule method, and reports `format` as the format it computes in.
-pub fn assert_stored_matches_f32(path: &std::path::Path, prompt: &str, format: &str) {
-    use gradlens::attribution::{self, Method, Options};
+/// The model at `path` loaded on `device` with its weights as stored and decoded to f32 gives
+/// the same logits (1e-5 of the largest) and attributions (1e-4 of the largest score) by
+/// `methods` (on the CPU: a gradient, a path and two rule methods), and reports `format` as
+/// the format it computes in.
+pub fn assert_stored_matches_f32(
+    path: &std::path::Path,
+    prompt: &str,
+    format: &str,
+    device: Device,
+    methods: &[gradlens::attribution::Method],
+) {
+    use gradlens::attribution::{self, Options};
     use gradlens::models::WeightMode;
-    let stored = Model::load_with(path, Device::Cpu, WeightMode::Stored).unwrap();
-    let dense = Model::load_with(path, Device::Cpu, WeightMode::F32).unwrap();
+    let stored = Model::load_with(path, device, WeightMode::Stored).unwrap();
+    let dense = Model::load_with(path, device, WeightMode::F32).unwrap();
     assert!(
         stored.info.weight_formats().starts_with(format),
         "{format}: stored model reports {}",
@@ -174,11 +190,7 @@ pub fn assert_stored_matches_f32(path: &std::path::Path, prompt: &str, format: &
         1e-5,
         &format!("{format} logits"),
     );
-    for method in [
-        Method::Saliency,
-        Method::IntegratedGradients,
-        Method::AttnLrp,
-    ] {
+    for &method in methods {
         let opts = Options {
             steps: 8,
             include_map: true,

@@ -130,9 +130,8 @@ impl Context {
             return Ok(p.clone());
         }
         let what = format!("kernel {}:{}", kernel.file, kernel.entry);
-        let body =
+        let source =
             kernels::source(kernel.file).ok_or_else(|| self.error(&what, "no such shader file"))?;
-        let source = format!("{}\n{}", kernels::PRELUDE, body);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device

@@ -1,5 +1,7 @@
 //! The WGSL kernel files, embedded in the binary. Each is compiled once per device with the
-//! shared prelude (`shaders/common.wgsl`) in front.
+//! shared prelude (`shaders/common.wgsl`) in front; the matrix products are one kernel file
+//! (`matmul_kernels.wgsl`) compiled behind either operand file, so the f32 and the
+//! stored-format weight products share their tiling code.
 
 /// One kernel: an entry point of a shader file.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +29,10 @@ pub const FILES: &[(&str, &str)] = &[
     ),
     ("layout.wgsl", include_str!("../../../shaders/layout.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    (
+        "stored_weight.wgsl",
+        include_str!("../../../shaders/stored_weight.wgsl"),
+    ),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
     ("path.wgsl", include_str!("../../../shaders/path.wgsl")),
     ("rope.wgsl", include_str!("../../../shaders/rope.wgsl")),
@@ -37,8 +43,17 @@ pub const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn source(file: &str) -> Option<&'static str> {
-    FILES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s)
+const MATMUL_KERNELS: &str = include_str!("../../../shaders/matmul_kernels.wgsl");
+
+/// The source compiled for `file`: the prelude, the file, and for an operand file of the
+/// matrix products the kernels that use it.
+pub fn source(file: &str) -> Option<String> {
+    let body = FILES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s)?;
+    let kernels = match file {
+        "matmul.wgsl" | "stored_weight.wgsl" => MATMUL_KERNELS,
+        _ => "",
+    };
+    Some(format!("{PRELUDE}\n{body}\n{kernels}"))
 }
 
 pub const fn k(file: &'static str, entry: &'static str) -> Kernel {

@@ -7,8 +7,10 @@
 mod buffer;
 mod context;
 mod kernels;
+mod stored;
 
 pub use buffer::GpuBuffer;
+pub use stored::GpuStoredMatrix;
 
 use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
@@ -68,6 +70,10 @@ impl WgpuBackend {
 fn buf(s: &Storage) -> Result<&GpuBuffer> {
     match s {
         Storage::Wgpu(b) => Ok(b),
+        Storage::WgpuStored(m) => Err(Error::Other(format!(
+            "wgpu: this operation has no kernel for a weight stored as {:?} {m:?}; only linear layers and embedding look-ups do (load with --weights f32)",
+            m.format()
+        ))),
         other => Err(Error::Other(format!(
             "wgpu backend given a {} buffer",
             other.device()
@@ -284,7 +290,7 @@ impl WgpuBackend {
         spec: &MatmulSpec,
         tiled: bool,
     ) -> Result<Storage> {
-        let (a, b) = (buf(a)?, buf(b)?);
+        let (a, stored) = (buf(a)?, matches!(b, Storage::WgpuStored(_)));
         let &MatmulSpec {
             batch,
             m,
@@ -296,6 +302,11 @@ impl WgpuBackend {
             b_batched,
         } = spec;
         checks::matmul(a.len(), b.len(), spec)?;
+        if stored && b_batched {
+            return Err(Error::Shape(
+                "matmul: a stored-format weight is one matrix for every batch entry".into(),
+            ));
+        }
         let out = self.out(batch * m * n, "matmul")?;
         if batch * m * n == 0 {
             return Ok(Storage::Wgpu(out));
@@ -317,21 +328,46 @@ impl WgpuBackend {
             )));
         }
         let rows_kernel = !tiled;
+        let mut params = vec![
+            u(m),
+            u(n),
+            u(kk),
+            trans_a as u32,
+            trans_b as u32,
+            if a_batched { u(m * kk) } else { 0 },
+            if b_batched { u(kk * n) } else { 0 },
+        ];
+        let mut bindings = vec![(1, &out), (2, a)];
+        let (file, entry) = match b {
+            Storage::WgpuStored(w) => {
+                params.extend(w.params());
+                bindings.extend([(3, &w.words), (4, &w.order)]);
+                // A few rows: each thread decodes eight weights at a time (one block's scales
+                // read once), where the weight's rows are whole groups of eight.
+                if rows_kernel && !trans_a && w.cols % 8 == 0 {
+                    let (entry, groups) = match trans_b {
+                        true => ("stored_x_wt", n.div_ceil(64)),
+                        false => ("stored_g_w", (n / 8).div_ceil(64)),
+                    };
+                    self.ctx.launch(
+                        k("stored_weight.wgsl", entry),
+                        &params,
+                        &bindings,
+                        Grid::Groups(u(groups), u(m), u(batch)),
+                    )?;
+                    return Ok(Storage::Wgpu(out));
+                }
+                ("stored_weight.wgsl", ["matmul_rows", "matmul"])
+            }
+            other => {
+                bindings.push((3, buf(other)?));
+                ("matmul.wgsl", ["matmul_rows", "matmul"])
+            }
+        };
         self.ctx.launch(
-            k(
-                "matmul.wgsl",
-                if rows_kernel { "matmul_rows" } else { "matmul" },
-            ),
-            &[
-                u(m),
-                u(n),
-                u(kk),
-                trans_a as u32,
-                trans_b as u32,
-                if a_batched { u(m * kk) } else { 0 },
-                if b_batched { u(kk * n) } else { 0 },
-            ],
-            &[(1, &out), (2, a), (3, b)],
+            k(file, entry[!rows_kernel as usize]),
+            &params,
+            &bindings,
             if rows_kernel {
                 Grid::Groups(u(n.div_ceil(64)), u(m), u(batch))
             } else {
@@ -339,6 +375,54 @@ impl WgpuBackend {
             },
         )?;
         Ok(Storage::Wgpu(out))
+    }
+}
+
+impl WgpuBackend {
+    /// Launches `stored_weight.wgsl`'s `entry` writing `count` values of `m` (rows `ids`, or
+    /// all rows in order).
+    fn stored_rows(
+        &self,
+        entry: &'static str,
+        m: &GpuStoredMatrix,
+        ids: Option<&GpuBuffer>,
+        count: usize,
+    ) -> Result<GpuBuffer> {
+        let out = self.out(count, entry)?;
+        if count == 0 {
+            return Ok(out);
+        }
+        let mut params = vec![0; 7];
+        params.extend(m.params());
+        params.extend([u(m.cols), u(count)]);
+        let mut bindings = vec![(1, &out), (3, &m.words), (4, &m.order)];
+        bindings.extend(ids.map(|ids| (5, ids)));
+        self.ctx.launch(
+            k("stored_weight.wgsl", entry),
+            &params,
+            &bindings,
+            Grid::Threads(count),
+        )?;
+        Ok(out)
+    }
+
+    fn stored_gather(&self, m: &GpuStoredMatrix, ids: &[u32], cols: usize) -> Result<GpuBuffer> {
+        if cols != m.cols {
+            return Err(Error::Shape(format!(
+                "gather_rows: {cols} columns asked of a [{}, {}] weight",
+                m.rows, m.cols
+            )));
+        }
+        checks::token_ids(ids, m.rows)?;
+        let id_buf = self
+            .ctx
+            .upload_u32(if ids.is_empty() { &[0] } else { ids })?;
+        self.stored_rows("stored_gather", m, Some(&id_buf), ids.len() * cols)
+    }
+
+    /// The whole matrix in f32 (a copy: for ops without a stored-format kernel).
+    pub fn decode_stored(&self, m: &GpuStoredMatrix) -> Result<GpuBuffer> {
+        self.stored_rows("stored_decode", m, None, m.len())
     }
 }
 
@@ -352,7 +436,10 @@ impl Backend for WgpuBackend {
     }
 
     fn download(&self, s: &Storage) -> Result<Vec<f32>> {
-        self.ctx.download(buf(s)?)
+        match s {
+            Storage::WgpuStored(m) => self.ctx.download(&self.decode_stored(m)?),
+            other => self.ctx.download(buf(other)?),
+        }
     }
 
     fn zeros(&self, len: usize) -> Result<Storage> {
@@ -609,6 +696,9 @@ impl Backend for WgpuBackend {
     }
 
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
+        if let Storage::WgpuStored(m) = table {
+            return self.stored_gather(m, ids, cols).map(Storage::Wgpu);
+        }
         let table = buf(table)?;
         checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
         let ids = self.ctx.upload_u32(ids)?;
