@@ -365,38 +365,55 @@ const FORMATS: [(u32, &str); 8] = [
     (14, "q6_k"),
 ];
 
-/// On wgpu, every format computed as stored (decoded in the shaders) matches its f32 decode
-/// on the same device: saliency for each (lavapipe is slow), and the rules, whose LRP-γ
-/// decodes a whole matrix, on one.
-#[cfg(feature = "wgpu")]
+/// On wgpu and CUDA (the emulator without a GPU), every format computed as stored (decoded in
+/// the kernels) matches its f32 decode on the same device: saliency for each (the CI devices
+/// run on the CPU, slowly), and the rules, whose LRP-γ decodes a whole matrix, on one.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
-fn every_gguf_format_computed_as_stored_on_wgpu_matches_its_f32_decode() {
+fn every_gguf_format_computed_as_stored_on_a_gpu_matches_its_f32_decode() {
     use gradlens::attribution::Method;
-    if common::wgpu_backend().is_none() {
-        return;
+    let mut devices = Vec::new();
+    #[cfg(feature = "wgpu")]
+    if common::wgpu_backend().is_some() {
+        devices.push(gradlens::Device::Wgpu);
     }
-    for (ty, label) in FORMATS {
-        let methods: &[Method] = match ty {
-            12 => &[Method::Saliency, Method::AttnLrp, Method::LrpGamma],
-            _ => &[Method::Saliency],
-        };
-        let path = random_llama_gguf(ty);
-        assert_stored_matches_f32(&path, PROMPT, label, gradlens::Device::Wgpu, methods);
+    #[cfg(feature = "cuda")]
+    if common::cuda_backend().is_some() {
+        devices.push(gradlens::Device::Cuda);
+    }
+    for device in devices {
+        for (ty, label) in FORMATS {
+            let methods: &[Method] = match ty {
+                12 => &[Method::Saliency, Method::AttnLrp, Method::LrpGamma],
+                _ => &[Method::Saliency],
+            };
+            let path = random_llama_gguf(ty);
+            assert_stored_matches_f32(&path, PROMPT, label, device, methods);
+        }
     }
 }
 
-/// The wgpu stored-weight kernels against the CPU's, on shapes that are not multiples of the
-/// block or the tile: x·Wᵀ and g·W by both product kernels, the embedding look-up and the
-/// whole-matrix decode, with and without a row order.
-#[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_stored_weight_kernels_match_the_cpu() {
+/// Runs `A · op(W)` by each kernel of a backend that a test compares, named.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+type Products<'a> = &'a dyn Fn(
+    &gradlens::tensor::Storage,
+    &gradlens::tensor::Storage,
+    &gradlens::backend::MatmulSpec,
+) -> Vec<(&'static str, gradlens::tensor::Storage)>;
+
+/// A GPU's stored-weight kernels against the CPU's, on shapes that are not multiples of the
+/// block or the tile: x·Wᵀ and g·W by every kernel `products` runs, the embedding look-up and
+/// the whole-matrix decode, with and without a row order.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn stored_weight_kernels_match_the_cpu(
+    gpu: &dyn gradlens::backend::Backend,
+    upload: &dyn Fn(&gradlens::tensor::StoredMatrix) -> gradlens::tensor::Storage,
+    products: Products,
+) {
     use gradlens::backend::{cpu::CpuBackend, Backend, MatmulSpec};
     use gradlens::gguf::GgmlType;
     use gradlens::tensor::{Storage, StoredBytes, StoredMatrix};
-    let Some(gpu) = common::wgpu_backend() else {
-        return;
-    };
+    let device = gpu.device();
     for (ty, label) in FORMATS {
         let format = GgmlType::from_id(ty).unwrap();
         // 67 rows; columns of whole blocks but not whole 64-wide tiles where blocks allow, and
@@ -410,19 +427,11 @@ fn wgpu_stored_weight_kernels_match_the_cpu() {
         for (&cols, reversed) in widths.iter().flat_map(|c| [(c, false), (c, true)]) {
             let bytes = random_blocks(ty, rows, cols, ty as u64);
             let order = reversed.then(|| (0..rows as u32).rev().collect::<Vec<u32>>());
-            let what = format!("{label} [{rows}, {cols}] (row order: {reversed})");
-            let matrix = || {
-                StoredMatrix::new(
-                    format,
-                    rows,
-                    cols,
-                    StoredBytes::Owned(bytes.clone()),
-                    order.clone(),
-                )
-                .unwrap()
-            };
-            let cpu_w = Storage::Stored(std::sync::Arc::new(matrix()));
-            let gpu_w = Storage::WgpuStored(gpu.upload_stored(&matrix()).unwrap());
+            let what = format!("{device} {label} [{rows}, {cols}] (row order: {reversed})");
+            let matrix =
+                StoredMatrix::new(format, rows, cols, StoredBytes::Owned(bytes), order).unwrap();
+            let gpu_w = upload(&matrix);
+            let cpu_w = Storage::Stored(std::sync::Arc::new(matrix));
             let cpu = CpuBackend;
             let want = cpu.download(&cpu_w).unwrap();
             assert_eq!(gpu.download(&gpu_w).unwrap(), want, "{what}: decode");
@@ -453,20 +462,54 @@ fn wgpu_stored_weight_kernels_match_the_cpu() {
                             .unwrap(),
                     )
                     .unwrap();
-                for tiled in [false, true] {
-                    let got = gpu
-                        .matmul_with(&gpu.upload(a.clone()).unwrap(), &gpu_w, &spec, tiled)
-                        .unwrap();
+                for (kernel, got) in products(&gpu.upload(a.clone()).unwrap(), &gpu_w, &spec) {
                     assert_close(
                         &gpu.download(&got).unwrap(),
                         &want,
                         1e-5,
-                        &format!("{what}: {m} rows, trans_b {trans_b}, tiled {tiled}"),
+                        &format!("{what}: {m} rows, trans_b {trans_b}, {kernel}"),
                     );
                 }
             }
         }
     }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_stored_weight_kernels_match_the_cpu() {
+    use gradlens::tensor::Storage;
+    let Some(gpu) = common::wgpu_backend() else {
+        return;
+    };
+    stored_weight_kernels_match_the_cpu(
+        gpu,
+        &|m| Storage::WgpuStored(gpu.upload_stored(m).unwrap()),
+        &|a, w, spec| {
+            vec![
+                (
+                    "per-row kernel",
+                    gpu.matmul_with(a, w, spec, false).unwrap(),
+                ),
+                ("tiled kernel", gpu.matmul_with(a, w, spec, true).unwrap()),
+            ]
+        },
+    );
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_stored_weight_kernels_match_the_cpu() {
+    use gradlens::backend::Backend;
+    use gradlens::tensor::Storage;
+    let Some(gpu) = common::cuda_backend() else {
+        return;
+    };
+    stored_weight_kernels_match_the_cpu(
+        gpu,
+        &|m| Storage::CudaStored(gpu.upload_stored(m).unwrap()),
+        &|a, w, spec| vec![("its kernel for the rows", gpu.matmul(a, w, spec).unwrap())],
+    );
 }
 
 /// The byte offset of tensor `name`'s offset field in a GGUF file written by `write_gguf`.

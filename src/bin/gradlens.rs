@@ -111,8 +111,8 @@ struct CommonArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// stored: weight matrices stay in the file's format (f16, bf16, GGUF blocks) and are
-    /// decoded as they are used, on the CPU and wgpu; f32: decoded once at load (the reference
-    /// path, and what CUDA uses).
+    /// decoded as they are used, on every device; f32: decoded once at load (the reference
+    /// path).
     #[arg(long, default_value = "stored")]
     weights: String,
     /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).

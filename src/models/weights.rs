@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How weight matrices are held: as the file stores them (the default), or decoded to f32
-/// (the reference path, and what the CUDA backend still uses).
+/// (the reference path).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightMode {
     #[default]
@@ -180,7 +180,7 @@ impl Weights {
         let computes_stored = match self.device {
             Device::Cpu => true,
             Device::Wgpu => cfg!(feature = "wgpu"),
-            Device::Cuda => false,
+            Device::Cuda => cfg!(feature = "cuda"),
         };
         if self.mode == WeightMode::Stored && computes_stored && expect.len() == 2 {
             if let Some(m) = self.stored(name, expect)? {

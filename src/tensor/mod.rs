@@ -9,7 +9,7 @@ mod stored;
 
 pub use shape::Shape;
 pub use storage::{Device, Storage};
-pub use stored::{StoredBytes, StoredMatrix};
+pub use stored::{StoredBytes, StoredLayout, StoredMatrix, StoredUpload};
 
 use crate::backend::{backend_for, Backend};
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ impl Tensor {
     }
 
     /// A weight matrix kept in its stored format on `device`: in place on the CPU, its bytes
-    /// uploaded as they are to a wgpu device. CUDA has no stored-format kernels yet.
+    /// uploaded as they are to a GPU.
     pub fn stored_on(matrix: StoredMatrix, device: Device) -> Result<Self> {
         match device {
             Device::Cpu => Ok(Tensor::stored(matrix)),
@@ -60,8 +60,15 @@ impl Tensor {
                 let m = crate::backend::wgpu::backend()?.upload_stored(&matrix)?;
                 Ok(Tensor::from_storage(Storage::WgpuStored(m), shape))
             }
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                let shape = Shape::from(vec![matrix.rows(), matrix.cols()]);
+                let m = crate::backend::cuda::backend()?.upload_stored(&matrix)?;
+                Ok(Tensor::from_storage(Storage::CudaStored(m), shape))
+            }
+            #[allow(unreachable_patterns)] // a GPU this build leaves out
             other => Err(Error::DeviceUnavailable(format!(
-                "{other}: no kernels for weights in their stored format (use --weights f32)"
+                "{other}: not in this build"
             ))),
         }
     }
@@ -83,6 +90,14 @@ impl Tensor {
                 let f32s = crate::backend::wgpu::backend()?.decode_stored(m)?;
                 Ok(Tensor::from_storage(
                     Storage::Wgpu(f32s),
+                    self.shape.clone(),
+                ))
+            }
+            #[cfg(feature = "cuda")]
+            Storage::CudaStored(m) => {
+                let f32s = crate::backend::cuda::backend()?.decode_stored(m)?;
+                Ok(Tensor::from_storage(
+                    Storage::Cuda(f32s),
                     self.shape.clone(),
                 ))
             }

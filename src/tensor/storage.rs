@@ -49,6 +49,9 @@ pub enum Storage {
     WgpuStored(crate::backend::wgpu::GpuStoredMatrix),
     #[cfg(feature = "cuda")]
     Cuda(crate::backend::cuda::CudaBuffer),
+    /// A weight matrix in its file's format, on the CUDA device.
+    #[cfg(feature = "cuda")]
+    CudaStored(crate::backend::cuda::CudaStoredMatrix),
 }
 
 impl Storage {
@@ -58,7 +61,7 @@ impl Storage {
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(_) | Storage::WgpuStored(_) => Device::Wgpu,
             #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => Device::Cuda,
+            Storage::Cuda(_) | Storage::CudaStored(_) => Device::Cuda,
         }
     }
 
@@ -69,9 +72,11 @@ impl Storage {
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(b) => b.len(),
             #[cfg(feature = "wgpu")]
-            Storage::WgpuStored(m) => m.len(),
+            Storage::WgpuStored(m) => m.layout.len(),
             #[cfg(feature = "cuda")]
             Storage::Cuda(b) => b.len(),
+            #[cfg(feature = "cuda")]
+            Storage::CudaStored(m) => m.layout.len(),
         }
     }
 

@@ -27,6 +27,43 @@ impl StoredBytes {
     }
 }
 
+/// The shape and format of a stored matrix, as a GPU backend's kernels take them.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredLayout {
+    pub format: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    /// Bytes per stored row (whole blocks).
+    pub row_bytes: usize,
+    /// Whether matrix row `r` is stored row `order[r]`.
+    pub ordered: bool,
+}
+
+impl StoredLayout {
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The format's GGML id, the row bytes and the order flag: the words every stored-weight
+    /// kernel takes after its buffers.
+    pub fn kernel_words(&self) -> [u32; 3] {
+        [self.format.id(), self.row_bytes as u32, self.ordered as u32]
+    }
+}
+
+/// What a GPU backend uploads of a stored matrix: its bytes as little-endian u32 words (the
+/// last padded), and its row order (one unused word where the rows are in order, as a device
+/// binding cannot be empty).
+pub struct StoredUpload {
+    pub words: Vec<u32>,
+    pub order: Vec<u32>,
+    pub layout: StoredLayout,
+}
+
 pub struct StoredMatrix {
     format: GgmlType,
     rows: usize,
@@ -112,19 +149,22 @@ impl StoredMatrix {
         self.rows * self.row_bytes
     }
 
-    /// Bytes per stored row (whole blocks).
-    pub fn row_bytes(&self) -> usize {
-        self.row_bytes
-    }
-
-    /// The stored bytes, rows in stored order (what a GPU backend uploads as it is).
-    pub fn raw_bytes(&self) -> &[u8] {
-        self.bytes.bytes()
-    }
-
-    /// Matrix row `r` is stored row `order()[r]`, where the file permuted them.
-    pub fn order(&self) -> Option<&[u32]> {
-        self.order.as_deref()
+    /// The bytes as they are stored and the row order, for a GPU backend to upload.
+    pub fn for_upload(&self) -> StoredUpload {
+        let bytes = self.bytes.bytes();
+        let mut words = vec![0u32; bytes.len().div_ceil(4).max(1)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        StoredUpload {
+            words,
+            order: self.order.clone().unwrap_or_else(|| vec![0]),
+            layout: StoredLayout {
+                format: self.format,
+                rows: self.rows,
+                cols: self.cols,
+                row_bytes: self.row_bytes,
+                ordered: self.order.is_some(),
+            },
+        }
     }
 
     /// Decodes rows `first..first + out.len() / cols` into `out`.

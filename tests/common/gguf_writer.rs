@@ -78,7 +78,13 @@ pub fn write_gguf(
         out.extend(bytes);
         out.resize(out.len().div_ceil(32) * 32, 0);
     }
-    std::fs::write(path, out).unwrap();
+    // Written aside and renamed into place: tests running at once may write the same model
+    // while another has it memory-mapped, and rewriting a mapped file in place is a SIGBUS.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{n}"));
+    std::fs::write(&tmp, out).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// llama.cpp's layout of a query/key projection: each head's rows in interleaved pairs.

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <setjmp.h>
 #include <ucontext.h>
 
@@ -212,6 +213,11 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
 }
 
 inline float __expf(float x) { return expf(x); }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
 inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }

@@ -25,6 +25,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("rope.cu", include_str!("../../../kernels/rope.cu")),
     ("rules.cu", include_str!("../../../kernels/rules.cu")),
     ("softmax.cu", include_str!("../../../kernels/softmax.cu")),
+    (
+        "stored_weight.cu",
+        include_str!("../../../kernels/stored_weight.cu"),
+    ),
 ];
 
 pub fn source(file: &str) -> Option<&'static str> {

@@ -9,6 +9,9 @@
 mod context;
 mod emulator;
 mod kernels;
+mod stored;
+
+pub use stored::CudaStoredMatrix;
 
 use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
@@ -79,6 +82,10 @@ const ATTENTION_MAX_HEAD_DIM: usize = 1024;
 fn buf(s: &Storage) -> Result<&CudaBuffer> {
     match s {
         Storage::Cuda(b) => Ok(b),
+        Storage::CudaStored(m) => Err(Error::Other(format!(
+            "cuda: this operation has no kernel for a weight stored as {:?} {m:?}; only linear layers and embedding look-ups do (load with --weights f32)",
+            m.layout.format
+        ))),
         other => Err(Error::Other(format!(
             "cuda backend given a {} buffer",
             other.device()
@@ -197,6 +204,10 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, s: &Storage) -> Result<Vec<f32>> {
+        if let Storage::CudaStored(m) = s {
+            let x = self.decode_stored(m)?;
+            return self.ctx.download(&x.slice, x.len);
+        }
         let x = buf(s)?;
         self.ctx.download(&x.slice, x.len)
     }
@@ -209,6 +220,9 @@ impl Backend for CudaBackend {
     }
 
     fn matmul(&self, a: &Storage, bm: &Storage, spec: &MatmulSpec) -> Result<Storage> {
+        if let Storage::CudaStored(w) = bm {
+            return self.stored_matmul(a, w, spec);
+        }
         // 64×64 tiles waste most of a tile on a few rows; one thread per output does not.
         self.matmul_with(a, bm, spec, spec.m > 8)
     }
@@ -481,6 +495,9 @@ impl Backend for CudaBackend {
     }
 
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
+        if let Storage::CudaStored(m) = table {
+            return self.stored_gather(m, ids, cols);
+        }
         let table = buf(table)?;
         checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
         let n = ids.len() * cols;

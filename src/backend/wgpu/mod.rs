@@ -15,7 +15,7 @@ pub use stored::GpuStoredMatrix;
 use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
-use crate::tensor::{Device, Storage};
+use crate::tensor::{Device, Storage, StoredLayout};
 use context::{Context, Grid};
 use kernels::k;
 use std::sync::OnceLock;
@@ -72,7 +72,7 @@ fn buf(s: &Storage) -> Result<&GpuBuffer> {
         Storage::Wgpu(b) => Ok(b),
         Storage::WgpuStored(m) => Err(Error::Other(format!(
             "wgpu: this operation has no kernel for a weight stored as {:?} {m:?}; only linear layers and embedding look-ups do (load with --weights f32)",
-            m.format()
+            m.layout.format
         ))),
         other => Err(Error::Other(format!(
             "wgpu backend given a {} buffer",
@@ -340,11 +340,11 @@ impl WgpuBackend {
         let mut bindings = vec![(1, &out), (2, a)];
         let (file, entry) = match b {
             Storage::WgpuStored(w) => {
-                params.extend(w.params());
+                params.extend(w.layout.kernel_words());
                 bindings.extend([(3, &w.words), (4, &w.order)]);
                 // A few rows: each thread decodes eight weights at a time (one block's scales
                 // read once), where the weight's rows are whole groups of eight.
-                if rows_kernel && !trans_a && w.cols % 8 == 0 {
+                if rows_kernel && !trans_a && w.layout.cols.is_multiple_of(8) {
                     let (entry, groups) = match trans_b {
                         true => ("stored_x_wt", n.div_ceil(64)),
                         false => ("stored_g_w", (n / 8).div_ceil(64)),
@@ -393,8 +393,8 @@ impl WgpuBackend {
             return Ok(out);
         }
         let mut params = vec![0; 7];
-        params.extend(m.params());
-        params.extend([u(m.cols), u(count)]);
+        params.extend(m.layout.kernel_words());
+        params.extend([u(m.layout.cols), u(count)]);
         let mut bindings = vec![(1, &out), (3, &m.words), (4, &m.order)];
         bindings.extend(ids.map(|ids| (5, ids)));
         self.ctx.launch(
@@ -407,13 +407,15 @@ impl WgpuBackend {
     }
 
     fn stored_gather(&self, m: &GpuStoredMatrix, ids: &[u32], cols: usize) -> Result<GpuBuffer> {
-        if cols != m.cols {
+        let StoredLayout {
+            rows, cols: width, ..
+        } = m.layout;
+        if cols != width {
             return Err(Error::Shape(format!(
-                "gather_rows: {cols} columns asked of a [{}, {}] weight",
-                m.rows, m.cols
+                "gather_rows: {cols} columns asked of a [{rows}, {width}] weight"
             )));
         }
-        checks::token_ids(ids, m.rows)?;
+        checks::token_ids(ids, rows)?;
         let id_buf = self
             .ctx
             .upload_u32(if ids.is_empty() { &[0] } else { ids })?;
@@ -422,7 +424,7 @@ impl WgpuBackend {
 
     /// The whole matrix in f32 (a copy: for ops without a stored-format kernel).
     pub fn decode_stored(&self, m: &GpuStoredMatrix) -> Result<GpuBuffer> {
-        self.stored_rows("stored_decode", m, None, m.len())
+        self.stored_rows("stored_decode", m, None, m.layout.len())
     }
 }
 
