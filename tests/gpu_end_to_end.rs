@@ -188,7 +188,9 @@ fn attribute_on(
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("result.json");
     let _ = std::fs::remove_file(&out);
-    let r = std::process::Command::new(env!("CARGO_BIN_EXE_gradlens"))
+    // A copied test binary (scripts/device-check.sh) is told where the CLI is.
+    let bin = std::env::var_os("GRADLENS_BIN").unwrap_or(env!("CARGO_BIN_EXE_gradlens").into());
+    let r = std::process::Command::new(bin)
         .args([
             "attribute",
             "--model",

@@ -315,9 +315,16 @@ fn ignored_options(c: &CommonArgs, methods: &[Method], evaluate: bool) -> Vec<St
 fn private_runtime_dir() {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        extern "C" {
+            fn getuid() -> u32;
+        }
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let me = unsafe { getuid() };
+        // Ours alone: a folder another user made (in /tmp, say) is not.
         let private = |d: &Path| {
-            std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o077 == 0)
+            std::fs::symlink_metadata(d)
+                .is_ok_and(|m| m.is_dir() && m.uid() == me && m.permissions().mode() & 0o077 == 0)
         };
         if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| private(Path::new(&d))) {
             return;

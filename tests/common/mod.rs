@@ -7,8 +7,12 @@ use gradlens::{Device, Model};
 use serde_json::Value;
 use std::path::PathBuf;
 
+/// The repository: where the tests were built, or `GRADLENS_TEST_ROOT` for test binaries run
+/// from a copy elsewhere (`scripts/device-check.sh` on a GPU machine).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("GRADLENS_TEST_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn fixture(name: &str) -> Value {
