@@ -940,10 +940,26 @@ fn output_goes_through_links_and_devices_and_keeps_the_mode() {
     assert!(text.contains("\"method\""), "{text}");
     let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    // A device node is written through, not replaced by a file.
+    // A device node is written through, not replaced by a file; so is a FIFO, whose reader
+    // gets the whole JSON.
     let (ok, _, err) = attribute_to(Path::new("/dev/null"), &[]);
     assert!(ok, "{err}");
     assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let (ok, _, err) = attribute_to(&fifo, &[]);
+    assert!(ok, "{err}");
+    let text = reader.join().unwrap();
+    assert!(text.contains("\"scores\""), "{text}");
+    assert!(!std::fs::metadata(&fifo).unwrap().is_file());
     // /proc takes no new files: said before the run, naming the folder.
     let (ok, _, err) = attribute_to(Path::new("/proc/version"), &[]);
     assert!(
