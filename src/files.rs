@@ -27,10 +27,7 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{}: not a regular file (a device, FIFO or folder cannot be a model file)",
-            path.display()
-        )));
+        return Err(not_regular(path));
     }
     let too_long = || {
         Error::InvalidInput(format!(
@@ -60,11 +57,15 @@ pub fn check_regular(path: &Path) -> Result<()> {
     if meta.is_file() {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "{}: not a regular file (a device, FIFO or folder cannot be a model file)",
-            path.display()
-        )))
+        Err(not_regular(path))
     }
+}
+
+fn not_regular(path: &Path) -> Error {
+    Error::InvalidInput(format!(
+        "{}: not a regular file (a device, FIFO or folder cannot be a model file)",
+        path.display()
+    ))
 }
 
 /// What an output path leads to, once links are followed.
