@@ -84,6 +84,18 @@ pub fn token_ids(ids: &[u32], rows: usize) -> Result<()> {
     }
 }
 
+/// A look-up of rows `ids` of `cols` columns in a stored-format weight (GPU backends).
+#[allow(dead_code)] // used only by the GPU backends
+pub fn stored_rows(layout: &crate::tensor::StoredLayout, ids: &[u32], cols: usize) -> Result<()> {
+    if cols != layout.cols {
+        return Err(Error::Shape(format!(
+            "gather_rows: {cols} columns asked of a [{}, {}] weight",
+            layout.rows, layout.cols
+        )));
+    }
+    token_ids(ids, layout.rows)
+}
+
 pub fn position(pos: usize, l: usize, what: &str) -> Result<()> {
     if pos >= l {
         return Err(Error::Shape(format!("{what}: position {pos} of {l}")));

@@ -70,15 +70,7 @@ impl CudaBackend {
         ids: &[u32],
         cols: usize,
     ) -> Result<Storage> {
-        let StoredLayout {
-            rows, cols: width, ..
-        } = m.layout;
-        if cols != width {
-            return Err(Error::Shape(format!(
-                "gather_rows: {cols} columns asked of a [{rows}, {width}] weight"
-            )));
-        }
-        checks::token_ids(ids, rows)?;
+        checks::stored_rows(&m.layout, ids, cols)?;
         let n = ids.len() * cols;
         let id_buf = self.ctx.upload(if ids.is_empty() { &[0] } else { ids })?;
         let mut args = vec![Arg::Ids(&m.words), Arg::Ids(&m.order), Arg::Ids(&id_buf)];

@@ -15,7 +15,7 @@ pub use stored::GpuStoredMatrix;
 use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
-use crate::tensor::{Device, Storage, StoredLayout};
+use crate::tensor::{Device, Storage};
 use context::{Context, Grid};
 use kernels::k;
 use std::sync::OnceLock;
@@ -407,15 +407,7 @@ impl WgpuBackend {
     }
 
     fn stored_gather(&self, m: &GpuStoredMatrix, ids: &[u32], cols: usize) -> Result<GpuBuffer> {
-        let StoredLayout {
-            rows, cols: width, ..
-        } = m.layout;
-        if cols != width {
-            return Err(Error::Shape(format!(
-                "gather_rows: {cols} columns asked of a [{rows}, {width}] weight"
-            )));
-        }
-        checks::token_ids(ids, rows)?;
+        checks::stored_rows(&m.layout, ids, cols)?;
         let id_buf = self
             .ctx
             .upload_u32(if ids.is_empty() { &[0] } else { ids })?;
