@@ -29,25 +29,32 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String> {
     if !meta.is_file() {
         return Err(not_regular(path));
     }
-    let too_long = || {
-        Error::InvalidInput(format!(
-            "{}: larger than the {} MiB this kind of file may hold",
-            path.display(),
-            limit >> 20
-        ))
-    };
+    let what = path.display().to_string();
     if meta.len() > limit {
-        return Err(too_long());
+        return Err(too_large(&what, limit)); // said before reading a byte
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
+    read_capped(file, limit, &what)
+}
+
+fn too_large(what: &str, limit: u64) -> Error {
+    Error::InvalidInput(format!(
+        "{what}: larger than the {} MiB this kind of input may hold",
+        limit >> 20
+    ))
+}
+
+/// At most `limit` bytes of UTF-8 text from `source` (a file, standard input), named `what`
+/// in errors: more is refused, and never read past `limit` + 1.
+pub fn read_capped(source: impl Read, limit: u64, what: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    source
+        .take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::Other(format!("{what}: {e}")))?;
     if bytes.len() as u64 > limit {
-        return Err(too_long());
+        return Err(too_large(what, limit));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Error::InvalidInput(format!("{}: not UTF-8 text", path.display())))
+    String::from_utf8(bytes).map_err(|_| Error::InvalidInput(format!("{what}: not UTF-8 text")))
 }
 
 /// Refuses a weight file that is not a regular file (a link to a device, say), before it is
@@ -166,6 +173,27 @@ pub fn check_output(path: &Path) -> Result<()> {
             )))
         }
     }
+}
+
+/// Refuses an `--output` that is `input` itself, or an existing file inside the folder `input`
+/// (a model's own `config.json`, say), links followed.
+pub fn refuse_overwriting_input(output: &Path, input: &Path) -> Result<()> {
+    let (Ok(input), Some(name)) = (input.canonicalize(), output.file_name()) else {
+        return Ok(());
+    };
+    let target = output
+        .canonicalize()
+        .or_else(|_| parent_of(output).canonicalize().map(|p| p.join(name)));
+    let Ok(target) = target else { return Ok(()) };
+    let inside = input.is_dir() && target.starts_with(&input) && target.exists();
+    if target == input || inside {
+        return Err(Error::InvalidArgument(format!(
+            "--output {} would overwrite the input {}",
+            output.display(),
+            target.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` whole or not at all (for regular files; see the module docs).

@@ -84,6 +84,18 @@ pub fn token_ids(ids: &[u32], rows: usize) -> Result<()> {
     }
 }
 
+/// A product with a stored-format weight: the weight is one matrix for every batch entry
+/// (GPU backends).
+#[allow(dead_code)] // used only by the GPU backends
+pub fn stored_product(spec: &super::MatmulSpec) -> Result<()> {
+    if spec.b_batched {
+        return Err(Error::Shape(
+            "matmul: a stored-format weight is one matrix for every batch entry".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A look-up of rows `ids` of `cols` columns in a stored-format weight (GPU backends).
 #[allow(dead_code)] // used only by the GPU backends
 pub fn stored_rows(layout: &crate::tensor::StoredLayout, ids: &[u32], cols: usize) -> Result<()> {

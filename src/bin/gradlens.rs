@@ -487,9 +487,9 @@ impl Setup {
         }
         if let Some(out) = &c.output {
             gradlens::files::check_output(out)?;
-            refuse_overwriting_input(out, &c.model)?;
+            gradlens::files::refuse_overwriting_input(out, &c.model)?;
             if c.baselines.ends_with(".json") {
-                refuse_overwriting_input(out, Path::new(&c.baselines))?;
+                gradlens::files::refuse_overwriting_input(out, Path::new(&c.baselines))?;
             }
         }
         if !(c.epsilon > 0.0 && c.epsilon.is_finite()) {
@@ -591,20 +591,7 @@ fn prompt_text(c: &CommonArgs) -> Result<String> {
         return Ok(c.prompt.clone().unwrap_or_default());
     };
     let mut text = if path.as_os_str() == "-" {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .take(LIMIT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Other(format!("--prompt-file -: standard input: {e}")))?;
-        if bytes.len() as u64 > LIMIT {
-            return Err(Error::InvalidInput(format!(
-                "--prompt-file -: more than {} MiB on standard input",
-                LIMIT >> 20
-            )));
-        }
-        String::from_utf8(bytes)
-            .map_err(|_| Error::InvalidInput("--prompt-file -: not UTF-8 text".into()))?
+        gradlens::files::read_capped(std::io::stdin(), LIMIT, "--prompt-file -: standard input")?
     } else {
         gradlens::files::read_text(path, LIMIT)?
     };
@@ -766,29 +753,4 @@ fn parse_baselines(spec: &str, model: &Model) -> Result<Vec<Baseline>> {
             .collect();
     }
     spec.split(',').map(|s| s.trim().parse()).collect()
-}
-
-/// Refuses an `--output` that is `input` itself, or an existing file inside the folder `input`
-/// (a model's own `config.json`, say), links followed.
-fn refuse_overwriting_input(output: &Path, input: &Path) -> Result<()> {
-    let (Ok(input), Some(name)) = (input.canonicalize(), output.file_name()) else {
-        return Ok(());
-    };
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let target = output
-        .canonicalize()
-        .or_else(|_| parent.canonicalize().map(|p| p.join(name)));
-    let Ok(target) = target else { return Ok(()) };
-    let inside = input.is_dir() && target.starts_with(&input) && target.exists();
-    if target == input || inside {
-        return Err(Error::InvalidArgument(format!(
-            "--output {} would overwrite the input {}",
-            output.display(),
-            target.display()
-        )));
-    }
-    Ok(())
 }

@@ -174,15 +174,10 @@ impl Weights {
     }
 
     /// A weight matrix `[rows, cols]` (a linear layer's weight, an embedding table) for the
-    /// model's device: kept in its stored format where the device computes with that (the
-    /// CPU, in `WeightMode::Stored`), else decoded to f32 as `get` does.
+    /// model's device: kept in its stored format in `WeightMode::Stored` (every backend
+    /// computes with it), else decoded to f32 as `get` does.
     pub fn matrix(&self, name: &str, expect: &[usize]) -> Result<Tensor> {
-        let computes_stored = match self.device {
-            Device::Cpu => true,
-            Device::Wgpu => cfg!(feature = "wgpu"),
-            Device::Cuda => cfg!(feature = "cuda"),
-        };
-        if self.mode == WeightMode::Stored && computes_stored && expect.len() == 2 {
+        if self.mode == WeightMode::Stored && expect.len() == 2 {
             if let Some(m) = self.stored(name, expect)? {
                 self.record(name, &m.format_label(), m.stored_bytes());
                 return Tensor::stored_on(m, self.device);

@@ -5,7 +5,7 @@
 use super::context::{Arg, Grid, Slice};
 use super::{b, buf, u, CudaBackend, CudaBuffer};
 use crate::backend::{checks, Backend, MatmulSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::{Storage, StoredLayout, StoredMatrix};
 
 pub struct CudaStoredMatrix {
@@ -103,13 +103,9 @@ impl CudaBackend {
             trans_a,
             trans_b,
             a_batched,
-            b_batched,
+            b_batched: _,
         } = spec;
-        if b_batched {
-            return Err(Error::Shape(
-                "matmul: a stored-format weight is one matrix for every batch entry".into(),
-            ));
-        }
+        checks::stored_product(spec)?;
         if m > DECODE_ABOVE_ROWS
             || trans_a
             || !w.layout.cols.is_multiple_of(8)

@@ -302,10 +302,8 @@ impl WgpuBackend {
             b_batched,
         } = spec;
         checks::matmul(a.len(), b.len(), spec)?;
-        if stored && b_batched {
-            return Err(Error::Shape(
-                "matmul: a stored-format weight is one matrix for every batch entry".into(),
-            ));
+        if stored {
+            checks::stored_product(spec)?;
         }
         let out = self.out(batch * m * n, "matmul")?;
         if batch * m * n == 0 {
