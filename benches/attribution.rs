@@ -3,7 +3,8 @@
 //! Run: cargo bench --bench attribution
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gradlens::attribution::{self, Method, Options, TargetSpec};
+use gradlens::attribution::methods::{IntegratedGradients, Saliency};
+use gradlens::attribution::{self, Method, Settings, TargetSpec};
 use gradlens::autodiff::Tape;
 use gradlens::{Device, Model};
 use std::path::Path;
@@ -22,11 +23,15 @@ fn bench_model(c: &mut Criterion, name: &str, model: &Model, prompt: &str, targe
             model.forward(&mut tape, xv).unwrap()
         })
     });
-    for (method, steps) in [(Method::Saliency, 1), (Method::IntegratedGradients, 50)] {
-        let opts = Options {
+    let ig = IntegratedGradients {
+        steps: 50,
+        ..Default::default()
+    };
+    let methods: [&dyn Method; 2] = [&Saliency, &ig];
+    for method in methods {
+        let opts = Settings {
             target: target.clone(),
-            steps,
-            ..Options::default()
+            ..Settings::default()
         };
         c.bench_function(&format!("{name}/{}", method.name()), |b| {
             b.iter(|| attribution::attribute(model, prompt, method, &opts).unwrap())

@@ -5,7 +5,8 @@
 //! Lavapipe timings are not performance; run this on a real GPU.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gradlens::attribution::{self, Method, Options};
+use gradlens::attribution::methods::{AttnLrp, Saliency};
+use gradlens::attribution::{self, Method, Settings};
 use gradlens::backend::{Backend, MatmulSpec, SoftmaxMask};
 use gradlens::{Device, Model};
 use std::path::Path;
@@ -89,14 +90,16 @@ fn benches(c: &mut Criterion) {
         let model = Model::load(&path, Device::Wgpu).unwrap();
         let mut g = c.benchmark_group("wgpu/smollm2");
         g.sample_size(10);
-        for method in [Method::Saliency, Method::AttnLrp] {
+        let attn_lrp = AttnLrp::default();
+        let methods: [&dyn Method; 2] = [&Saliency, &attn_lrp];
+        for method in methods {
             g.bench_function(method.name(), |bch| {
                 bch.iter(|| {
                     attribution::attribute(
                         &model,
                         "The capital of France is",
                         method,
-                        &Options::default(),
+                        &Settings::default(),
                     )
                     .unwrap()
                 })

@@ -5,7 +5,7 @@
 //!
 //! With no arguments it explains the tiny Llama fixture's top next token.
 
-use gradlens::attribution::{attribute_with_rules, Options, TargetSpec};
+use gradlens::attribution::{attribute_with_rules, Settings, TargetSpec};
 use gradlens::autodiff::{NodeView, RuleSet};
 use gradlens::ops::Op;
 use gradlens::{Device, Model, Result, Tensor};
@@ -45,9 +45,9 @@ fn main() -> Result<()> {
         Some(text) => TargetSpec::Compare(text.clone()),
         None => TargetSpec::Auto,
     };
-    let opts = Options {
+    let opts = Settings {
         target,
-        ..Options::default()
+        ..Settings::default()
     };
     let result = attribute_with_rules(&model, prompt, &ConstantAttention, &opts)?;
     println!(

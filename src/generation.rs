@@ -2,12 +2,12 @@
 //! generated token to the prompt and the tokens generated before it.
 
 use crate::attribution::{
-    argmax, attribute_ids, last_logits, Attribution, Method, Options, TargetInfo, TargetSpec,
+    argmax, attribute_tokens, last_logits, Attribution, GenerationStep, Method, Settings,
+    TargetSpec,
 };
 use crate::autodiff::Tape;
 use crate::error::{Error, Result};
 use crate::models::{LayerCache, Model};
-use serde::Serialize;
 
 /// Next-token logits after `ids`, which continue the positions already in `cache`.
 fn logits_cached(model: &Model, ids: &[u32], cache: &mut [LayerCache]) -> Result<Vec<f32>> {
@@ -43,31 +43,18 @@ pub fn greedy(model: &Model, ids: &[u32], n: usize, stop_at_eos: bool) -> Result
     Ok(out)
 }
 
-/// One generated token's attribution to the tokens before it.
-#[derive(Clone, Debug, Serialize)]
-pub struct GenerationStep {
-    pub target: TargetInfo,
-    pub target_score: f32,
-    pub baseline_score: Option<f32>,
-    pub convergence_delta: Option<f32>,
-    /// One per source token: the prompt's, then those generated before this one.
-    pub scores: Vec<f32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
 /// Greedily generates up to `n` tokens after `prompt` and attributes each to its prefix with
 /// `method`. The result's top-level fields are the first step's (the prompt's own next token);
 /// `generation` holds every step.
 pub fn attribute_generation(
     model: &Model,
     prompt: &str,
-    method: Method,
-    opts: &Options,
+    method: &dyn Method,
+    settings: &Settings,
     n: usize,
     stop_at_eos: bool,
 ) -> Result<Attribution> {
-    if opts.target != TargetSpec::Auto {
+    if settings.target != TargetSpec::Auto {
         return Err(Error::InvalidArgument(
             "with --generate the targets are the generated tokens: drop --target/--target-id"
                 .into(),
@@ -86,12 +73,12 @@ pub fn attribute_generation(
     for (t, &token) in generated.iter().enumerate() {
         let mut source = ids.clone();
         source.extend_from_slice(&generated[..t]);
-        let step_opts = Options {
+        let step = Settings {
             target: TargetSpec::TokenId(token),
             progress: None,
-            ..opts.clone()
+            ..settings.clone()
         };
-        let a = attribute_ids(model, &source, method, &step_opts)?;
+        let a = attribute_tokens(model, &source, method, &step)?;
         steps.push(GenerationStep {
             target: a.target.clone(),
             target_score: a.target_score,
@@ -101,7 +88,7 @@ pub fn attribute_generation(
             warnings: a.warnings.clone(),
         });
         first.get_or_insert(a);
-        if let Some(p) = &opts.progress {
+        if let Some(p) = &settings.progress {
             p(t + 1, generated.len());
         }
     }

@@ -7,15 +7,15 @@
 //! rules other than the gradient replace an op's local rule instead of patching a framework.
 //!
 //! ```
-//! use gradlens::attribution::{attribute, Method, Options};
+//! use gradlens::attribution::{attribute, methods::IntegratedGradients, Settings};
 //! use gradlens::{Device, Model};
 //!
 //! # let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-llama");
 //! // A Hugging Face folder: config.json, model.safetensors, tokenizer.json.
 //! let model = Model::load(&dir, Device::Cpu)?;
 //! // Integrated gradients of the model's top next-token logit, 32 Gauss–Legendre steps.
-//! let opts = Options { steps: 32, ..Options::default() };
-//! let result = attribute(&model, "Language models predict the next", Method::IntegratedGradients, &opts)?;
+//! let ig = IntegratedGradients { steps: 32, ..Default::default() };
+//! let result = attribute(&model, "Language models predict the next", &ig, &Settings::default())?;
 //! for (token, score) in result.tokens.iter().zip(&result.scores) {
 //!     println!("{token:>12} {score:+.4}");
 //! }
@@ -39,7 +39,7 @@ pub mod report;
 pub mod rules;
 pub mod tensor;
 
-pub use attribution::{attribute, Attribution, Method, Options};
+pub use attribution::{attribute, Attribution, Method, Settings};
 pub use error::{Error, Result};
 pub use models::{Architecture, Model};
 pub use tensor::{Device, Shape, Tensor};

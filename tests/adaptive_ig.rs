@@ -2,25 +2,23 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Baseline, Method, Options, TargetSpec};
+use gradlens::attribution::methods::IntegratedGradients;
+use gradlens::attribution::{self, Baseline, Settings, TargetSpec};
 
 #[test]
 fn adaptive_ig_meets_its_tolerance_on_a_smooth_model() {
     let model = tiny("tiny-bert");
     let target = TargetSpec::Compare("a small model".into());
-    let opts = Options {
-        target: target.clone(),
-        tolerance: Some(1e-4),
+    let opts = Settings {
+        target,
         include_map: true,
-        ..Options::default()
+        ..Settings::default()
     };
-    let r = attribution::attribute(
-        &model,
-        "the quick brown fox jumps",
-        Method::IntegratedGradients,
-        &opts,
-    )
-    .unwrap();
+    let adaptive = IntegratedGradients {
+        tolerance: Some(1e-4),
+        ..Default::default()
+    };
+    let r = attribution::attribute(&model, "the quick brown fox jumps", &adaptive, &opts).unwrap();
     let gap = (r.target_score - r.baseline_score.unwrap()).abs();
     assert!(
         r.convergence_delta.unwrap().abs() <= 1e-4 * gap,
@@ -28,22 +26,23 @@ fn adaptive_ig_meets_its_tolerance_on_a_smooth_model() {
         r.convergence_delta
     );
     assert!(
-        r.evaluations.unwrap() <= opts.max_steps && r.warnings.is_empty(),
+        r.extra::<usize>("evaluations").unwrap() <= adaptive.max_steps && r.warnings.is_empty(),
         "{:?}",
         r.warnings
     );
-    assert_eq!(r.quadrature.as_deref(), Some("adaptive-simpson"));
+    assert_eq!(
+        r.extra::<String>("quadrature").as_deref(),
+        Some("adaptive-simpson")
+    );
     // The same integral as fixed-step IG with many steps.
     let fixed = attribution::attribute(
         &model,
         "the quick brown fox jumps",
-        Method::IntegratedGradients,
-        &Options {
-            target,
+        &IntegratedGradients {
             steps: 256,
-            include_map: true,
-            ..Options::default()
+            ..Default::default()
         },
+        &opts,
     )
     .unwrap();
     assert_close(
@@ -57,19 +56,19 @@ fn adaptive_ig_meets_its_tolerance_on_a_smooth_model() {
 #[test]
 fn adaptive_ig_respects_its_budget_and_says_when_it_stops_short() {
     let model = tiny("tiny-llama");
-    let opts = Options {
+    let short = IntegratedGradients {
         tolerance: Some(1e-9),
         max_steps: 40,
-        ..Options::default()
+        ..Default::default()
     };
     let r = attribution::attribute(
         &model,
         "Language models predict the next",
-        Method::IntegratedGradients,
-        &opts,
+        &short,
+        &Settings::default(),
     )
     .unwrap();
-    assert!(r.evaluations.unwrap() <= 40);
+    assert!(r.extra::<usize>("evaluations").unwrap() <= 40);
     assert!(
         r.warnings
             .iter()
@@ -83,25 +82,25 @@ fn adaptive_ig_respects_its_budget_and_says_when_it_stops_short() {
 fn smollm2_adaptive_ig_meets_one_percent_with_the_pad_baseline_and_warns_about_zero() {
     let Some(model) = smollm2() else { return };
     let prompt = "The capital of France is";
-    let pad = Options {
+    let pad = IntegratedGradients {
         tolerance: Some(0.01),
         baseline: Baseline::Pad,
-        ..Options::default()
+        ..Default::default()
     };
-    let r = attribution::attribute(&model, prompt, Method::IntegratedGradients, &pad).unwrap();
+    let r = attribution::attribute(&model, prompt, &pad, &Settings::default()).unwrap();
     let gap = (r.target_score - r.baseline_score.unwrap()).abs();
     assert!(
         r.convergence_delta.unwrap().abs() <= 0.01 * gap,
         "delta {:?} of {gap}",
         r.convergence_delta
     );
-    assert!(r.evaluations.unwrap() <= 600);
+    assert!(r.extra::<usize>("evaluations").unwrap() <= 600);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-    let zero = Options {
+    let zero = IntegratedGradients {
         steps: 16,
-        ..Options::default()
+        ..Default::default()
     };
-    let r = attribution::attribute(&model, prompt, Method::IntegratedGradients, &zero).unwrap();
+    let r = attribution::attribute(&model, prompt, &zero, &Settings::default()).unwrap();
     assert!(
         r.warnings
             .iter()

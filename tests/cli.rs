@@ -101,9 +101,9 @@ fn json_output_has_the_documented_fields() {
         "baseline_score",
         "convergence_delta",
         "scores",
-        "steps",
-        "quadrature",
         "elapsed_ms",
+        "extras",
+        "warnings",
     ];
     // Present, and in the documented order.
     let positions: Vec<usize> = expected
@@ -118,8 +118,9 @@ fn json_output_has_the_documented_fields() {
         "fields out of order"
     );
     assert_eq!(v["architecture"], "llama");
-    assert_eq!(v["steps"], 8);
-    assert_eq!(v["quadrature"], "gauss-legendre");
+    // What only this method reports is under `extras`.
+    assert_eq!(v["extras"]["steps"], 8);
+    assert_eq!(v["extras"]["quadrature"], "gauss-legendre");
     assert_eq!(v["target"]["kind"], "logit");
     assert!(v["target"]["id"].is_u64() && v["target"]["token"].is_string());
     assert_eq!(
@@ -137,9 +138,9 @@ fn every_method_and_format_runs_on_every_architecture() {
         ("tiny-llama", &["--baseline", "pad"]),
     ];
     let dir = scratch("formats");
-    let methods: Vec<&str> = gradlens::attribution::Method::ALL
+    let methods: Vec<&str> = gradlens::attribution::methods::REGISTRY
         .iter()
-        .map(|m| m.name())
+        .map(|m| m.name)
         .collect();
     for (name, extra) in cases {
         for method in methods.iter().copied() {
@@ -187,11 +188,11 @@ fn every_method_and_format_runs_on_every_architecture() {
 fn help_lists_every_method() {
     let (ok, out, _) = run(&["attribute", "--help"]);
     assert!(ok);
-    for m in gradlens::attribution::Method::ALL {
+    for m in gradlens::attribution::methods::REGISTRY {
         assert!(
-            out.contains(&format!("\n  {} ", m.name())),
+            out.contains(&format!("\n  {} ", m.name)),
             "--help does not list {}",
-            m.name()
+            m.name
         );
     }
 }

@@ -2,7 +2,8 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Method, Options, TargetSpec};
+use gradlens::attribution::methods::{IntegratedGradients, Saliency};
+use gradlens::attribution::{self, Settings, TargetSpec};
 use gradlens::autodiff::Tape;
 use gradlens::generation;
 
@@ -65,19 +66,12 @@ fn the_kv_cache_gives_the_uncached_logits() {
 #[test]
 fn each_step_is_the_attribution_of_its_prefix() {
     let model = tiny("tiny-llama");
-    let opts = Options {
+    let ig = IntegratedGradients {
         steps: 8,
-        ..Options::default()
+        ..Default::default()
     };
-    let r = generation::attribute_generation(
-        &model,
-        PROMPT,
-        Method::IntegratedGradients,
-        &opts,
-        3,
-        false,
-    )
-    .unwrap();
+    let r = generation::attribute_generation(&model, PROMPT, &ig, &Settings::default(), 3, false)
+        .unwrap();
     let ids = model.tokenize(PROMPT).unwrap();
     let generated = r.generated_ids.clone().unwrap();
     let steps = r.generation.as_ref().unwrap();
@@ -91,13 +85,13 @@ fn each_step_is_the_attribution_of_its_prefix() {
         assert_eq!(step.target.id, Some(generated[t]));
         let mut prefix = ids.clone();
         prefix.extend_from_slice(&generated[..t]);
-        let direct = attribution::attribute_ids(
+        let direct = attribution::attribute_tokens(
             &model,
             &prefix,
-            Method::IntegratedGradients,
-            &Options {
+            &ig,
+            &Settings {
                 target: TargetSpec::TokenId(generated[t]),
-                ..opts.clone()
+                ..Settings::default()
             },
         )
         .unwrap();
@@ -132,12 +126,12 @@ fn generation_stops_at_eos_and_at_the_context() {
 #[test]
 fn generation_refuses_an_explicit_target() {
     let model = tiny("tiny-llama");
-    let opts = Options {
+    let opts = Settings {
         target: TargetSpec::TokenId(5),
-        ..Options::default()
+        ..Settings::default()
     };
-    let e = generation::attribute_generation(&model, PROMPT, Method::Saliency, &opts, 2, false)
-        .unwrap_err();
+    let e =
+        generation::attribute_generation(&model, PROMPT, &Saliency, &opts, 2, false).unwrap_err();
     assert!(
         e.to_string().contains("targets are the generated tokens"),
         "{e}"

@@ -50,7 +50,7 @@ fn every_quantisation_matches_the_gguf_package() {
     }
 }
 
-use gradlens::attribution::{self, Method, Options, TargetSpec};
+use gradlens::attribution::{self, methods, Settings, TargetSpec};
 
 #[test]
 fn smollm2_tokenises_like_transformers() {
@@ -82,8 +82,8 @@ fn smollm2_input_x_gradient_and_saliency_match_captum() {
     let Some(model) = smollm2() else { return };
     let fx = fixture("smollm2");
     let prompt = fx["prompt"].as_str().unwrap();
-    let opts = Options::default();
-    let ixg = attribution::attribute(&model, prompt, Method::InputXGradient, &opts).unwrap();
+    let opts = Settings::default();
+    let ixg = attribution::attribute(&model, prompt, &methods::InputXGradient, &opts).unwrap();
     assert_eq!(
         ixg.target.id,
         Some(fx["target"].as_u64().unwrap() as u32),
@@ -95,7 +95,7 @@ fn smollm2_input_x_gradient_and_saliency_match_captum() {
         1e-2,
         "input x gradient",
     );
-    let sal = attribution::attribute(&model, prompt, Method::Saliency, &opts).unwrap();
+    let sal = attribution::attribute(&model, prompt, &methods::Saliency, &opts).unwrap();
     assert_close(&sal.scores, &floats(&fx["saliency"]), 1e-2, "saliency");
 }
 
@@ -371,7 +371,6 @@ const FORMATS: [(u32, &str); 8] = [
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
 fn every_gguf_format_computed_as_stored_on_a_gpu_matches_its_f32_decode() {
-    use gradlens::attribution::Method;
     let mut devices = Vec::new();
     #[cfg(feature = "wgpu")]
     if common::wgpu_backend().is_some() {
@@ -383,9 +382,9 @@ fn every_gguf_format_computed_as_stored_on_a_gpu_matches_its_f32_decode() {
     }
     for device in devices {
         for (ty, label) in FORMATS {
-            let methods: &[Method] = match ty {
-                12 => &[Method::Saliency, Method::AttnLrp, Method::LrpGamma],
-                _ => &[Method::Saliency],
+            let methods: &[&str] = match ty {
+                12 => &["saliency", "attnlrp", "lrp-gamma"],
+                _ => &["saliency"],
             };
             let path = random_llama_gguf(ty);
             assert_stored_matches_f32(&path, PROMPT, label, device, methods);

@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Baseline, Method, Options, ScoreKind, TargetSpec};
+use gradlens::attribution::{self, methods, Method, ScoreKind, Settings, TargetSpec};
 use gradlens::{Device, Model};
 
 /// The GPU devices this build has and this machine can open.
@@ -28,7 +28,14 @@ fn load(path: &std::path::Path, device: Device) -> Model {
 }
 
 /// Runs `method` on both devices and compares scores and F(x).
-fn same_answer(cpu: &Model, gpu: &Model, prompt: &str, method: Method, opts: &Options, tol: f32) {
+fn same_answer(
+    cpu: &Model,
+    gpu: &Model,
+    prompt: &str,
+    method: &dyn Method,
+    opts: &Settings,
+    tol: f32,
+) {
     let run = |m: &Model| {
         attribution::attribute(m, prompt, method, opts)
             .unwrap_or_else(|e| panic!("{} {} on {}: {e}", m.name, method.name(), m.device()))
@@ -77,54 +84,46 @@ fn every_method_on_every_tiny_architecture() {
 }
 
 fn every_method_on(device: Device) {
-    let cases: [(&str, TargetSpec, ScoreKind, Baseline); 4] = [
+    let cases: [(&str, TargetSpec, ScoreKind, &str); 4] = [
         (
             "tiny-bert",
             TargetSpec::Compare("a lazy dog".into()),
             ScoreKind::Logit,
-            Baseline::Zero,
+            "zero",
         ),
         (
             "tiny-bert-cls",
             TargetSpec::Class(2),
             ScoreKind::Logit,
-            Baseline::Zero,
+            "zero",
         ),
-        (
-            "tiny-gpt2",
-            TargetSpec::Auto,
-            ScoreKind::LogProb,
-            Baseline::Zero,
-        ),
-        (
-            "tiny-llama",
-            TargetSpec::Auto,
-            ScoreKind::Logit,
-            Baseline::Pad,
-        ),
+        ("tiny-gpt2", TargetSpec::Auto, ScoreKind::LogProb, "zero"),
+        ("tiny-llama", TargetSpec::Auto, ScoreKind::Logit, "pad"),
     ];
     for (name, target, score, baseline) in cases {
         let path = root().join("tests/fixtures/models").join(name);
         let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, device));
-        for method in Method::ALL {
-            let opts = Options {
+        for info in methods::REGISTRY {
+            let opts = Settings {
                 target: target.clone(),
                 score,
-                baseline: baseline.clone(),
-                steps: 6,
-                samples: 3,
-                ..Options::default()
+                ..Settings::default()
             };
+            let values = [("baseline", baseline), ("steps", "6"), ("samples", "3")];
+            let method = common::method(info.name, &values);
             // LRP-γ divides by z = Σ x(w + γw⁺), which for signed transformer activations comes
             // close to 0: its scores move by 2e-5 when ε moves by 1e-8 on the CPU alone, so f32
             // summation order (1e-7 of the terms) shows at 1e-3. Every other method agrees to
             // about 1e-6.
-            let tol = if method == Method::LrpGamma {
-                1e-2
-            } else {
-                1e-3
-            };
-            same_answer(&cpu, &gpu, "the quick brown fox", method, &opts, tol);
+            let tol = if info.name == "lrp-gamma" { 1e-2 } else { 1e-3 };
+            same_answer(
+                &cpu,
+                &gpu,
+                "the quick brown fox",
+                method.as_ref(),
+                &opts,
+                tol,
+            );
         }
     }
 }
@@ -138,18 +137,18 @@ fn minilm_and_smollm2_match_the_cpu() {
 
 fn real_models_on(device: Device) {
     // Few steps: lavapipe, the CI adapter, runs SmolLM2 at about 10 s per gradient.
-    let cases: [(&str, &str, TargetSpec, &[Method]); 2] = [
+    let cases: [(&str, &str, TargetSpec, &[&str]); 2] = [
         (
             "models/minilm",
             "The quick brown fox jumps over the lazy dog.",
             TargetSpec::Compare("A fast auburn fox leaps above a sleepy hound.".into()),
-            &[Method::IntegratedGradients, Method::AttnLrp],
+            &["integrated-gradients", "attnlrp"],
         ),
         (
             "models/smollm2.gguf",
             "The capital of France is",
             TargetSpec::Auto,
-            &[Method::Saliency, Method::AttnLrp],
+            &["saliency", "attnlrp"],
         ),
     ];
     for (path, prompt, target, methods) in cases {
@@ -164,13 +163,13 @@ fn real_models_on(device: Device) {
             continue;
         }
         let (cpu, gpu) = (load(&path, Device::Cpu), load(&path, device));
-        for &method in methods {
-            let opts = Options {
+        for &name in methods {
+            let opts = Settings {
                 target: target.clone(),
-                steps: 8,
-                ..Options::default()
+                ..Settings::default()
             };
-            same_answer(&cpu, &gpu, prompt, method, &opts, 1e-3);
+            let method = common::method(name, &[("steps", "8")]);
+            same_answer(&cpu, &gpu, prompt, method.as_ref(), &opts, 1e-3);
         }
     }
 }

@@ -2,46 +2,44 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Baseline, Method, Options, Prepared, Quadrature, TargetSpec};
+use gradlens::attribution::methods::{InputXGradient, IntegratedGradients, Occlusion, Saliency};
+use gradlens::attribution::{self, Baseline, Prepared, Quadrature, Settings, TargetSpec};
 use gradlens::autodiff::{NodeView, RuleSet, Tape};
 use gradlens::ops::Op;
 use gradlens::{Device, Error, Model, Tensor};
 
 const PROMPT: &str = "Language models predict the next";
 
-fn ig(model: &Model, opts: Options) -> attribution::Attribution {
+fn ig(model: &Model, method: IntegratedGradients, settings: Settings) -> attribution::Attribution {
     attribution::attribute(
         model,
         PROMPT,
-        Method::IntegratedGradients,
-        &Options {
+        &method,
+        &Settings {
             include_map: true,
-            ..opts
+            ..settings
         },
     )
     .unwrap()
 }
 
+fn steps(steps: usize) -> IntegratedGradients {
+    IntegratedGradients {
+        steps,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn ig_does_not_depend_on_chunking() {
     let model = tiny("tiny-llama");
-    let reference = ig(
-        &model,
-        Options {
-            steps: 13,
-            batch_size: Some(13),
-            ..Options::default()
-        },
-    );
+    let batch = |b| Settings {
+        batch_size: Some(b),
+        ..Default::default()
+    };
+    let reference = ig(&model, steps(13), batch(13));
     for chunk in [1, 4, 6] {
-        let r = ig(
-            &model,
-            Options {
-                steps: 13,
-                batch_size: Some(chunk),
-                ..Options::default()
-            },
-        );
+        let r = ig(&model, steps(13), batch(chunk));
         assert_close(
             r.map.as_ref().unwrap(),
             reference.map.as_ref().unwrap(),
@@ -57,11 +55,11 @@ fn ig_with_baseline_equal_to_input_is_zero() {
     let x = model.embed(&model.tokenize(PROMPT).unwrap()).unwrap();
     let r = ig(
         &model,
-        Options {
-            steps: 8,
+        IntegratedGradients {
             baseline: Baseline::Custom(x),
-            ..Options::default()
+            ..steps(8)
         },
+        Settings::default(),
     );
     assert!(r.map.unwrap().iter().all(|&v| v == 0.0));
     assert_eq!(r.convergence_delta, Some(0.0));
@@ -71,18 +69,15 @@ fn ig_with_baseline_equal_to_input_is_zero() {
 fn ig_delta_shrinks_with_steps_on_a_smooth_model() {
     let model = tiny("tiny-bert");
     let target = TargetSpec::Compare("a small model".into());
-    let delta = |steps| {
-        ig(
-            &model,
-            Options {
-                steps,
-                target: target.clone(),
-                ..Options::default()
-            },
-        )
-        .convergence_delta
-        .unwrap()
-        .abs()
+    let on_target = Settings {
+        target,
+        ..Default::default()
+    };
+    let delta = |n| {
+        ig(&model, steps(n), on_target.clone())
+            .convergence_delta
+            .unwrap()
+            .abs()
     };
     let (d2, d32) = (delta(2), delta(32));
     assert!(
@@ -95,26 +90,22 @@ fn ig_delta_shrinks_with_steps_on_a_smooth_model() {
 fn every_quadrature_converges_to_the_same_integral() {
     let model = tiny("tiny-bert");
     let target = TargetSpec::Compare("a small model".into());
-    let reference = ig(
-        &model,
-        Options {
-            steps: 64,
-            target: target.clone(),
-            ..Options::default()
-        },
-    );
+    let on_target = Settings {
+        target,
+        ..Default::default()
+    };
+    let reference = ig(&model, steps(64), on_target.clone());
     for q in Quadrature::ALL {
         let r = ig(
             &model,
-            Options {
-                steps: 400,
+            IntegratedGradients {
                 quadrature: q,
-                target: target.clone(),
-                ..Options::default()
+                ..steps(400)
             },
+            on_target.clone(),
         );
         assert_close(&r.scores, &reference.scores, 2e-2, q.name());
-        assert_eq!(r.quadrature.as_deref(), Some(q.name()));
+        assert_eq!(r.extra::<String>("quadrature").as_deref(), Some(q.name()));
     }
 }
 
@@ -123,11 +114,8 @@ fn saliency_and_input_x_gradient_follow_the_gradient() {
     let fx = fixture("tiny-llama");
     let model = tiny("tiny-llama");
     let grad = floats(&fx["grad_logit"]);
-    let opts = Options {
-        include_map: true,
-        ..Options::default()
-    };
-    let s = attribution::attribute(&model, PROMPT, Method::Saliency, &opts).unwrap();
+    let opts = with_map();
+    let s = attribution::attribute(&model, PROMPT, &Saliency, &opts).unwrap();
     let norms: Vec<f32> = grad
         .chunks(32)
         .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
@@ -140,7 +128,7 @@ fn saliency_and_input_x_gradient_follow_the_gradient() {
     );
     assert!(s.baseline_score.is_none() && s.convergence_delta.is_none());
 
-    let ixg = attribution::attribute(&model, PROMPT, Method::InputXGradient, &opts).unwrap();
+    let ixg = attribution::attribute(&model, PROMPT, &InputXGradient, &opts).unwrap();
     let x = model.embed(&ixg.token_ids).unwrap().to_vec().unwrap();
     let want: Vec<f32> = x.iter().zip(&grad).map(|(a, b)| a * b).collect();
     assert_close(ixg.map.as_ref().unwrap(), &want, 1e-4, "input x gradient");
@@ -151,8 +139,7 @@ fn saliency_and_input_x_gradient_follow_the_gradient() {
 #[test]
 fn pad_baseline_is_the_pad_embedding() {
     let model = tiny("tiny-llama");
-    let opts = Options::default();
-    let p = Prepared::new(&model, PROMPT, &opts).unwrap();
+    let p = Prepared::new(&model, PROMPT, &Settings::default()).unwrap();
     let b = p.baseline(&Baseline::Pad).unwrap().to_vec().unwrap();
     let pad = model
         .embed(&[model.info.pad_token_id.unwrap()])
@@ -167,20 +154,8 @@ fn pad_baseline_is_the_pad_embedding() {
 #[test]
 fn identical_runs_agree_bit_for_bit() {
     let model = tiny("tiny-gpt2");
-    let a = ig(
-        &model,
-        Options {
-            steps: 7,
-            ..Options::default()
-        },
-    );
-    let b = ig(
-        &model,
-        Options {
-            steps: 7,
-            ..Options::default()
-        },
-    );
+    let a = ig(&model, steps(7), Settings::default());
+    let b = ig(&model, steps(7), Settings::default());
     assert_eq!(a.map, b.map, "two identical runs must agree bit for bit");
 }
 
@@ -202,7 +177,7 @@ impl RuleSet for LinearOnly {
 #[test]
 fn a_rule_set_without_a_rule_names_the_op() {
     let model = tiny("tiny-llama");
-    let p = Prepared::new(&model, PROMPT, &Options::default()).unwrap();
+    let p = Prepared::new(&model, PROMPT, &Settings::default()).unwrap();
     let err = attribution::gradients_with(&model, &p.target, &p.x_batch().unwrap(), &LinearOnly)
         .unwrap_err();
     assert!(matches!(err, Error::NoRule { op: "reshape", .. }), "{err}");
@@ -343,10 +318,11 @@ fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
         .unwrap()
         .to_vec()
         .unwrap();
-    let opts = Options {
+    let occlusion = |window| Occlusion {
         baseline: Baseline::Pad,
-        ..Options::default()
+        window,
     };
+    let opts = Settings::default();
     let p = Prepared::new(&model, PROMPT, &opts).unwrap();
     let f = |v: Vec<f32>| {
         attribution::scores(
@@ -364,19 +340,10 @@ fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
         }
         f_x - f(v)
     };
-    let w1 = attribution::attribute(&model, PROMPT, Method::Occlusion, &opts).unwrap();
+    let w1 = attribution::attribute(&model, PROMPT, &occlusion(1), &opts).unwrap();
     let want: Vec<f32> = (0..len).map(|i| occluded(i, i + 1)).collect();
     assert_close(&w1.scores, &want, 1e-5, "window 1");
-    let w2 = attribution::attribute(
-        &model,
-        PROMPT,
-        Method::Occlusion,
-        &Options {
-            window: 2,
-            ..opts.clone()
-        },
-    )
-    .unwrap();
+    let w2 = attribution::attribute(&model, PROMPT, &occlusion(2), &opts).unwrap();
     let drops: Vec<f32> = (0..len - 1).map(|s| occluded(s, s + 2)).collect();
     let want: Vec<f32> = (0..len)
         .map(|i| {
@@ -387,10 +354,75 @@ fn occlusion_is_the_drop_in_f_when_tokens_are_replaced_by_the_baseline() {
         })
         .collect();
     assert_close(&w2.scores, &want, 1e-5, "window 2");
-    let too_wide = Options {
-        window: len + 1,
-        ..opts.clone()
-    };
-    let e = attribution::attribute(&model, PROMPT, Method::Occlusion, &too_wide).unwrap_err();
+    let e = attribution::attribute(&model, PROMPT, &occlusion(len + 1), &opts).unwrap_err();
     assert!(e.to_string().contains("--window"), "{e}");
+}
+
+/// The registry is what the CLI's flags and help are generated from: every entry builds with
+/// its defaults, names are unique, and an option shared by name has one kind.
+#[test]
+fn every_registered_method_builds_from_its_defaults() {
+    use gradlens::attribution::{methods, Values};
+    let mut names = std::collections::BTreeSet::new();
+    for info in methods::REGISTRY {
+        for name in std::iter::once(&info.name).chain(info.aliases) {
+            assert!(names.insert(*name), "{name} is registered twice");
+        }
+        let m = (info.build)(&Values::new()).unwrap_or_else(|e| panic!("{}: {e}", info.name));
+        assert_eq!(
+            m.name(),
+            info.name,
+            "{}: build gives another method",
+            info.name
+        );
+        for spec in info.options {
+            if let Some(d) = spec.default {
+                spec.check(d)
+                    .unwrap_or_else(|e| panic!("{}: default of --{}: {e}", info.name, spec.name));
+            }
+        }
+        assert!(!info.summary.is_empty() && !info.cost.is_empty());
+    }
+    for (spec, users) in methods::all_options() {
+        for info in methods::REGISTRY {
+            for other in info.options.iter().filter(|o| o.name == spec.name) {
+                assert_eq!(
+                    other.kind, spec.kind,
+                    "--{} in {} and {:?}",
+                    spec.name, info.name, users
+                );
+            }
+        }
+    }
+    assert!(methods::find("ig").is_ok() && methods::find("telepathy").is_err());
+}
+
+/// An option a method does not read stays unread, so the CLI reports it as ignored; one it
+/// reads only with another option (IG's --max-steps without --tolerance) too.
+#[test]
+fn options_a_method_does_not_read_stay_unread() {
+    use gradlens::attribution::{methods, Values};
+    let v = Values::new()
+        .with("steps", 8)
+        .with("layer", 1)
+        .with("max-steps", 50);
+    methods::build("integrated-gradients", &v).unwrap();
+    assert_eq!(
+        v.unread(),
+        vec!["layer".to_string(), "max-steps".to_string()]
+    );
+    let v = Values::new().with("tolerance", 0.01).with("steps", 8);
+    methods::build("integrated-gradients", &v).unwrap();
+    assert_eq!(v.unread(), vec!["steps".to_string()]);
+    // SmoothGrad's base reads its own options from the same values.
+    let v = Values::new()
+        .with("base", "integrated-gradients")
+        .with("steps", 4);
+    methods::build("smoothgrad", &v).unwrap();
+    assert!(v.unread().is_empty(), "{:?}", v.unread());
+    // Out of range, whichever method runs.
+    let bad = Values::new().with("epsilon", f32::NAN);
+    assert!(methods::check_values(&bad).is_err());
+    assert!(methods::build("attnlrp", &bad).is_err());
+    assert!(methods::build("smoothgrad", &Values::new().with("base", "deeplift")).is_err());
 }

@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Method, Options, TargetSpec};
+use gradlens::attribution::methods::IntegratedGradients;
+use gradlens::attribution::{self, Settings, TargetSpec};
 
 #[test]
 fn minilm_hidden_states_match_transformers() {
@@ -24,14 +25,16 @@ fn minilm_cosine_ig_matches_captum() {
     let Some(model) = minilm() else { return };
     for name in ["minilm", "minilm-2"] {
         let fx = fixture(name);
-        let opts = Options {
+        let opts = Settings {
             target: TargetSpec::Compare(fx["compare"].as_str().unwrap().into()),
+            ..Settings::default()
+        };
+        let fifty = IntegratedGradients {
             steps: 50,
-            ..Options::default()
+            ..Default::default()
         };
         let prompt = fx["prompt"].as_str().unwrap();
-        let ig =
-            attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+        let ig = attribution::attribute(&model, prompt, &fifty, &opts).unwrap();
         assert_eq!(ig.token_ids, ids(&fx["token_ids"]));
         assert!((ig.target_score - fx["target_score"].as_f64().unwrap() as f32).abs() < 1e-5);
         assert_close(

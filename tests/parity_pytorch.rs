@@ -4,7 +4,15 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Baseline, Method, Options, Prepared, ScoreKind, TargetSpec};
+use gradlens::attribution::methods::IntegratedGradients;
+use gradlens::attribution::{self, Baseline, Prepared, ScoreKind, Settings, TargetSpec};
+
+fn ig16() -> IntegratedGradients {
+    IntegratedGradients {
+        steps: 16,
+        ..Default::default()
+    }
+}
 
 fn grad_for(
     model: &gradlens::Model,
@@ -12,10 +20,10 @@ fn grad_for(
     spec: TargetSpec,
     kind: ScoreKind,
 ) -> (f32, Vec<f32>) {
-    let opts = Options {
+    let opts = Settings {
         target: spec,
         score: kind,
-        ..Options::default()
+        ..Settings::default()
     };
     let p = Prepared::new(model, prompt, &opts).unwrap();
     let (f, g) = attribution::gradients(model, &p.target, &p.x_batch().unwrap()).unwrap();
@@ -57,12 +65,9 @@ fn causal(name: &str) {
         &format!("{name} auto target"),
     );
 
-    let mut opts = Options {
-        steps: 16,
-        include_map: true,
-        ..Options::default()
-    };
-    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    let opts = with_map();
+    let mut method = ig16();
+    let ig = attribution::attribute(&model, prompt, &method, &opts).unwrap();
     assert_close(
         ig.map.as_ref().unwrap(),
         &floats(&fx["ig_zero_gl16"]),
@@ -75,9 +80,8 @@ fn causal(name: &str) {
         "{name} delta"
     );
     if fx.get("ig_pad_gl16").is_some() {
-        opts.baseline = Baseline::Pad;
-        let ig =
-            attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+        method.baseline = Baseline::Pad;
+        let ig = attribution::attribute(&model, prompt, &method, &opts).unwrap();
         assert_close(
             ig.map.as_ref().unwrap(),
             &floats(&fx["ig_pad_gl16"]),
@@ -126,13 +130,11 @@ fn bert_cosine_target_matches_pytorch() {
         "bert cosine gradient",
     );
 
-    let opts = Options {
+    let opts = Settings {
         target: TargetSpec::Compare(compare),
-        steps: 16,
-        include_map: true,
-        ..Options::default()
+        ..with_map()
     };
-    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    let ig = attribution::attribute(&model, prompt, &ig16(), &opts).unwrap();
     assert_close(
         &ig.scores,
         &floats(&fx["ig_scores"]),
@@ -154,13 +156,11 @@ fn bert_classifier_head_matches_pytorch() {
     let prompt = fx["prompt"].as_str().unwrap();
     let (_, g) = grad_for(&model, prompt, TargetSpec::Class(1), ScoreKind::Logit);
     assert_close(&g, &floats(&fx["grad_class1"]), 1e-4, "classifier gradient");
-    let opts = Options {
+    let opts = Settings {
         target: TargetSpec::Class(1),
-        steps: 16,
-        include_map: true,
-        ..Options::default()
+        ..with_map()
     };
-    let ig = attribution::attribute(&model, prompt, Method::IntegratedGradients, &opts).unwrap();
+    let ig = attribution::attribute(&model, prompt, &ig16(), &opts).unwrap();
     assert_close(
         ig.map.as_ref().unwrap(),
         &floats(&fx["ig_class1_zero_gl16"]),

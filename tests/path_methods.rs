@@ -4,31 +4,18 @@
 mod common;
 use common::*;
 use gradlens::attribution::{
-    self, attention, faithfulness, Attribution, Baseline, Method, Options, Prepared, Quadrature,
+    self, attention, faithfulness, Attribution, Baseline, Method, Prepared, Settings,
 };
 use gradlens::Model;
 
 const PROMPT: &str = "Language models predict the next";
 
-fn run(model: &Model, method: Method, opts: Options) -> Attribution {
-    attribution::attribute(
-        model,
-        PROMPT,
-        method,
-        &Options {
-            include_map: true,
-            ..opts
-        },
-    )
-    .unwrap()
+/// `name` with `options` (CLI names), its map kept.
+fn run(model: &Model, name: &str, options: &[(&str, &str)]) -> Attribution {
+    attribution::attribute(model, PROMPT, method(name, options).as_ref(), &with_map()).unwrap()
 }
 
-fn pad() -> Options {
-    Options {
-        baseline: Baseline::Pad,
-        ..Options::default()
-    }
-}
+const PAD: (&str, &str) = ("baseline", "pad");
 
 /// `|a − b| ≤ tol · max|b|`, elementwise.
 fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
@@ -50,28 +37,20 @@ fn gap(a: &Attribution) -> f32 {
 fn guided_ig_with_max_dist_zero_is_ig_with_the_left_riemann_rule() {
     for name in ["tiny-llama", "tiny-bert-cls", "tiny-gpt2"] {
         let model = tiny(name);
-        let base = if name == "tiny-gpt2" {
-            Options::default()
-        } else {
-            pad()
-        };
+        let base = if name == "tiny-gpt2" { "zero" } else { "pad" };
         let guided = run(
             &model,
-            Method::GuidedIg,
-            Options {
-                steps: 16,
-                max_dist: 0.0,
-                ..base.clone()
-            },
+            "guided-ig",
+            &[("steps", "16"), ("max-dist", "0"), ("baseline", base)],
         );
         let ig = run(
             &model,
-            Method::IntegratedGradients,
-            Options {
-                steps: 16,
-                quadrature: Quadrature::RiemannLeft,
-                ..base
-            },
+            "integrated-gradients",
+            &[
+                ("steps", "16"),
+                ("quadrature", "riemann-left"),
+                ("baseline", base),
+            ],
         );
         assert_close(
             guided.map.as_ref().unwrap(),
@@ -89,23 +68,15 @@ fn guided_ig_is_complete_and_leaves_the_straight_line() {
     let model = tiny("tiny-llama");
     let guided = run(
         &model,
-        Method::GuidedIg,
-        Options {
-            steps: 400,
-            max_dist: 0.005,
-            ..pad()
-        },
+        "guided-ig",
+        &[("steps", "400"), ("max-dist", "0.005"), PAD],
     );
     let delta = guided.convergence_delta.unwrap();
     assert!(delta.abs() < 0.01 * gap(&guided), "delta {delta}");
     let ig = run(
         &model,
-        Method::IntegratedGradients,
-        Options {
-            steps: 400,
-            quadrature: Quadrature::RiemannLeft,
-            ..pad()
-        },
+        "integrated-gradients",
+        &[("steps", "400"), ("quadrature", "riemann-left"), PAD],
     );
     let diff = guided
         .scores
@@ -125,12 +96,12 @@ fn guided_ig_from_a_zero_baseline_on_smollm2_is_finite() {
     let a = attribution::attribute(
         &model,
         "The capital of France is",
-        Method::GuidedIg,
-        &Options {
+        &attribution::methods::GuidedIg {
             steps: 4,
             baseline: Baseline::Zero,
-            ..Options::default()
+            ..Default::default()
         },
+        &Settings::default(),
     )
     .unwrap();
     assert!(a.scores.iter().all(|s| s.is_finite()), "{:?}", a.scores);
@@ -142,7 +113,7 @@ fn guided_ig_from_a_zero_baseline_on_smollm2_is_finite() {
 #[test]
 fn greedy_pig_reports_and_checks_its_delta() {
     for name in ["tiny-llama", "tiny-bert-cls"] {
-        let a = run(&tiny(name), Method::GreedyPig, pad());
+        let a = run(&tiny(name), "greedy-pig", &[PAD]);
         let delta = a.convergence_delta.expect("a delta");
         let total: f32 = a.scores.iter().sum();
         assert!(
@@ -163,8 +134,8 @@ fn greedy_pig_reports_and_checks_its_delta() {
 fn sequential_ig_is_complete_per_token() {
     for name in ["tiny-llama", "tiny-bert-cls"] {
         let model = tiny(name);
-        let a = run(&model, Method::SequentialIg, pad());
-        let deltas = a.per_token_delta.as_ref().unwrap();
+        let a = run(&model, "sequential-ig", &[PAD]);
+        let deltas = a.extra::<Vec<f32>>("per_token_delta").unwrap();
         assert_eq!(deltas.len(), a.tokens.len());
         let scale = a.scores.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (i, d) in deltas.iter().enumerate() {
@@ -180,26 +151,11 @@ fn sequential_ig_is_complete_per_token() {
 fn sequential_ig_of_one_token_is_ig() {
     let model = tiny("tiny-llama");
     let ids = vec![model.tokenize("hello").unwrap()[1]];
-    let seq = attribution::attribute_ids(
-        &model,
-        &ids,
-        Method::SequentialIg,
-        &Options {
-            include_map: true,
-            ..pad()
-        },
-    )
-    .unwrap();
-    let ig = attribution::attribute_ids(
-        &model,
-        &ids,
-        Method::IntegratedGradients,
-        &Options {
-            include_map: true,
-            ..pad()
-        },
-    )
-    .unwrap();
+    let by_ids = |name| {
+        let m = method(name, &[PAD]);
+        attribution::attribute_tokens(&model, &ids, m.as_ref(), &with_map()).unwrap()
+    };
+    let (seq, ig) = (by_ids("sequential-ig"), by_ids("integrated-gradients"));
     assert_close(
         seq.map.as_ref().unwrap(),
         ig.map.as_ref().unwrap(),
@@ -212,16 +168,9 @@ fn sequential_ig_of_one_token_is_ig() {
 fn greedy_pig_with_one_round_selecting_everything_is_ig() {
     let model = tiny("tiny-gpt2");
     let len = model.tokenize(PROMPT).unwrap().len();
-    let pig = run(
-        &model,
-        Method::GreedyPig,
-        Options {
-            per_round: Some(len),
-            ..Options::default()
-        },
-    );
-    assert_eq!(pig.rounds, Some(1));
-    let ig = run(&model, Method::IntegratedGradients, Options::default());
+    let pig = run(&model, "greedy-pig", &[("per-round", &len.to_string())]);
+    assert_eq!(pig.extra::<usize>("rounds"), Some(1));
+    let ig = run(&model, "integrated-gradients", &[]);
     assert_close(
         pig.map.as_ref().unwrap(),
         ig.map.as_ref().unwrap(),
@@ -235,16 +184,12 @@ fn greedy_pig_selects_in_rounds_within_its_budget() {
     let model = tiny("tiny-llama");
     let pig = run(
         &model,
-        Method::GreedyPig,
-        Options {
-            per_round: Some(2),
-            budget: Some(5),
-            ..pad()
-        },
+        "greedy-pig",
+        &[("per-round", "2"), ("budget", "5"), PAD],
     );
-    let order = pig.selection_order.unwrap();
+    let order = pig.extra::<Vec<usize>>("selection_order").unwrap();
     assert_eq!(order.len(), 5);
-    assert_eq!(pig.rounds, Some(3));
+    assert_eq!(pig.extra::<usize>("rounds"), Some(3));
     let mut unique = order.clone();
     unique.sort();
     unique.dedup();
@@ -260,16 +205,8 @@ fn greedy_pig_selects_in_rounds_within_its_budget() {
 fn pgd_lowers_f_and_is_complete_along_its_path() {
     for name in ["tiny-llama", "tiny-bert-cls"] {
         let model = tiny(name);
-        let a = run(
-            &model,
-            Method::Pgd,
-            Options {
-                steps: 40,
-                radius: 0.2,
-                ..Options::default()
-            },
-        );
-        let drop = a.adversarial_drop.unwrap();
+        let a = run(&model, "pgd", &[("steps", "40"), ("radius", "0.2")]);
+        let drop = a.extra::<f32>("adversarial_drop").unwrap();
         assert!(drop > 0.0, "{name}: the attack lowers F ({drop})");
         let delta = a.convergence_delta.unwrap();
         assert!(
@@ -285,42 +222,32 @@ fn pgd_lowers_f_and_is_complete_along_its_path() {
 fn pgd_grows_with_the_radius() {
     let model = tiny("tiny-llama");
     let drop = |radius| {
-        run(
-            &model,
-            Method::Pgd,
-            Options {
-                radius,
-                ..Options::default()
-            },
-        )
-        .adversarial_drop
-        .unwrap()
+        run(&model, "pgd", &[("radius", radius)])
+            .extra::<f32>("adversarial_drop")
+            .unwrap()
     };
-    assert!(drop(0.3) > drop(0.05));
+    assert!(drop("0.3") > drop("0.05"));
 }
 
 #[test]
 fn rpi_is_seeded_and_reproducible() {
     let model = tiny("tiny-llama");
-    let opts = |seed| Options {
-        seed,
-        samples: 3,
-        steps: 8,
-        ..Options::default()
+    let rpi = |seed| method("rpi", &[("seed", seed), ("samples", "3"), ("steps", "8")]);
+    let run_rpi = |seed, settings: &Settings| {
+        attribution::attribute(&model, PROMPT, rpi(seed).as_ref(), settings).unwrap()
     };
-    let a = run(&model, Method::Rpi, opts(7));
-    let b = run(&model, Method::Rpi, opts(7));
-    let c = run(&model, Method::Rpi, opts(8));
+    let a = run_rpi("7", &Settings::default());
+    let b = run_rpi("7", &Settings::default());
+    let c = run_rpi("8", &Settings::default());
     assert_eq!(a.scores, b.scores, "same seed, same scores");
     assert_ne!(a.scores, c.scores, "another seed, other scores");
     assert!(a.scores.iter().all(|s| s.is_finite()));
     // Batching does not change a draw.
-    let chunked = run(
-        &model,
-        Method::Rpi,
-        Options {
+    let chunked = run_rpi(
+        "7",
+        &Settings {
             batch_size: Some(5),
-            ..opts(7)
+            ..Default::default()
         },
     );
     assert_close(&chunked.scores, &a.scores, 1e-5, "chunked");
@@ -329,8 +256,7 @@ fn rpi_is_seeded_and_reproducible() {
 #[test]
 fn discretized_ig_path_is_monotone_and_complete() {
     let model = tiny("tiny-llama");
-    let opts = pad();
-    let p = Prepared::new(&model, PROMPT, &opts).unwrap();
+    let p = Prepared::new(&model, PROMPT, &Settings::default()).unwrap();
     let x = p.x.to_vec().unwrap();
     let b = p.baseline(&Baseline::Pad).unwrap().to_vec().unwrap();
     let path = attribution::discretized_path(&model, &x, &b, 10, 20).unwrap();
@@ -351,11 +277,7 @@ fn discretized_ig_path_is_monotone_and_complete() {
             );
         }
     }
-    let a = run(
-        &model,
-        Method::DiscretizedIg,
-        Options { steps: 30, ..pad() },
-    );
+    let a = run(&model, "discretized-ig", &[("steps", "30"), PAD]);
     let delta = a.convergence_delta.unwrap();
     assert!(delta.abs() < 0.02 * gap(&a), "delta {delta} of {}", gap(&a));
 }
@@ -368,7 +290,7 @@ fn attention_rows_are_distributions_and_causal() {
         ("tiny-bert-cls", false),
     ] {
         let model = tiny(name);
-        let p = Prepared::new(&model, PROMPT, &Options::default()).unwrap();
+        let p = Prepared::new(&model, PROMPT, &Settings::default()).unwrap();
         let (maps, _) = attention::attention_maps(&p).unwrap();
         let len = p.ids.len();
         assert_eq!(maps.len(), model.info.layers);
@@ -387,11 +309,11 @@ fn attention_rows_are_distributions_and_causal() {
         for row in rollout.chunks(len) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         }
-        let a = run(&model, Method::Attention, Options::default());
+        let a = run(&model, "attention", &[]);
         let w = attention::query_weights(&p.target, len);
         let mean = attention::head_map(&maps[model.info.layers - 1], heads, len, None).unwrap();
         assert_close(&a.scores, &attention::token_scores(&mean, &w), 1e-6, name);
-        let nested = a.attention.unwrap();
+        let nested = a.extra::<Vec<Vec<Vec<Vec<f32>>>>>("attention").unwrap();
         assert_eq!(
             (nested.len(), nested[0].len(), nested[0][0].len()),
             (model.info.layers, heads, len)
@@ -402,24 +324,19 @@ fn attention_rows_are_distributions_and_causal() {
 #[test]
 fn attention_layer_and_head_are_checked() {
     let model = tiny("tiny-llama");
+    let attention = |layer, head| attribution::methods::Attention { layer, head };
     let bad_layer = attribution::attribute(
         &model,
         PROMPT,
-        Method::Attention,
-        &Options {
-            layer: Some(99),
-            ..Options::default()
-        },
+        &attention(Some(99), None),
+        &Settings::default(),
     );
     assert!(bad_layer.unwrap_err().to_string().contains("--layer 99"));
     let bad_head = attribution::attribute(
         &model,
         PROMPT,
-        Method::Attention,
-        &Options {
-            head: Some(99),
-            ..Options::default()
-        },
+        &attention(None, Some(99)),
+        &Settings::default(),
     );
     assert!(bad_head.unwrap_err().to_string().contains("--head 99"));
 }
@@ -427,12 +344,13 @@ fn attention_layer_and_head_are_checked() {
 #[test]
 fn faithfulness_curves_match_direct_evaluation() {
     let model = tiny("tiny-llama");
-    let opts = pad();
+    let opts = Settings::default();
     let ids = model.tokenize(PROMPT).unwrap();
-    let methods = [
-        (Method::Saliency, opts.clone()),
-        (Method::IntegratedGradients, opts.clone()),
-    ];
+    let (saliency, ig) = (
+        method("saliency", &[]),
+        method("integrated-gradients", &[PAD]),
+    );
+    let methods: [&dyn Method; 2] = [saliency.as_ref(), ig.as_ref()];
     let e = faithfulness::faithfulness(&model, &ids, &methods, &Baseline::Pad, &opts).unwrap();
     assert_eq!(e.methods.len(), 2);
     let p = Prepared::from_ids(&model, ids.clone(), &opts).unwrap();
@@ -465,4 +383,58 @@ fn faithfulness_curves_match_direct_evaluation() {
         let ranked: Vec<f32> = m.ranking.iter().map(|&i| m.scores[i]).collect();
         assert_eq!(ranked, sorted, "ranking is by score");
     }
+}
+
+/// Shapley value sampling: every order's credits telescope to `F(x) − F(x′)` (efficiency,
+/// exactly), the estimate approaches the exact Shapley values as orders grow, and it does
+/// not depend on batching.
+#[test]
+fn shapley_sampling_is_efficient_and_converges_to_the_exact_values() {
+    let model = tiny("tiny-llama");
+    let prompt = "hello you";
+    assert!(model.tokenize(prompt).unwrap().len() <= 8);
+    let shapley = |options: &[(&str, &str)], settings: &Settings| {
+        let m = method("shapley-sampling", options);
+        attribution::attribute(&model, prompt, m.as_ref(), settings).unwrap()
+    };
+    let exact = shapley(&[("exact", "true"), PAD], &Settings::default());
+    let efficient = |a: &Attribution| {
+        let gap = a.target_score - a.baseline_score.unwrap();
+        let total: f32 = a.scores.iter().sum();
+        assert!(
+            (total - gap).abs() <= 1e-5 * (1.0 + gap.abs()),
+            "{total} vs {gap}"
+        );
+    };
+    efficient(&exact);
+    let err = |a: &Attribution| {
+        a.scores
+            .iter()
+            .zip(&exact.scores)
+            .map(|(s, e)| (s - e).abs())
+            .fold(0f32, f32::max)
+    };
+    let few = shapley(&[("samples", "10"), PAD], &Settings::default());
+    let many = shapley(&[("samples", "300"), PAD], &Settings::default());
+    efficient(&few);
+    efficient(&many);
+    let scale = exact.scores.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(
+        err(&many) < err(&few) && err(&many) < 0.1 * scale,
+        "error {} with 300 orders, {} with 10 (largest value {scale})",
+        err(&many),
+        err(&few)
+    );
+    let batched = shapley(
+        &[("samples", "10"), PAD],
+        &Settings {
+            batch_size: Some(3),
+            ..Settings::default()
+        },
+    );
+    assert_close(&batched.scores, &few.scores, 1e-6, "batching");
+    // Exact enumeration refuses what would take 2^tokens passes beyond its limit.
+    let long = method("shapley-sampling", &[("exact", "true")]);
+    let e = attribution::attribute(&model, PROMPT, long.as_ref(), &Settings::default());
+    assert!(e.unwrap_err().to_string().contains("at most 8 tokens"));
 }

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use gradlens::attribution::{self, Options, TargetSpec};
+use gradlens::attribution::{self, Settings, TargetSpec};
 use gradlens::autodiff::RuleSet;
 use gradlens::rules::Lrp;
 
@@ -57,7 +57,10 @@ fn attnlrp_and_cp_lrp_match_lxt() {
     }
 }
 
-use gradlens::attribution::{Baseline, Method};
+use gradlens::attribution::methods::{
+    DeepLift as DeepLiftMethod, DeepLiftShap, GradientShap, InputXGradient, IntegratedGradients,
+};
+use gradlens::attribution::Baseline;
 use gradlens::autodiff::{Gradient, Tape, Var};
 use gradlens::backend::Activation;
 use gradlens::rules::{DeepLift, Guided};
@@ -262,12 +265,8 @@ fn guided_backprop_equals_the_gradient_in_its_positive_regime() {
     );
 }
 
-fn opts() -> Options {
-    Options {
-        include_map: true,
-        baselines: vec![Baseline::Zero, Baseline::Pad],
-        ..Options::default()
-    }
+fn opts() -> Settings {
+    with_map()
 }
 
 const PROMPT: &str = "Language models predict the next";
@@ -295,12 +294,14 @@ fn deeplift_sums_to_delta_on_every_architecture() {
     for (name, target, baselines) in cases {
         let model = tiny(name);
         for b in baselines {
-            let o = Options {
+            let o = Settings {
                 target: target.clone(),
-                baseline: b.clone(),
                 ..opts()
             };
-            let r = attribution::attribute(&model, PROMPT, Method::DeepLift, &o).unwrap();
+            let m = DeepLiftMethod {
+                baseline: b.clone(),
+            };
+            let r = attribution::attribute(&model, PROMPT, &m, &o).unwrap();
             let gap = (r.target_score - r.baseline_score.unwrap()).abs();
             let total: f32 = r.scores.iter().sum();
             assert!(
@@ -312,12 +313,11 @@ fn deeplift_sums_to_delta_on_every_architecture() {
                 (total - (r.target_score - r.baseline_score.unwrap())).abs() <= 1e-4 * (1.0 + gap)
             );
         }
-        let o = Options {
-            target,
+        let o = Settings { target, ..opts() };
+        let m = DeepLiftShap {
             baselines: baselines.to_vec(),
-            ..opts()
         };
-        let r = attribution::attribute(&model, PROMPT, Method::DeepLiftShap, &o).unwrap();
+        let r = attribution::attribute(&model, PROMPT, &m, &o).unwrap();
         assert!(
             r.convergence_delta.unwrap().abs() <= 1e-4 * (1.0 + r.target_score.abs()),
             "{name} shap"
@@ -328,12 +328,11 @@ fn deeplift_sums_to_delta_on_every_architecture() {
 #[test]
 fn deeplift_with_one_baseline_is_deeplift_shap_of_that_baseline() {
     let model = tiny("tiny-gpt2");
-    let a = attribution::attribute(&model, PROMPT, Method::DeepLift, &opts()).unwrap();
-    let o = Options {
+    let a = attribution::attribute(&model, PROMPT, &DeepLiftMethod::default(), &opts()).unwrap();
+    let one = DeepLiftShap {
         baselines: vec![Baseline::Zero],
-        ..opts()
     };
-    let b = attribution::attribute(&model, PROMPT, Method::DeepLiftShap, &o).unwrap();
+    let b = attribution::attribute(&model, PROMPT, &one, &opts()).unwrap();
     assert_close(
         a.map.as_ref().unwrap(),
         b.map.as_ref().unwrap(),
@@ -349,24 +348,29 @@ fn gradient_shap_without_noise_converges_to_ig_and_is_seeded() {
     let ig = attribution::attribute(
         &model,
         PROMPT,
-        Method::IntegratedGradients,
-        &Options {
-            target: target.clone(),
+        &IntegratedGradients {
             steps: 64,
+            ..Default::default()
+        },
+        &Settings {
+            target: target.clone(),
             ..opts()
         },
     )
     .unwrap();
     // A Monte Carlo estimate of IG: close with many samples, and closer than with few.
     let shap = |samples| {
-        let o = Options {
+        let o = Settings {
             target: target.clone(),
-            samples,
-            baselines: vec![Baseline::Zero],
-            noise_std: Some(0.0),
             ..opts()
         };
-        attribution::attribute(&model, PROMPT, Method::GradientShap, &o)
+        let m = GradientShap {
+            samples,
+            baselines: vec![Baseline::Zero],
+            noise_std: 0.0,
+            seed: 0,
+        };
+        attribution::attribute(&model, PROMPT, &m, &o)
             .unwrap()
             .scores
     };
@@ -386,15 +390,18 @@ fn gradient_shap_without_noise_converges_to_ig_and_is_seeded() {
     );
 
     let run = |seed: u64, batch: Option<usize>| {
-        let o = Options {
+        let o = Settings {
             target: target.clone(),
-            samples: 9,
-            seed,
             batch_size: batch,
-            noise_std: Some(0.05),
             ..opts()
         };
-        attribution::attribute(&model, PROMPT, Method::GradientShap, &o)
+        let m = GradientShap {
+            samples: 9,
+            seed,
+            noise_std: 0.05,
+            baselines: vec![Baseline::Zero, Baseline::Pad],
+        };
+        attribution::attribute(&model, PROMPT, &m, &o)
             .unwrap()
             .map
             .unwrap()
@@ -415,45 +422,41 @@ fn gradient_shap_without_noise_converges_to_ig_and_is_seeded() {
 #[test]
 fn smoothgrad_without_noise_is_its_base_and_vargrad_is_zero() {
     let model = tiny("tiny-llama");
-    for base in [
-        Method::Saliency,
-        Method::AttnLrp,
-        Method::IntegratedGradients,
-    ] {
-        let o = Options {
-            base,
-            noise_std: Some(0.0),
-            samples: 3,
-            steps: 8,
-            ..opts()
-        };
-        let direct = attribution::attribute(&model, PROMPT, base, &o).unwrap();
-        let smooth = attribution::attribute(&model, PROMPT, Method::SmoothGrad, &o).unwrap();
+    for base in ["saliency", "attnlrp", "integrated-gradients"] {
+        let values = [
+            ("base", base),
+            ("noise-std", "0"),
+            ("samples", "3"),
+            ("steps", "8"),
+        ];
+        let o = opts();
+        let direct =
+            attribution::attribute(&model, PROMPT, method(base, &values).as_ref(), &o).unwrap();
+        let smooth = method("smoothgrad", &values);
+        let smooth = attribution::attribute(&model, PROMPT, smooth.as_ref(), &o).unwrap();
         // Equal up to f32 rounding (a batch of copies may take another matrix kernel).
         assert_close(
             smooth.map.as_ref().unwrap(),
             direct.map.as_ref().unwrap(),
             1e-5,
-            base.name(),
+            base,
         );
-        assert_close(&smooth.scores, &direct.scores, 1e-5, base.name());
-        let var = attribution::attribute(&model, PROMPT, Method::VarGrad, &o).unwrap();
-        assert!(
-            var.map.unwrap().iter().all(|&v| v == 0.0),
-            "vargrad {}",
-            base.name()
-        );
+        assert_close(&smooth.scores, &direct.scores, 1e-5, base);
+        let var = method("vargrad", &values);
+        let var = attribution::attribute(&model, PROMPT, var.as_ref(), &o).unwrap();
+        assert!(var.map.unwrap().iter().all(|&v| v == 0.0), "vargrad {base}");
     }
     // With noise, samples are seeded and batch-independent.
     let run = |batch| {
-        let o = Options {
-            noise_std: Some(0.1),
-            samples: 6,
-            seed: 3,
+        let o = Settings {
             batch_size: batch,
             ..opts()
         };
-        attribution::attribute(&model, PROMPT, Method::SmoothGrad, &o)
+        let m = method(
+            "smoothgrad",
+            &[("noise-std", "0.1"), ("samples", "6"), ("seed", "3")],
+        );
+        attribution::attribute(&model, PROMPT, m.as_ref(), &o)
             .unwrap()
             .map
             .unwrap()
@@ -485,7 +488,7 @@ fn a_custom_rule_set_runs_through_the_public_api() {
     let model = tiny("tiny-gpt2");
     let custom =
         attribution::attribute_with_rules(&model, PROMPT, &IdentityActivations, &opts()).unwrap();
-    let ixg = attribution::attribute(&model, PROMPT, Method::InputXGradient, &opts()).unwrap();
+    let ixg = attribution::attribute(&model, PROMPT, &InputXGradient, &opts()).unwrap();
     assert_eq!(custom.method, "identity-activations");
     assert_ne!(custom.map, ixg.map, "the custom rule changes the result");
     let _ = DeepLift; // the rule sets are public

@@ -13,7 +13,8 @@
 //!
 //! Every perturbed copy of every method runs in one batched set of forward passes.
 
-use super::{attribute_ids, points, Attribution, Baseline, Method, Options, Prepared, TargetInfo};
+use super::engine::points;
+use super::{run_prepared, Attribution, Baseline, Method, Prepared, Settings, TargetInfo};
 use crate::error::Result;
 use crate::models::Model;
 use serde::Serialize;
@@ -82,37 +83,22 @@ struct Copy {
     keep: bool,
 }
 
-/// Attributes `ids` with each `(method, options)` and measures the faithfulness of each;
-/// `baseline` replaces removed tokens. Every method explains the same target (`opts.target`).
+/// Attributes `ids` with each method and measures the faithfulness of each; `baseline`
+/// replaces removed tokens. Every method explains the same target, resolved once.
 pub fn faithfulness(
     model: &Model,
     ids: &[u32],
-    methods: &[(Method, Options)],
+    methods: &[&dyn Method],
     baseline: &Baseline,
-    opts: &Options,
+    settings: &Settings,
 ) -> Result<Evaluation> {
     let start = Instant::now();
-    let p = Prepared::from_ids(model, ids.to_vec(), opts)?;
+    let p = Prepared::from_ids(model, ids.to_vec(), settings)?;
     let len = ids.len();
     let d = model.hidden_size();
-    // Fix the target for every method, so an automatic one is resolved once.
-    let target = match &p.target {
-        super::Target::NextToken { id, .. } => super::TargetSpec::TokenId(*id),
-        super::Target::Class { index, .. } => super::TargetSpec::Class(*index),
-        super::Target::Cosine { .. } => opts.target.clone(),
-    };
     let results: Vec<Attribution> = methods
         .iter()
-        .map(|(m, o)| {
-            let o = Options {
-                target: target.clone(),
-                ..o.clone()
-            };
-            let start = Instant::now();
-            let mut a = attribute_ids(model, ids, *m, &o)?;
-            a.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-            Ok(a)
-        })
+        .map(|m| run_prepared(&p, *m))
         .collect::<Result<_>>()?;
     let orders: Vec<Vec<usize>> = results.iter().map(|a| ranking(&a.scores)).collect();
     let count = |f: f32| ((f * len as f32).round() as usize).min(len);
@@ -147,7 +133,7 @@ pub fn faithfulness(
             out[t * d..(t + 1) * d].copy_from_slice(&top[t * d..(t + 1) * d]);
         }
     };
-    let f = points::scores(&p, n, fill, opts.batch_size)?;
+    let f = points::scores(&p, n, fill, settings.batch_size)?;
     let (f_x, f_b) = (f[n - 2], f[n - 1]);
     let per = 2 * (FRACTIONS.len() + BINS.len());
     let mut out = Vec::with_capacity(results.len());
@@ -182,6 +168,8 @@ pub fn faithfulness(
         baseline: match baseline {
             Baseline::Zero => "zero".into(),
             Baseline::Pad => "pad".into(),
+            Baseline::PadOrZero if model.pad_token_id().is_some() => "pad".into(),
+            Baseline::PadOrZero => "zero".into(),
             Baseline::Custom(_) => "custom".into(),
         },
         fractions: FRACTIONS.to_vec(),

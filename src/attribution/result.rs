@@ -1,6 +1,7 @@
 //! What a method returns.
 
 use super::targets::TargetInfo;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// One attribution. Serialised field by field as the CLI's JSON output.
@@ -26,44 +27,13 @@ pub struct Attribution {
     pub convergence_delta: Option<f32>,
     /// One per token: the L2 norm over the hidden dimension for saliency, else the sum.
     pub scores: Vec<f32>,
-    pub steps: Option<usize>,
-    pub quadrature: Option<String>,
     pub elapsed_ms: f64,
     /// With `--repeat N`: every run's time (`elapsed_ms` is then their median).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeat_ms: Vec<f64>,
-    /// Adaptive integrated gradients: evaluations used (gradients and forward-only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub evaluations: Option<usize>,
-    /// Sampling methods: samples, noise σ and seed (for reproduction).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub samples: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub noise_std: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// SmoothGrad and VarGrad: the method they wrap.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base_method: Option<String>,
-    /// Sequential IG: `Σ_d attr_i − (F(x) − F(x with token i at the baseline))`, per token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub per_token_delta: Option<Vec<f32>>,
-    /// Greedy PIG: the tokens in the order they were selected, and the rounds run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub selection_order: Option<Vec<usize>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rounds: Option<usize>,
-    /// PGD: `F(x) − F(x_adv)`, how far the attack lowered the target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub adversarial_drop: Option<f32>,
-    /// Attention and RPI: the layer (and head) read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layer: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub head: Option<usize>,
-    /// Attention methods with `--include-map`: every layer's probabilities `[layer][head][query][key]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attention: Option<Vec<Vec<Vec<Vec<f32>>>>>,
+    /// What only this method reports (`steps`, `quadrature`, `seed`, `selection_order`, …),
+    /// by name; each method's file says what it puts here.
+    pub extras: serde_json::Map<String, serde_json::Value>,
     pub warnings: Vec<String>,
     /// With `--generate`: the generated tokens and each one's attribution to its prefix.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,8 +41,36 @@ pub struct Attribution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_tokens: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub generation: Option<Vec<crate::generation::GenerationStep>>,
+    pub generation: Option<Vec<GenerationStep>>,
     /// The full `[tokens, hidden]` map, row-major (in JSON only when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<Vec<f32>>,
+}
+
+impl Attribution {
+    /// A method-specific output, typed: `a.extra::<Vec<usize>>("selection_order")`.
+    pub fn extra<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.extras
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Records a method-specific output under `extras`.
+    pub fn set_extra(&mut self, name: &str, value: impl Serialize) {
+        let v = serde_json::to_value(value).expect("extras are plain data");
+        self.extras.insert(name.to_string(), v);
+    }
+}
+
+/// One generated token's attribution to the tokens before it.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenerationStep {
+    pub target: TargetInfo,
+    pub target_score: f32,
+    pub baseline_score: Option<f32>,
+    pub convergence_delta: Option<f32>,
+    /// One per source token: the prompt's, then those generated before this one.
+    pub scores: Vec<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }

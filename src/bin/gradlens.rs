@@ -1,7 +1,9 @@
 //! The `gradlens` command line.
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use gradlens::attribution::{self, Baseline, Method, Options, Quadrature, ScoreKind, TargetSpec};
+use gradlens::attribution::{
+    self, methods, Baseline, Kind, Method, ScoreKind, Settings, TargetSpec, Values,
+};
 use gradlens::report::{self, Format};
 use gradlens::{Device, Error, Model, Result};
 use std::io::{IsTerminal, Write};
@@ -22,11 +24,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attribute a target score to the prompt's tokens.
-    #[command(after_long_help = Method::help(), allow_negative_numbers = true)]
+    #[command(after_long_help = methods::help(), allow_negative_numbers = true)]
     Attribute(Box<AttributeArgs>),
     /// Compare methods' faithfulness on one prompt: deletion and insertion curves,
     /// comprehensiveness, sufficiency and AOPC.
-    #[command(after_long_help = Method::help(), allow_negative_numbers = true)]
+    #[command(after_long_help = methods::help(), allow_negative_numbers = true)]
     Evaluate(Box<EvaluateArgs>),
     /// Convert a GGUF file into a Hugging Face folder (config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json).
@@ -65,23 +67,6 @@ struct CommonArgs {
     /// command line takes); one final newline is dropped.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
-    /// Integration steps of path methods (default: 50; rpi and discretized-ig 30; pgd 20).
-    #[arg(long)]
-    steps: Option<usize>,
-    /// integrated-gradients: refine adaptively until |delta| <= T * |F(x) - F(x')| (instead of
-    /// fixed --steps).
-    #[arg(long)]
-    tolerance: Option<f32>,
-    /// The evaluation budget of --tolerance.
-    #[arg(long, default_value_t = 600)]
-    max_steps: usize,
-    /// gauss-legendre, riemann-left, riemann-right, riemann-middle, riemann-trapezoid.
-    #[arg(long, default_value = "gauss-legendre")]
-    quadrature: String,
-    /// zero or pad (the pad token's embedding at every position). Default: pad for
-    /// sequential-ig and discretized-ig, zero for the rest.
-    #[arg(long)]
-    baseline: Option<String>,
     /// Causal LMs: the next token to explain (exactly one token). Default: the model's top token.
     #[arg(long, conflicts_with_all = ["target_id", "target_class", "compare_text"])]
     target: Option<String>,
@@ -115,65 +100,16 @@ struct CommonArgs {
     /// path).
     #[arg(long, default_value = "stored")]
     weights: String,
-    /// LRP stabiliser epsilon (lrp-epsilon, lrp-gamma, attnlrp, cp-lrp).
-    #[arg(long, default_value_t = 1e-6)]
-    epsilon: f32,
-    /// LRP-gamma's gamma.
-    #[arg(long, default_value_t = 0.25)]
-    gamma: f32,
-    /// Samples of gradient-shap, smoothgrad and vargrad (default 20), noise draws of rpi (4).
-    #[arg(long)]
-    samples: Option<usize>,
-    /// Noise std of the sampling methods (default: 0 for gradient-shap, 0.1 x RMS of the
-    /// input embeddings for smoothgrad and vargrad).
-    #[arg(long)]
-    noise_std: Option<f32>,
-    /// Seed of the sampling methods: the same seed gives the same output.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// The method smoothgrad and vargrad wrap (a single-pass method or integrated-gradients).
-    #[arg(long, default_value = "saliency")]
-    base: String,
-    /// Baseline set of gradient-shap and deeplift-shap: a comma list of zero and pad, or a
-    /// JSON file holding a list of [tokens][hidden] matrices.
-    #[arg(long, default_value = "zero")]
-    baselines: String,
-    /// Occlusion: how many consecutive tokens are replaced at once.
-    #[arg(long, default_value_t = 1)]
-    window: usize,
-    /// guided-ig: the fraction of features moved per inner step.
-    #[arg(long, default_value_t = 0.25)]
-    fraction: f32,
-    /// guided-ig: how far (in alpha) a feature may stray from the straight line's progress.
-    #[arg(long, default_value_t = 0.02)]
-    max_dist: f32,
-    /// greedy-pig: tokens selected per round (default: a quarter of the prompt).
-    #[arg(long)]
-    per_round: Option<usize>,
-    /// greedy-pig: tokens selected in all (default: every token).
-    #[arg(long)]
-    budget: Option<usize>,
-    /// pgd: each token's L2 ball, relative to its embedding's norm.
-    #[arg(long, default_value_t = 0.1)]
-    radius: f32,
-    /// discretized-ig: vocabulary neighbours considered for each anchor.
-    #[arg(long, default_value_t = 50)]
-    neighbors: usize,
-    /// attention, rpi: the layer (default: the last).
-    #[arg(long)]
-    layer: Option<usize>,
-    /// attention: one head (default: the mean over heads).
-    #[arg(long)]
-    head: Option<usize>,
     /// Include the full [tokens, hidden] attribution map in JSON as `map`.
     #[arg(long)]
     include_map: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// The method-specific options typed on the command line (filled in by `main`).
+    /// The method-specific options typed on the command line (filled in by `main` from the
+    /// flags the registry adds).
     #[arg(skip)]
-    given: Vec<&'static str>,
+    values: Values,
 }
 
 #[derive(Args)]
@@ -235,16 +171,15 @@ fn keep_freed_memory() {}
 fn main() -> ExitCode {
     keep_freed_memory();
     private_runtime_dir();
-    let parsed = Cli::command()
+    let parsed = cli_command()
         .try_get_matches()
         .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
     let cli = match parsed {
         Ok((mut cli, matches)) => {
             if let Some((_, sub)) = matches.subcommand() {
-                let given = given_method_options(sub);
                 match &mut cli.command {
-                    Command::Attribute(a) => a.common.given = given,
-                    Command::Evaluate(a) => a.common.given = given,
+                    Command::Attribute(a) => a.common.values = method_values(sub),
+                    Command::Evaluate(a) => a.common.values = method_values(sub),
                     _ => {}
                 }
             }
@@ -273,33 +208,72 @@ fn main() -> ExitCode {
     }
 }
 
-/// The method-specific options (`Method::OPTIONS`) the user typed, as opposed to defaults.
-fn given_method_options(sub: &clap::ArgMatches) -> Vec<&'static str> {
-    Method::OPTIONS
+/// The command line: the derived arguments, and a flag for every method option in the
+/// registry (so no option is copied here by hand).
+fn cli_command() -> clap::Command {
+    let flags: Vec<clap::Arg> = methods::all_options()
         .into_iter()
-        .filter(|name| {
-            let id = name.replace('-', "_");
-            sub.try_contains_id(&id).unwrap_or(false)
-                && sub.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+        .map(|(spec, users)| {
+            let defaults: Vec<String> = users
+                .iter()
+                .map(|(m, d)| match d {
+                    Some(d) => format!("{m} {d}"),
+                    None => m.to_string(),
+                })
+                .collect();
+            let arg = clap::Arg::new(spec.name)
+                .long(spec.name)
+                .value_name(spec.name.to_uppercase().replace('-', "_"))
+                .help(format!("{} [{}]", spec.help, defaults.join(", ")));
+            match spec.kind {
+                Kind::Count => arg.value_parser(clap::value_parser!(u64)),
+                Kind::Number => arg.value_parser(clap::value_parser!(f64)),
+                Kind::Text => arg,
+                Kind::Flag => arg.action(clap::ArgAction::SetTrue),
+            }
         })
-        .collect()
+        .collect();
+    Cli::command()
+        .mut_subcommand("attribute", |c| c.args(flags.clone()))
+        .mut_subcommand("evaluate", |c| c.args(flags))
 }
 
-/// A warning for each option the user gave that none of `methods` reads.
-fn ignored_options(c: &CommonArgs, methods: &[Method], evaluate: bool) -> Vec<String> {
-    let base: Method = c.base.parse().unwrap_or(Method::Saliency);
-    let adaptive = c.tolerance.is_some();
-    c.given
-        .iter()
+/// The method options typed on the command line, as opposed to defaults.
+fn method_values(sub: &clap::ArgMatches) -> Values {
+    let mut values = Values::new();
+    for (spec, _) in methods::all_options() {
+        if sub.value_source(spec.name) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        match spec.kind {
+            Kind::Flag => values.set(spec.name, sub.get_flag(spec.name)),
+            _ => {
+                if let Some(raw) = sub.get_raw(spec.name).and_then(|mut r| r.next()) {
+                    values.set(spec.name, raw.to_string_lossy());
+                }
+            }
+        }
+    }
+    values
+}
+
+/// A warning for each option the user gave that none of `methods` read.
+fn ignored_options(values: &Values, methods: &[Box<dyn Method>], evaluate: bool) -> Vec<String> {
+    let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+    values
+        .unread()
+        .into_iter()
         // evaluate removes tokens to the baseline, whatever the methods.
-        .filter(|o| !(evaluate && **o == "baseline"))
-        .filter(|o| !methods.iter().any(|m| m.reads(o, base, adaptive)))
+        .filter(|o| !(evaluate && o == "baseline"))
         .map(|o| {
-            let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
-            let why = if *o == "max-steps" && !adaptive {
-                " (it is the budget of --tolerance)"
-            } else {
-                ""
+            // Declared but unread: the method reads it only with other options.
+            let declared = methods
+                .iter()
+                .flat_map(|m| m.info().options)
+                .find(|s| s.name == o);
+            let why = match declared {
+                Some(spec) => format!(" with these options (--{o}: {})", spec.help),
+                None => String::new(),
             };
             format!(
                 "--{o} was ignored: {} does not use it{why}",
@@ -447,62 +421,40 @@ fn info(path: &Path) -> Result<()> {
 struct Setup {
     prompt: String,
     model: Model,
-    opts: Options,
-    steps: Option<usize>,
-    samples: Option<usize>,
-    baseline: Option<Baseline>,
+    settings: Settings,
+    /// The methods, configured from the method options given.
+    methods: Vec<Box<dyn Method>>,
     format: Format,
 }
 
 impl Setup {
-    fn new(c: &CommonArgs) -> Result<Setup> {
-        let quadrature: Quadrature = c.quadrature.parse()?;
-        let baseline: Option<Baseline> = c.baseline.as_deref().map(str::parse).transpose()?;
+    /// `values` holds the method options; `evaluate` names one baseline for every method.
+    fn new(c: &CommonArgs, names: &[&str], values: &Values) -> Result<Setup> {
+        methods::check_values(values)?;
+        let methods = names
+            .iter()
+            .map(|n| methods::build(n, values))
+            .collect::<Result<Vec<_>>>()?;
         let score: ScoreKind = c.target_kind.parse()?;
         let format: Format = c.format.parse()?;
         let device: Device = c.device.parse()?;
-        let base: Method = c.base.parse()?;
-        let positive = |name: &str, v: Option<usize>| match v {
-            Some(0) => Err(Error::InvalidArgument(format!("{name} must be at least 1"))),
-            _ => Ok(()),
-        };
-        positive("--samples", c.samples)?;
-        positive("--steps", c.steps)?;
         let batch_size = match c.batch_size.as_str() {
             "auto" => None,
             n => Some(n.parse::<usize>().map_err(|_| {
                 Error::InvalidArgument(format!("--batch-size must be a number or auto, not {n:?}"))
             })?),
         };
-        positive("--batch-size", batch_size)?;
-        if c.noise_std.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
+        if batch_size == Some(0) {
             return Err(Error::InvalidArgument(
-                "--noise-std must be a finite number >= 0".into(),
-            ));
-        }
-        if c.tolerance.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
-            return Err(Error::InvalidArgument(
-                "--tolerance must be a positive number".into(),
+                "--batch-size must be at least 1".into(),
             ));
         }
         if let Some(out) = &c.output {
             gradlens::files::check_output(out)?;
             gradlens::files::refuse_overwriting_input(out, &c.model)?;
-            if c.baselines.ends_with(".json") {
-                gradlens::files::refuse_overwriting_input(out, Path::new(&c.baselines))?;
+            if let Some(b) = values.raw("baselines").filter(|b| b.ends_with(".json")) {
+                gradlens::files::refuse_overwriting_input(out, Path::new(b))?;
             }
-        }
-        if !(c.epsilon > 0.0 && c.epsilon.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "--epsilon must be a finite number > 0 (LRP's stabiliser), not {}",
-                c.epsilon
-            )));
-        }
-        if !(0.0..=1000.0).contains(&c.gamma) {
-            return Err(Error::InvalidArgument(format!(
-                "--gamma must be a number from 0 to 1000 (LRP-γ's extra weight on positive contributions), not {}",
-                c.gamma
-            )));
         }
         if let Some(n) = c.threads {
             // Far more threads than cores gains nothing, and thousands exhaust the process.
@@ -527,59 +479,21 @@ impl Setup {
         };
         let prompt = prompt_text(c)?;
         let model = Model::load_with(&c.model, device, c.weights.parse()?)?;
-        let baselines = parse_baselines(&c.baselines, &model)?;
         let show_progress = std::io::stderr().is_terminal();
-        let opts = Options {
+        let settings = Settings {
             target,
             score,
-            tolerance: c.tolerance,
-            max_steps: c.max_steps,
-            quadrature,
             batch_size,
-            baselines,
-            epsilon: c.epsilon,
-            gamma: c.gamma,
-            noise_std: c.noise_std,
-            seed: c.seed,
-            base,
-            window: c.window,
-            fraction: c.fraction,
-            max_dist: c.max_dist,
-            per_round: c.per_round,
-            budget: c.budget,
-            radius: c.radius,
-            neighbors: c.neighbors,
-            layer: c.layer,
-            head: c.head,
             include_map: c.include_map,
             progress: show_progress.then(progress_bar),
-            ..Options::default()
         };
         Ok(Setup {
             prompt,
             model,
-            opts,
-            steps: c.steps,
-            samples: c.samples,
-            baseline,
+            settings,
+            methods,
             format,
         })
-    }
-
-    /// The options for `method`: its own defaults where the user named none (a pad baseline
-    /// becomes zero on a model without a pad token).
-    fn options(&self, method: Method) -> Options {
-        let baseline = match (&self.baseline, method.default_baseline()) {
-            (Some(b), _) => b.clone(),
-            (None, Baseline::Pad) if self.model.pad_token_id().is_none() => Baseline::Zero,
-            (None, b) => b,
-        };
-        Options {
-            steps: self.steps.unwrap_or(method.default_steps()),
-            samples: self.samples.unwrap_or(method.default_samples()),
-            baseline,
-            ..self.opts.clone()
-        }
     }
 }
 
@@ -621,7 +535,6 @@ fn progress_bar() -> attribution::Progress {
 }
 
 fn attribute(a: AttributeArgs) -> Result<()> {
-    let method: Method = a.method.parse()?;
     if a.repeat == 0 {
         return Err(Error::InvalidArgument("--repeat must be at least 1".into()));
     }
@@ -630,18 +543,19 @@ fn attribute(a: AttributeArgs) -> Result<()> {
             "--generate must be at least 1".into(),
         ));
     }
-    let setup = Setup::new(&a.common)?;
-    let (model, opts) = (&setup.model, setup.options(method));
+    let values = &a.common.values;
+    let setup = Setup::new(&a.common, &[a.method.as_str()], values)?;
+    let (model, method, settings) = (&setup.model, setup.methods[0].as_ref(), &setup.settings);
     let run = || match a.generate {
         Some(n) => gradlens::generation::attribute_generation(
             model,
             &setup.prompt,
             method,
-            &opts,
+            settings,
             n,
             a.stop_at_eos,
         ),
-        None => attribution::attribute(model, &setup.prompt, method, &opts),
+        None => attribution::attribute(model, &setup.prompt, method, settings),
     };
     let mut result = run()?;
     if a.repeat > 1 {
@@ -657,7 +571,7 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     }
     result
         .warnings
-        .extend(ignored_options(&a.common, &[method], false));
+        .extend(ignored_options(values, &setup.methods, false));
     let format = setup.format;
     if format != Format::Text {
         for w in &result.warnings {
@@ -669,35 +583,22 @@ fn attribute(a: AttributeArgs) -> Result<()> {
 }
 
 fn evaluate(a: EvaluateArgs) -> Result<()> {
-    let methods: Vec<Method> = a
-        .methods
-        .split(',')
-        .map(|m| m.trim().parse())
-        .collect::<Result<_>>()?;
-    let setup = Setup::new(&a.common)?;
-    let model = &setup.model;
+    let names: Vec<&str> = a.methods.split(',').map(str::trim).collect();
     // One baseline for every method and for removed tokens: the pad token where the model
     // has one, else zero.
-    let baseline = match &setup.baseline {
-        Some(b) => b.clone(),
-        None if model.pad_token_id().is_some() => Baseline::Pad,
-        None => Baseline::Zero,
-    };
-    let runs: Vec<(Method, Options)> = methods
-        .iter()
-        .map(|&m| {
-            let o = Options {
-                baseline: baseline.clone(),
-                ..setup.options(m)
-            };
-            (m, o)
-        })
-        .collect();
-    for w in ignored_options(&a.common, &methods, true) {
+    let mut values = a.common.values.clone();
+    let baseline_text = values.raw("baseline").unwrap_or("pad-or-zero").to_string();
+    let baseline: Baseline = baseline_text.parse()?;
+    values.set("baseline", &baseline_text);
+    let setup = Setup::new(&a.common, &names, &values)?;
+    for w in ignored_options(&values, &setup.methods, true) {
         eprintln!("warning: {w}");
     }
+    let model = &setup.model;
     let ids = model.tokenize(&setup.prompt)?;
-    let e = attribution::faithfulness::faithfulness(model, &ids, &runs, &baseline, &setup.opts)?;
+    let methods: Vec<&dyn Method> = setup.methods.iter().map(|m| m.as_ref()).collect();
+    let e =
+        attribution::faithfulness::faithfulness(model, &ids, &methods, &baseline, &setup.settings)?;
     if setup.format != Format::Text {
         for m in &e.methods {
             for w in &m.warnings {
@@ -725,32 +626,4 @@ fn emit(output: Option<&Path>, rendered: &str) -> Result<()> {
             .write_all(rendered.as_bytes())
             .map_err(|e| Error::Other(format!("stdout: {e}"))),
     }
-}
-
-/// `zero,pad,…`, or a JSON file with a list of `[tokens][hidden]` matrices.
-fn parse_baselines(spec: &str, model: &Model) -> Result<Vec<Baseline>> {
-    if spec.ends_with(".json") {
-        let path = Path::new(spec);
-        let text = gradlens::files::read_text(path, gradlens::files::BASELINES_LIMIT)?;
-        let bad = |why: String| Error::InvalidArgument(format!("--baselines {spec}: {why}"));
-        let list: Vec<Vec<Vec<f32>>> = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("expected a list of [tokens][hidden] matrices: {e}")))?;
-        let d = model.hidden_size();
-        return list
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                if m.is_empty() || m.iter().any(|row| row.len() != d) {
-                    return Err(bad(format!("baseline {i} is not a [tokens][{d}] matrix")));
-                }
-                let rows = m.len();
-                Ok(Baseline::Custom(gradlens::Tensor::from_vec(
-                    m.concat(),
-                    [rows, d],
-                    model.device(),
-                )?))
-            })
-            .collect();
-    }
-    spec.split(',').map(|s| s.trim().parse()).collect()
 }

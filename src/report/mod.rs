@@ -94,19 +94,19 @@ fn summary(a: &Attribution) -> String {
     if let (Some(b), Some(d)) = (a.baseline_score, a.convergence_delta) {
         s += &format!(" · F(x') = {b:.5} · delta = {d:.3e}");
     }
-    if let Some(d) = a.adversarial_drop {
+    if let Some(d) = a.extra::<f32>("adversarial_drop") {
         s += &format!(" · adversarial drop = {d:.4}");
     }
-    if let Some(l) = a.layer {
+    if let Some(l) = a.extra::<usize>("layer") {
         s += &format!(" · layer {l}");
     }
-    if let Some(h) = a.head {
+    if let Some(h) = a.extra::<usize>("head") {
         s += &format!(" head {h}");
     }
-    if let Some(r) = a.rounds {
+    if let Some(r) = a.extra::<usize>("rounds") {
         s += &format!(" · {r} rounds");
     }
-    if let (Some(n), Some(q)) = (a.steps, &a.quadrature) {
+    if let (Some(n), Some(q)) = (a.extra::<usize>("steps"), a.extra::<String>("quadrature")) {
         s += &format!(" · {n} steps {q}");
     }
     s + &format!(" · {:.1} ms", a.elapsed_ms)

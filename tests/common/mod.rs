@@ -34,12 +34,26 @@ pub fn tiny(name: &str) -> Model {
 /// The real MiniLM from scripts/fetch-models.sh. Under CI=true its absence fails the test.
 /// The methods a stored-format model is checked with on the CPU: a gradient, a path and two
 /// rule methods (LRP-γ decodes its weights).
-pub const STORED_CHECK_METHODS: [gradlens::attribution::Method; 4] = [
-    gradlens::attribution::Method::Saliency,
-    gradlens::attribution::Method::IntegratedGradients,
-    gradlens::attribution::Method::AttnLrp,
-    gradlens::attribution::Method::LrpGamma,
-];
+pub const STORED_CHECK_METHODS: [&str; 4] =
+    ["saliency", "integrated-gradients", "attnlrp", "lrp-gamma"];
+
+/// The registered method `name` configured with `options` (CLI names, values as text).
+pub fn method(name: &str, options: &[(&str, &str)]) -> Box<dyn gradlens::attribution::Method> {
+    let mut values = gradlens::attribution::Values::new();
+    for (k, v) in options {
+        values.set(k, v);
+    }
+    gradlens::attribution::methods::build(name, &values)
+        .unwrap_or_else(|e| panic!("{name} {options:?}: {e}"))
+}
+
+/// Settings that keep the full map.
+pub fn with_map() -> gradlens::attribution::Settings {
+    gradlens::attribution::Settings {
+        include_map: true,
+        ..Default::default()
+    }
+}
 
 pub fn minilm() -> Option<Model> {
     let path = root().join("models/minilm");
@@ -174,9 +188,9 @@ pub fn assert_stored_matches_f32(
     prompt: &str,
     format: &str,
     device: Device,
-    methods: &[gradlens::attribution::Method],
+    methods: &[&str],
 ) {
-    use gradlens::attribution::{self, Options};
+    use gradlens::attribution;
     use gradlens::models::WeightMode;
     let stored = Model::load_with(path, device, WeightMode::Stored).unwrap();
     let dense = Model::load_with(path, device, WeightMode::F32).unwrap();
@@ -194,14 +208,11 @@ pub fn assert_stored_matches_f32(
         1e-5,
         &format!("{format} logits"),
     );
-    for &method in methods {
-        let opts = Options {
-            steps: 8,
-            include_map: true,
-            ..Options::default()
-        };
-        let a = attribution::attribute(&stored, prompt, method, &opts).unwrap();
-        let b = attribution::attribute(&dense, prompt, method, &opts).unwrap();
+    for &name in methods {
+        let m = method(name, &[("steps", "8")]);
+        let a = attribution::attribute(&stored, prompt, m.as_ref(), &with_map()).unwrap();
+        let b = attribution::attribute(&dense, prompt, m.as_ref(), &with_map()).unwrap();
+        let method = name;
         assert_eq!(
             a.target.id, b.target.id,
             "{format} {method:?}: the same target"

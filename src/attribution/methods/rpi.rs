@@ -8,10 +8,79 @@
 //! Noise is drawn only where attention is allowed (causal models never see the future).
 //! Draw `m` uses its own seeded stream, so results do not depend on batching.
 
-use super::{attention, chunks, evaluate, random::Rng, Options, Prepared};
+use super::common;
+use crate::attribution::engine::{attention, chunks, evaluate, random::Rng, Prepared};
+use crate::attribution::{
+    Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Quadrature, Values,
+};
 use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Rpi {
+    pub steps: usize,
+    pub quadrature: Quadrature,
+    /// Noise draws.
+    pub samples: usize,
+    pub seed: u64,
+    /// The layer whose attention is integrated (`None`: the last).
+    pub layer: Option<usize>,
+}
+
+const STEPS: OptionSpec = common::steps("30");
+const SAMPLES: OptionSpec = common::samples("4");
+pub(crate) const LAYER: OptionSpec = OptionSpec::new(
+    "layer",
+    Kind::Count,
+    None,
+    "the layer whose attention is read (default: the last)",
+);
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "rpi",
+    aliases: &[],
+    summary: "IG over --layer's attention from noise (--samples draws)",
+    cost: "samples x steps forward+backward, batched, + 1 forward",
+    family: Family::Attention,
+    options: &[STEPS, common::QUADRATURE, SAMPLES, common::SEED, LAYER],
+    build: |v| Ok(Box::new(Rpi::from_values(v)?)),
+};
+
+impl Rpi {
+    pub fn from_values(v: &Values) -> Result<Self> {
+        Ok(Rpi {
+            steps: v.positive(&STEPS)?,
+            quadrature: v.get(&common::QUADRATURE)?,
+            samples: v.positive(&SAMPLES)?,
+            seed: v.get(&common::SEED)?,
+            layer: v.get_opt(&LAYER)?,
+        })
+    }
+}
+
+impl Default for Rpi {
+    fn default() -> Self {
+        Self::from_values(&Values::new()).expect("the defaults are valid")
+    }
+}
+
+impl Method for Rpi {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run(&self, p: &Prepared) -> Result<Attribution> {
+        let r = rpi(p, self)?;
+        let mut a = p.token_level(INFO.name, r.scores, r.f_x);
+        a.set_extra("layer", r.layer);
+        a.set_extra("steps", self.steps);
+        a.set_extra("quadrature", self.quadrature.name());
+        a.set_extra("samples", self.samples);
+        a.set_extra("seed", self.seed);
+        Ok(a)
+    }
+}
 
 pub struct Out {
     pub scores: Vec<f32>,
@@ -27,7 +96,7 @@ fn alpha_bar() -> f64 {
         .product()
 }
 
-pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
+pub fn rpi(p: &Prepared, opts: &Rpi) -> Result<Out> {
     let layer = attention::layer_index(p, opts.layer)?;
     let len = p.ids.len();
     let heads = p.model.info.attention_heads;
@@ -54,7 +123,7 @@ pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
             .collect()
     };
     let total = samples * steps;
-    let (chunk, concurrent) = chunks::for_gradients(p, opts.batch_size, total);
+    let (chunk, concurrent) = chunks::for_gradients(p, p.batch_size, total);
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let mut probs = Vec::with_capacity((end - start) * n);
         let mut draw: Option<(usize, Vec<f64>)> = None;
@@ -86,7 +155,7 @@ pub fn rpi(p: &Prepared, opts: &Options) -> Result<Out> {
         concurrent,
         work,
         chunks::add_vecs,
-        opts.progress.as_ref(),
+        p.progress.as_ref(),
     )?;
     let relevance: Vec<f32> = (0..n).map(|i| (a[i] as f64 * avg_grad[i]) as f32).collect();
     let map = attention::head_map(&relevance, heads, len, None)?;

@@ -13,7 +13,7 @@
 //! On pre-norm LLMs, where `F` has near-jumps along the path, this meets 1% where fixed steps
 //! miss by 40%–4500% (METHODS.md).
 
-use super::{chunks, evaluate, Options, Prepared};
+use super::{chunks, evaluate, Prepared};
 use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
@@ -84,11 +84,17 @@ fn plan_levels(n: usize, points: usize) -> Vec<u32> {
     levels
 }
 
-pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f32) -> Result<Out> {
-    if opts.max_steps < 2 * INITIAL + 1 {
+/// Adaptive IG from `baseline` to within `tolerance`, with at most `max_steps` evaluations.
+pub fn adaptive_ig(
+    p: &Prepared,
+    baseline: &Tensor,
+    tolerance: f32,
+    max_steps: usize,
+) -> Result<Out> {
+    if max_steps < 2 * INITIAL + 1 {
         return Err(crate::error::Error::InvalidArgument(format!(
             "--max-steps {} is below the {} evaluations adaptive IG starts with",
-            opts.max_steps,
+            max_steps,
             2 * INITIAL + 1
         )));
     }
@@ -125,7 +131,7 @@ pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f
             .collect())
     };
     let evaluate = |alphas: &[f64]| -> Result<Vec<Point>> {
-        let (chunk, concurrent) = chunks::for_gradients(p, opts.batch_size, alphas.len());
+        let (chunk, concurrent) = chunks::for_gradients(p, p.batch_size, alphas.len());
         chunks::run(
             alphas.len(),
             chunk,
@@ -159,7 +165,7 @@ pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f
             converged = true;
             break;
         }
-        if pts.len() + split_cost(1) > opts.max_steps {
+        if pts.len() + split_cost(1) > max_steps {
             break;
         }
         // Refine the worst intervals: those within 4x of the largest error (near-jumps take many
@@ -167,7 +173,7 @@ pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f
         // at most SPLITS_PER_ROUND, never below a width of 1e-9.
         intervals.sort_by(|x, y| y.error(&pts).abs().total_cmp(&x.error(&pts).abs()));
         let worst_err = intervals.first().map_or(0.0, |i| i.error(&pts).abs());
-        let budget = opts.max_steps - pts.len();
+        let budget = max_steps - pts.len();
         let n_split = intervals
             .iter()
             .take(SPLITS_PER_ROUND)
@@ -210,9 +216,7 @@ pub fn adaptive_ig(p: &Prepared, baseline: &Tensor, opts: &Options, tolerance: f
                 });
             }
         }
-        if let Some(progress) = &opts.progress {
-            progress(pts.len().min(opts.max_steps), opts.max_steps);
-        }
+        p.report_progress(pts.len().min(max_steps), max_steps);
     }
     let mut map = vec![0.0f64; n];
     intervals.sort_by(|x, y| pts[x.a].alpha.total_cmp(&pts[y.a].alpha));

@@ -2,9 +2,63 @@
 //! of `window` tokens; a token's score is the mean over the windows that cover it. All
 //! occluded copies run as forward passes only, batched (`points::scores`).
 
-use super::{points, Prepared};
+use super::common;
+use crate::attribution::engine::{points, Baseline, Prepared};
+use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Occlusion {
+    pub baseline: Baseline,
+    /// Tokens replaced at once.
+    pub window: usize,
+}
+
+const BASELINE: OptionSpec = common::baseline("zero");
+const WINDOW: OptionSpec = OptionSpec::new(
+    "window",
+    Kind::Count,
+    Some("1"),
+    "how many consecutive tokens are replaced at once",
+);
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "occlusion",
+    aliases: &[],
+    summary: "F(x) - F(a --window of tokens at --baseline), averaged",
+    cost: "1 forward of tokens - window + 1 occluded copies, batched",
+    family: Family::Perturbation,
+    options: &[BASELINE, WINDOW],
+    build: |v| Ok(Box::new(Occlusion::from_values(v)?)),
+};
+
+impl Occlusion {
+    pub fn from_values(v: &Values) -> Result<Self> {
+        Ok(Occlusion {
+            baseline: v.get(&BASELINE)?,
+            window: v.get(&WINDOW)?,
+        })
+    }
+}
+
+impl Default for Occlusion {
+    fn default() -> Self {
+        Self::from_values(&Values::new()).expect("the defaults are valid")
+    }
+}
+
+impl Method for Occlusion {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run(&self, p: &Prepared) -> Result<Attribution> {
+        let baseline = p.baseline(&self.baseline)?;
+        let r = occlusion(p, &baseline, self.window, p.batch_size)?;
+        Ok(p.token_level(INFO.name, r.scores, r.f_x))
+    }
+}
 
 pub struct Out {
     /// One score per token.

@@ -4,9 +4,65 @@
 //! trajectory (trapezoidal per segment, from the gradients the attack computes anyway), so
 //! `Σ attr ≈ F(x) − F(x_adv)`. Sequential: each step needs the last one's gradient.
 
-use super::{evaluate, Options, Prepared};
+use super::common;
+use crate::attribution::engine::{evaluate, Prepared};
+use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Pgd {
+    pub steps: usize,
+    /// Each token's L2 ball, relative to its embedding's norm.
+    pub radius: f32,
+}
+
+const STEPS: OptionSpec = common::steps("20");
+const RADIUS: OptionSpec = OptionSpec::new(
+    "radius",
+    Kind::Number,
+    Some("0.1"),
+    "each token's L2 ball, relative to its embedding's norm",
+);
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "pgd",
+    aliases: &[],
+    summary: "path integral along an attack within --radius; reports the drop",
+    cost: "steps + 1 forward+backward, one at a time (an attack trajectory)",
+    family: Family::Path,
+    options: &[STEPS, RADIUS],
+    build: |v| Ok(Box::new(Pgd::from_values(v)?)),
+};
+
+impl Pgd {
+    pub fn from_values(v: &Values) -> Result<Self> {
+        Ok(Pgd {
+            steps: v.positive(&STEPS)?,
+            radius: v.get(&RADIUS)?,
+        })
+    }
+}
+
+impl Default for Pgd {
+    fn default() -> Self {
+        Self::from_values(&Values::new()).expect("the defaults are valid")
+    }
+}
+
+impl Method for Pgd {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run(&self, p: &Prepared) -> Result<Attribution> {
+        let r = pgd(p, self)?;
+        let mut a = p.referenced(INFO.name, r.map, r.f_x, r.f_adversarial);
+        a.set_extra("steps", self.steps);
+        a.set_extra("adversarial_drop", r.f_x - r.f_adversarial);
+        Ok(a)
+    }
+}
 
 pub struct Out {
     pub map: Vec<f32>,
@@ -19,7 +75,7 @@ fn norm(v: &[f32]) -> f32 {
     v.iter().map(|a| a * a).sum::<f32>().sqrt()
 }
 
-pub fn pgd(p: &Prepared, opts: &Options) -> Result<Out> {
+pub fn pgd(p: &Prepared, opts: &Pgd) -> Result<Out> {
     if !(opts.radius > 0.0 && opts.radius.is_finite()) {
         return Err(Error::InvalidArgument(format!(
             "pgd: --radius {} must be a positive number",
@@ -64,9 +120,7 @@ pub fn pgd(p: &Prepared, opts: &Options) -> Result<Out> {
             map[j] += (cur[j] - next[j]) as f64 * 0.5 * (g[j] + g_next[j]) as f64;
         }
         (cur, g, f_cur) = (next, g_next, f_next);
-        if let Some(progress) = &opts.progress {
-            progress(s + 1, steps);
-        }
+        p.report_progress(s + 1, steps);
     }
     Ok(Out {
         map: map.into_iter().map(|v| v as f32).collect(),

@@ -13,9 +13,78 @@
 //! NaN), every feature ties, so that step's move is straight, and its moves take the gradient
 //! at the step's end (the next step's), as the right Riemann rule would.
 
-use super::{evaluate, Options, Prepared};
+use super::common;
+use crate::attribution::engine::{evaluate, Baseline, Prepared};
+use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct GuidedIg {
+    pub steps: usize,
+    pub baseline: Baseline,
+    /// The fraction of features moved per inner step.
+    pub fraction: f32,
+    /// How far (in α) a feature may run ahead of or behind the straight line.
+    pub max_dist: f32,
+}
+
+const STEPS: OptionSpec = common::steps("50");
+const BASELINE: OptionSpec = common::baseline("zero");
+const FRACTION: OptionSpec = OptionSpec::new(
+    "fraction",
+    Kind::Number,
+    Some("0.25"),
+    "the fraction of features moved per inner step",
+);
+const MAX_DIST: OptionSpec = OptionSpec::new(
+    "max-dist",
+    Kind::Number,
+    Some("0.02"),
+    "how far (in alpha) a feature may stray from the straight line's progress",
+);
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "guided-ig",
+    aliases: &[],
+    summary: "IG along a gradient-guided path (--fraction, --max-dist)",
+    cost: "steps forward+backward, one at a time (each step needs the last)",
+    family: Family::Path,
+    options: &[STEPS, BASELINE, FRACTION, MAX_DIST],
+    build: |v| Ok(Box::new(GuidedIg::from_values(v)?)),
+};
+
+impl GuidedIg {
+    pub fn from_values(v: &Values) -> Result<Self> {
+        Ok(GuidedIg {
+            steps: v.positive(&STEPS)?,
+            baseline: v.get(&BASELINE)?,
+            fraction: v.get(&FRACTION)?,
+            max_dist: v.get(&MAX_DIST)?,
+        })
+    }
+}
+
+impl Default for GuidedIg {
+    fn default() -> Self {
+        Self::from_values(&Values::new()).expect("the defaults are valid")
+    }
+}
+
+impl Method for GuidedIg {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run(&self, p: &Prepared) -> Result<Attribution> {
+        let baseline = p.baseline(&self.baseline)?;
+        let r = guided_ig(p, &baseline, self)?;
+        let mut a = p.referenced(INFO.name, r.map, r.f_x, r.f_baseline);
+        a.set_extra("steps", self.steps);
+        p.warn_discontinuity(&baseline, &mut a)?;
+        Ok(a)
+    }
+}
 
 pub struct Out {
     pub map: Vec<f32>,
@@ -39,7 +108,7 @@ fn l1(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| (a - b).abs()).sum()
 }
 
-pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out> {
+pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &GuidedIg) -> Result<Out> {
     if !(opts.fraction > 0.0 && opts.fraction <= 1.0) {
         return Err(Error::InvalidArgument(format!(
             "guided-ig: --fraction {} must be in (0, 1]",
@@ -140,9 +209,7 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out>
                 break;
             }
         }
-        if let Some(progress) = &opts.progress {
-            progress(step + 1, steps);
-        }
+        p.report_progress(step + 1, steps);
     }
     let f_x = match deferred {
         // The last step overflowed too: its moves take the gradient at x.

@@ -3,7 +3,7 @@
 //! results folded in chunk order, so the answer depends neither on timing nor on the thread
 //! count.
 
-use super::Progress;
+use super::prepared::Progress;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -57,6 +57,7 @@ impl std::str::FromStr for ScoreKind {
 }
 
 /// A resolved target.
+#[derive(Clone)]
 pub enum Target {
     NextToken { id: u32, kind: ScoreKind },
     Class { index: usize, kind: ScoreKind },

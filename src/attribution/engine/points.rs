@@ -3,7 +3,7 @@
 //! built on the host by `fill`, chunks of them run as one batch, and chunks run concurrently
 //! where the backend allows.
 
-use super::{chunks, evaluate, Prepared, Progress};
+use super::{chunks, evaluate, prepared::Progress, Prepared};
 use crate::error::Result;
 use crate::tensor::Tensor;
 

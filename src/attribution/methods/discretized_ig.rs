@@ -7,11 +7,73 @@
 //! on average (the paper's Riemann sum over anchors leaves a large completeness gap); all
 //! segments run batched.
 
-use super::{points, Options, Prepared, Quadrature};
+use super::common;
+use crate::attribution::engine::{points, quadrature::Quadrature, Baseline, Prepared};
+use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::autodiff::Tape;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct DiscretizedIg {
+    pub steps: usize,
+    /// The paper's is the pad (or mask) embedding.
+    pub baseline: Baseline,
+    /// Vocabulary neighbours considered for each anchor.
+    pub neighbors: usize,
+}
+
+const STEPS: OptionSpec = common::steps("30");
+const BASELINE: OptionSpec = common::baseline("pad-or-zero");
+const NEIGHBORS: OptionSpec = OptionSpec::new(
+    "neighbors",
+    Kind::Count,
+    Some("50"),
+    "vocabulary neighbours considered for each anchor",
+);
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "discretized-ig",
+    aliases: &[],
+    summary: "IG along vocabulary embeddings (--neighbors)",
+    cost: "4 x steps forward+backward, batched, + steps nearest-neighbour searches",
+    family: Family::Path,
+    options: &[STEPS, BASELINE, NEIGHBORS],
+    build: |v| Ok(Box::new(DiscretizedIg::from_values(v)?)),
+};
+
+impl DiscretizedIg {
+    pub fn from_values(v: &Values) -> Result<Self> {
+        Ok(DiscretizedIg {
+            steps: v.positive(&STEPS)?,
+            baseline: v.get(&BASELINE)?,
+            neighbors: v.get(&NEIGHBORS)?,
+        })
+    }
+}
+
+impl Default for DiscretizedIg {
+    fn default() -> Self {
+        Self::from_values(&Values::new()).expect("the defaults are valid")
+    }
+}
+
+impl Method for DiscretizedIg {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run(&self, p: &Prepared) -> Result<Attribution> {
+        let baseline = p.baseline(&self.baseline)?;
+        let r = discretized_ig(p, &baseline, self)?;
+        let mut a = p.referenced(INFO.name, r.map, r.f_x, r.f_baseline);
+        a.set_extra("steps", self.steps);
+        p.warn_discontinuity(&baseline, &mut a)?;
+        a.set_extra("quadrature", "gauss-legendre-per-segment");
+        Ok(a)
+    }
+}
 
 /// Gradient evaluations per segment, on average.
 pub const POINTS_PER_SEGMENT: usize = 4;
@@ -92,7 +154,7 @@ pub fn discretized_path(
     Ok(path)
 }
 
-pub fn discretized_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result<Out> {
+pub fn discretized_ig(p: &Prepared, baseline: &Tensor, opts: &DiscretizedIg) -> Result<Out> {
     let (x, b) = (p.x.to_vec()?, baseline.to_vec()?);
     let path = discretized_path(p.model, &x, &b, opts.steps, opts.neighbors)?;
     // Gauss–Legendre on each segment, its points in proportion to its length (anchors can be
@@ -133,14 +195,14 @@ pub fn discretized_ig(p: &Prepared, baseline: &Tensor, opts: &Options) -> Result
         x.len(),
         fill,
         take,
-        opts.batch_size,
-        opts.progress.as_ref(),
+        p.batch_size,
+        p.progress.as_ref(),
     )?;
     let ends = points::scores(
         p,
         2,
         |i, out: &mut [f32]| out.copy_from_slice(if i == 0 { &x } else { &b }),
-        opts.batch_size,
+        p.batch_size,
     )?;
     Ok(Out {
         map: map.into_iter().map(|v| v as f32).collect(),

@@ -1,0 +1,85 @@
+//! One forward and one backward pass under a rule set: the engine of saliency, input ×
+//! gradient, guided backprop, deconvolution and the LRP family, which differ only in the rule
+//! set and in whether the modified gradient is multiplied by the input.
+
+use super::{evaluate, targets::Target};
+use crate::autodiff::RuleSet;
+use crate::error::Result;
+use crate::models::Model;
+use crate::tensor::Tensor;
+
+/// `F` and the rule set's map for every row of `xs: [b, len, hidden]` (maps flattened,
+/// row-major), times the input where `times_input`.
+pub fn maps_with(
+    model: &Model,
+    target: &Target,
+    rules: &dyn RuleSet,
+    times_input: bool,
+    xs: &Tensor,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (f, g) = evaluate::gradients_with(model, target, xs, rules)?;
+    let mut map = g.to_vec()?;
+    if times_input {
+        for (m, x) in map.iter_mut().zip(xs.to_vec()?) {
+            *m *= x;
+        }
+    }
+    Ok((f, map))
+}
+
+/// A method of one forward and one backward pass: its rule set, whether the map is multiplied
+/// by the input, and how a row becomes a token's score. Its map at any input is what
+/// SmoothGrad and VarGrad average (`MapAt`).
+pub trait SinglePass: Send + Sync {
+    fn info(&self) -> &'static crate::attribution::MethodInfo;
+    fn rules(&self) -> Box<dyn RuleSet>;
+    fn times_input(&self) -> bool;
+    fn token_score(&self) -> crate::attribution::TokenScore;
+
+    /// The method's run: its map at the prompt.
+    fn run_single(&self, p: &super::Prepared) -> Result<crate::attribution::Attribution> {
+        let rules = self.rules();
+        let (f, map) = maps_with(
+            p.model,
+            &p.target,
+            rules.as_ref(),
+            self.times_input(),
+            &p.x_batch()?,
+        )?;
+        Ok(p.result(
+            SinglePass::info(self).name,
+            SinglePass::token_score(self),
+            map,
+            f[0],
+        ))
+    }
+}
+
+impl<T: SinglePass> crate::attribution::Method for T {
+    fn info(&self) -> &'static crate::attribution::MethodInfo {
+        SinglePass::info(self)
+    }
+
+    fn run(&self, p: &super::Prepared) -> Result<crate::attribution::Attribution> {
+        self.run_single(p)
+    }
+
+    fn as_map(&self) -> Option<&dyn crate::attribution::MapAt> {
+        Some(self)
+    }
+}
+
+impl<T: SinglePass> crate::attribution::MapAt for T {
+    fn maps(&self, p: &super::Prepared, xs: &Tensor) -> Result<Vec<f32>> {
+        let rules = self.rules();
+        Ok(maps_with(p.model, &p.target, rules.as_ref(), self.times_input(), xs)?.1)
+    }
+
+    fn rows_per_input(&self) -> usize {
+        1
+    }
+
+    fn token_score(&self) -> crate::attribution::TokenScore {
+        SinglePass::token_score(self)
+    }
+}
