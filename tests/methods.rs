@@ -426,3 +426,47 @@ fn options_a_method_does_not_read_stay_unread() {
     assert!(methods::build("attnlrp", &bad).is_err());
     assert!(methods::build("smoothgrad", &Values::new().with("base", "deeplift")).is_err());
 }
+
+/// Feature ablation with tokens as features is occlusion with a window of one; with words,
+/// each word's tokens share `F(x) − F(x with the word at the baseline)`.
+#[test]
+fn feature_ablation_by_token_is_occlusion_and_by_word_ablates_whole_words() {
+    use gradlens::attribution::methods::{feature_ablation::Group, FeatureAblation};
+    let model = tiny("tiny-bert-cls");
+    let prompt = "the quick brown fox, jumps";
+    let opts = Settings {
+        target: TargetSpec::Class(1),
+        ..Settings::default()
+    };
+    let run = |m: &dyn gradlens::attribution::Method| {
+        attribution::attribute(&model, prompt, m, &opts).unwrap()
+    };
+    let by_token = run(&FeatureAblation::default());
+    let occluded = run(&Occlusion::default());
+    assert_close(
+        &by_token.scores,
+        &occluded.scores,
+        1e-5,
+        "token = occlusion",
+    );
+    let by_word = run(&FeatureAblation {
+        group: Group::Word,
+        ..Default::default()
+    });
+    // [CLS] the qu ##ic ##k br ##ow ##n fo ##x , ju ##mp ##s [SEP]
+    let features: Vec<usize> = by_word.extra("features").unwrap();
+    assert_eq!(features, [0, 1, 2, 2, 2, 3, 3, 3, 4, 4, 5, 6, 6, 6, 7]);
+    let p = Prepared::new(&model, prompt, &opts).unwrap();
+    let (len, d) = (p.ids.len(), model.hidden_size());
+    let mut x = p.x.to_vec().unwrap();
+    x[2 * d..5 * d].fill(0.0); // "quick" at the zero baseline
+    let f = attribution::scores(
+        &model,
+        &p.target,
+        &Tensor::from_vec(x, [1, len, d], Device::Cpu).unwrap(),
+    )
+    .unwrap()[0];
+    for t in 2..5 {
+        assert!((by_word.scores[t] - (by_word.target_score - f)).abs() < 1e-5);
+    }
+}

@@ -12,6 +12,7 @@ pub mod deconvolution;
 pub mod deeplift;
 pub mod deeplift_shap;
 pub mod discretized_ig;
+pub mod feature_ablation;
 pub mod gradient_shap;
 pub mod greedy_pig;
 pub mod guided_backprop;
@@ -37,6 +38,7 @@ pub use deconvolution::Deconvolution;
 pub use deeplift::DeepLift;
 pub use deeplift_shap::DeepLiftShap;
 pub use discretized_ig::DiscretizedIg;
+pub use feature_ablation::FeatureAblation;
 pub use gradient_shap::GradientShap;
 pub use greedy_pig::GreedyPig;
 pub use guided_backprop::GuidedBackprop;
@@ -74,6 +76,7 @@ pub static REGISTRY: &[&MethodInfo] = &[
     &smoothgrad::INFO,
     &vargrad::INFO,
     &occlusion::INFO,
+    &feature_ablation::INFO,
     &shapley_sampling::INFO,
     &guided_ig::INFO,
     &sequential_ig::INFO,
