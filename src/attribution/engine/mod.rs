@@ -6,6 +6,7 @@ pub mod adaptive;
 pub mod attention;
 pub mod checks;
 pub mod chunks;
+pub mod coalitions;
 pub mod evaluate;
 pub mod noise;
 pub mod points;

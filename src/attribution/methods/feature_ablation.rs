@@ -4,7 +4,7 @@
 //! All ablated copies are forward passes only, batched.
 
 use super::common;
-use crate::attribution::engine::{points, Baseline, Prepared};
+use crate::attribution::engine::{coalitions, Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 
@@ -116,16 +116,9 @@ impl Method for FeatureAblation {
     fn run(&self, p: &Prepared) -> Result<Attribution> {
         let feature = features(p, self.group);
         let count = feature.last().map_or(0, |f| f + 1);
-        let d = p.model.hidden_size();
-        let (x, b) = (p.x.to_vec()?, p.baseline(&self.baseline)?.to_vec()?);
+        let b = p.baseline(&self.baseline)?.to_vec()?;
         // Copy `count` is x itself, so F(x) shares the batch.
-        let fill = |g: usize, out: &mut [f32]| {
-            out.copy_from_slice(&x);
-            for (t, _) in feature.iter().enumerate().filter(|(_, &f)| f == g) {
-                out[t * d..(t + 1) * d].copy_from_slice(&b[t * d..(t + 1) * d]);
-            }
-        };
-        let f = points::scores(p, count + 1, fill, p.batch_size)?;
+        let f = coalitions::scores(p, &b, count + 1, |g, t| feature[t] != g)?;
         let f_x = f[count];
         let scores = feature.iter().map(|&g| f_x - f[g]).collect();
         let mut a = p.token_level(INFO.name, scores, f_x);

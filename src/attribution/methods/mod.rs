@@ -19,6 +19,8 @@ pub mod guided_backprop;
 pub mod guided_ig;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
+pub mod kernel_shap;
+pub mod lime;
 pub mod lrp_epsilon;
 pub mod lrp_gamma;
 pub mod occlusion;
@@ -45,6 +47,8 @@ pub use guided_backprop::GuidedBackprop;
 pub use guided_ig::GuidedIg;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::IntegratedGradients;
+pub use kernel_shap::KernelShap;
+pub use lime::Lime;
 pub use lrp_epsilon::LrpEpsilon;
 pub use lrp_gamma::LrpGamma;
 pub use occlusion::Occlusion;
@@ -78,6 +82,8 @@ pub static REGISTRY: &[&MethodInfo] = &[
     &occlusion::INFO,
     &feature_ablation::INFO,
     &shapley_sampling::INFO,
+    &kernel_shap::INFO,
+    &lime::INFO,
     &guided_ig::INFO,
     &sequential_ig::INFO,
     &greedy_pig::INFO,

@@ -7,7 +7,7 @@
 //! stream, so the result does not depend on batching.
 
 use super::common;
-use crate::attribution::engine::{points, random::Rng, Baseline, Prepared};
+use crate::attribution::engine::{coalitions, random::Rng, Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 
@@ -90,23 +90,14 @@ impl Method for ShapleySampling {
 
     fn run(&self, p: &Prepared) -> Result<Attribution> {
         let n = p.ids.len();
-        let d = p.model.hidden_size();
-        let (x, b) = (p.x.to_vec()?, p.baseline(&self.baseline)?.to_vec()?);
-        // A coalition as the tokens taken from x; the rest from the baseline.
-        let fill_with = |present: &dyn Fn(usize) -> bool, out: &mut [f32]| {
-            for t in 0..n {
-                let src = if present(t) { &x } else { &b };
-                out[t * d..(t + 1) * d].copy_from_slice(&src[t * d..(t + 1) * d]);
-            }
-        };
+        let b = p.baseline(&self.baseline)?.to_vec()?;
         let (scores, f_x, f_b) = if self.exact {
             if n > MAX_EXACT_TOKENS {
                 return Err(Error::InvalidArgument(format!(
                     "shapley-sampling --exact runs every coalition, 2^tokens forward passes: at most {MAX_EXACT_TOKENS} tokens, and this prompt has {n}"
                 )));
             }
-            let fill = |mask: usize, out: &mut [f32]| fill_with(&|t| mask >> t & 1 == 1, out);
-            let f = points::scores(p, 1 << n, fill, p.batch_size)?;
+            let f = coalitions::scores(p, &b, 1 << n, |mask, t| mask >> t & 1 == 1)?;
             let scores: Vec<f32> = (0..n)
                 .map(|i| {
                     (0..1usize << n)
@@ -121,12 +112,19 @@ impl Method for ShapleySampling {
             (scores, f[(1 << n) - 1], f[0])
         } else {
             // Order k's coalitions: its first j tokens, j = 0..=n.
-            let fill = |index: usize, out: &mut [f32]| {
-                let (k, j) = (index / (n + 1), index % (n + 1));
-                let perm = order(self.seed, k, n);
-                fill_with(&|t| perm[..j].contains(&t), out);
-            };
-            let f = points::scores(p, self.samples * (n + 1), fill, p.batch_size)?;
+            // Position of each token in each order.
+            let rank: Vec<Vec<usize>> = (0..self.samples)
+                .map(|k| {
+                    let mut r = vec![0; n];
+                    for (j, &t) in order(self.seed, k, n).iter().enumerate() {
+                        r[t] = j;
+                    }
+                    r
+                })
+                .collect();
+            let f = coalitions::scores(p, &b, self.samples * (n + 1), |index, t| {
+                rank[index / (n + 1)][t] < index % (n + 1)
+            })?;
             let mut sum = vec![0.0f64; n];
             for (k, fk) in f.chunks(n + 1).enumerate() {
                 for (j, &t) in order(self.seed, k, n).iter().enumerate() {
