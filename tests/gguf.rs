@@ -133,12 +133,12 @@ fn a_gguf_written_like_llama_cpp_loads_as_the_original_model() {
     // And converted to a folder, it is the same model again.
     let out = path.with_extension("hf");
     let _ = std::fs::remove_dir_all(&out);
-    gradlens::gguf::convert::convert(&path, &out, "f32".parse().unwrap()).unwrap();
+    gradlens::convert::convert(&path, &out, "f32".parse().unwrap()).unwrap();
     let converted = gradlens::Model::load(&out, gradlens::Device::Cpu).unwrap();
     let c = attribution::next_token_logits(&converted, &converted.embed(&ids_).unwrap()).unwrap();
     assert_eq!(a, c);
     assert!(
-        gradlens::gguf::convert::convert(&path, &out, "f32".parse().unwrap())
+        gradlens::convert::convert(&path, &out, "f32".parse().unwrap())
             .unwrap_err()
             .to_string()
             .contains("not empty")

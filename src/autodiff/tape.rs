@@ -22,11 +22,6 @@ pub struct Tape {
     values: Vec<Tensor>,
     requires_grad: Vec<bool>,
     nodes: Vec<Node>,
-    /// Every attention layer's probabilities `[b, heads, len, len]`, in layer order.
-    attention: Vec<Var>,
-    /// Probabilities that replace one layer's own (layer index, tensor): the attention
-    /// attribution methods differentiate with respect to them.
-    attention_override: Option<(usize, Tensor)>,
 }
 
 impl Tape {
@@ -70,38 +65,6 @@ impl Tape {
             });
         }
         output
-    }
-
-    /// Called by every attention layer with its probabilities: records them, and returns the
-    /// replacement (a leaf with a gradient) where `override_attention` named this layer.
-    pub fn attention_probabilities(&mut self, probs: Var) -> Result<Var> {
-        let layer = self.attention.len();
-        let out = match &self.attention_override {
-            Some((l, t)) if *l == layer => {
-                if t.dims() != self.value(probs).dims() {
-                    return Err(Error::Shape(format!(
-                        "attention override {} for layer {layer}, whose probabilities are {}",
-                        t.shape(),
-                        self.value(probs).shape()
-                    )));
-                }
-                let t = t.clone();
-                self.input(t)
-            }
-            _ => probs,
-        };
-        self.attention.push(out);
-        Ok(out)
-    }
-
-    /// Replaces layer `layer`'s attention probabilities by `probs` in the next forward pass.
-    pub fn override_attention(&mut self, layer: usize, probs: Tensor) {
-        self.attention_override = Some((layer, probs));
-    }
-
-    /// The attention probabilities seen so far, one var per layer.
-    pub fn attention(&self) -> &[Var] {
-        &self.attention
     }
 
     pub fn node_count(&self) -> usize {

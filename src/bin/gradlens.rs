@@ -331,7 +331,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             dtype,
         } => {
-            gradlens::gguf::convert::convert(&input, &output, dtype.parse()?)?;
+            gradlens::convert::convert(&input, &output, dtype.parse()?)?;
             eprintln!("wrote {}", output.display());
             Ok(())
         }

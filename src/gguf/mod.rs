@@ -2,7 +2,6 @@
 //! `llama` maps a Llama-family file onto the Hugging Face names and config the models use, and
 //! `tokenizer` rebuilds its `tokenizer.json`.
 
-pub mod convert;
 mod dequant;
 mod dequant_simd;
 pub mod llama;

@@ -4,6 +4,7 @@
 use super::config::Config;
 use super::layers::{activation_from_name, Attention, LayerNorm, Linear};
 use super::weights::Weights;
+use super::AttentionHook;
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
 use crate::error::{Error, Result};
@@ -132,7 +133,7 @@ impl Bert {
     }
 
     /// `x: [b, l, d]` word embeddings -> last hidden states `[b, l, d]`.
-    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+    pub fn forward(&self, tape: &mut Tape, x: Var, hook: &mut AttentionHook) -> Result<Var> {
         let len = tape.value(x).dims()[1];
         let d = tape.value(x).dims()[2];
         // Position and token-type embeddings are constants added inside the model, so they are
@@ -145,7 +146,7 @@ impl Bert {
         let h = tape.add_const(x, &rows)?;
         let mut h = self.emb_norm.forward(tape, h)?;
         for layer in &self.layers {
-            let a = layer.attn.forward(tape, h, None, None)?;
+            let a = layer.attn.forward(tape, h, None, None, hook)?;
             let a = tape.add(h, a)?;
             h = layer.attn_norm.forward(tape, a)?;
             let m = layer.up.forward(tape, h)?;

@@ -4,6 +4,7 @@
 use super::config::Config;
 use super::layers::{activation_from_name, Attention, LayerCache, LayerNorm, Linear};
 use super::weights::{HostTensor, Weights};
+use super::AttentionHook;
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
 use crate::error::{Error, Result};
@@ -125,6 +126,7 @@ impl Gpt2 {
         tape: &mut Tape,
         x: Var,
         mut cache: Option<&mut [LayerCache]>,
+        hook: &mut AttentionHook,
     ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
         let start = cache
@@ -141,7 +143,7 @@ impl Gpt2 {
             let a = b.ln_1.forward(tape, h)?;
             let a = b
                 .attn
-                .forward(tape, a, None, cache.as_deref_mut().map(|c| &mut c[i]))?;
+                .forward(tape, a, None, cache.as_deref_mut().map(|c| &mut c[i]), hook)?;
             h = tape.add(h, a)?;
             let m = b.ln_2.forward(tape, h)?;
             let m = b.fc.forward(tape, m)?;

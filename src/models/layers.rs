@@ -1,6 +1,7 @@
 //! Building blocks shared by the architectures: linear layers, norms, attention.
 
 use super::weights::{HostTensor, Weights};
+use super::AttentionHook;
 use crate::autodiff::{Tape, Var};
 use crate::backend::{Activation, SoftmaxMask};
 use crate::error::Result;
@@ -158,6 +159,7 @@ impl Attention {
         h: Var,
         rope: Option<&(Tensor, Tensor)>,
         cache: Option<&mut LayerCache>,
+        hook: &mut AttentionHook,
     ) -> Result<Var> {
         let q = self.q.forward(tape, h)?;
         let k = self.k.forward(tape, h)?;
@@ -189,7 +191,7 @@ impl Attention {
         };
         let scale = 1.0 / (self.head_dim as f32).sqrt();
         let probs = tape.attention_probs(q, k, scale, mask)?;
-        let probs = tape.attention_probabilities(probs)?;
+        let probs = hook.see(tape, probs)?;
         let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;
         self.o.forward(tape, ctx)

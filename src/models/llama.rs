@@ -4,6 +4,7 @@
 use super::config::Config;
 use super::layers::{Attention, LayerCache, Linear, RopeTables};
 use super::weights::Weights;
+use super::AttentionHook;
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
 use crate::error::{Error, Result};
@@ -155,6 +156,7 @@ impl Llama {
         tape: &mut Tape,
         x: Var,
         mut cache: Option<&mut [LayerCache]>,
+        hook: &mut AttentionHook,
     ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
         let start = cache
@@ -170,6 +172,7 @@ impl Llama {
                 a,
                 Some(&rope),
                 cache.as_deref_mut().map(|c| &mut c[i]),
+                hook,
             )?;
             h = tape.add(h, a)?;
             let m = tape.rms_norm(h, &l.mlp_norm, self.eps)?;

@@ -2,6 +2,7 @@
 //! Every model takes input embeddings `[batch, seq, hidden]` as a tape variable; the batch
 //! dimension carries path steps or samples, which the model never needs to know.
 
+mod attention_hook;
 mod bert;
 mod config;
 mod gpt2;
@@ -10,6 +11,7 @@ mod llama;
 mod tokenizer;
 mod weights;
 
+pub use attention_hook::AttentionHook;
 pub use bert::ClassifierHead;
 pub use layers::LayerCache;
 pub use tokenizer::TextTokenizer;
@@ -283,6 +285,11 @@ impl Model {
 
     /// Runs the network on `x: [batch, len, hidden]`; returns the last hidden states.
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        self.forward_hooked(tape, x, &mut AttentionHook::default())
+    }
+
+    /// `forward`, with each attention layer's probabilities passed through `hook`.
+    pub fn forward_hooked(&self, tape: &mut Tape, x: Var, hook: &mut AttentionHook) -> Result<Var> {
         let dims = tape.value(x).dims().to_vec();
         if dims.len() != 3 || dims[2] != self.hidden_size() {
             return Err(Error::Shape(format!(
@@ -298,9 +305,9 @@ impl Model {
             )));
         }
         match &self.net {
-            Network::Bert(m) => m.forward(tape, x),
-            Network::Gpt2(m) => m.forward(tape, x, None),
-            Network::Llama(m) => m.forward(tape, x, None),
+            Network::Bert(m) => m.forward(tape, x, hook),
+            Network::Gpt2(m) => m.forward(tape, x, None, hook),
+            Network::Llama(m) => m.forward(tape, x, None, hook),
         }
     }
 
@@ -325,8 +332,8 @@ impl Model {
             Network::Bert(_) => Err(Error::InvalidArgument(
                 "an encoder has no key/value cache".into(),
             )),
-            Network::Gpt2(m) => m.forward(tape, x, Some(cache)),
-            Network::Llama(m) => m.forward(tape, x, Some(cache)),
+            Network::Gpt2(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
+            Network::Llama(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
         }
     }
 }

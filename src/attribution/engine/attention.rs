@@ -6,15 +6,17 @@
 use super::{targets::Target, Prepared};
 use crate::autodiff::Tape;
 use crate::error::{Error, Result};
+use crate::models::AttentionHook;
 
 /// Every layer's attention probabilities of the prompt, `[layer][head × len × len]`, and
 /// `F(x)` from the same forward pass.
 pub fn attention_maps(p: &Prepared) -> Result<(Vec<Vec<f32>>, f32)> {
     let mut tape = Tape::new();
+    let mut hook = AttentionHook::default();
     let x = tape.constant(p.x_batch()?);
-    let h = p.model.forward(&mut tape, x)?;
-    let maps = tape
-        .attention()
+    let h = p.model.forward_hooked(&mut tape, x, &mut hook)?;
+    let maps = hook
+        .probabilities
         .iter()
         .map(|&v| tape.value(v).to_vec())
         .collect::<Result<_>>()?;

@@ -3,7 +3,7 @@
 use super::targets::Target;
 use crate::autodiff::{Gradient, RuleSet, Tape, Var};
 use crate::error::Result;
-use crate::models::Model;
+use crate::models::{AttentionHook, Model};
 use crate::tensor::Tensor;
 
 /// `F(x_b)` for each row of `x: [b, len, hidden]`, without recording a tape.
@@ -55,10 +55,10 @@ pub fn attention_gradients(
     probs: Tensor,
 ) -> Result<(Vec<f32>, Tensor)> {
     let mut tape = Tape::new();
-    tape.override_attention(layer, probs);
+    let mut hook = AttentionHook::replacing(layer, probs);
     let xv = tape.constant(x.clone());
-    let h = model.forward(&mut tape, xv)?;
-    let a = *tape.attention().get(layer).ok_or_else(|| {
+    let h = model.forward_hooked(&mut tape, xv, &mut hook)?;
+    let a = *hook.probabilities.get(layer).ok_or_else(|| {
         crate::Error::InvalidArgument(format!("the model has no attention layer {layer}"))
     })?;
     let f = target.score(model, &mut tape, h)?;

@@ -2,8 +2,8 @@
 //! `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`) that transformers and
 //! gradlens load. The folder is written under a temporary name and renamed when complete.
 
-use super::{llama, tokenizer, GgufFile};
 use crate::error::{Error, Result};
+use crate::gguf::{llama, tokenizer, GgufFile};
 use crate::models::Weights;
 use crate::tensor::Device;
 use safetensors::tensor::TensorView;
