@@ -1,10 +1,10 @@
-// Integration-path kernels: every path point x′ + α_k (x − x′) built in one launch, and the
-// quadrature-weighted reduction of per-step gradients.
+// Integration-path kernels: every path point x′ + α_k (x − x′) built in one launch (the
+// quadrature-weighted sum of the steps' gradients is a matmul, `ops::weighted_batch_sum`).
 
 struct Params {
     n: u32,     // output length
     len: u32,   // length of one point (one row)
-    steps: u32, // rows reduced by weighted_batch_sum
+    _steps: u32,
     _pad: u32,
 }
 
@@ -25,19 +25,4 @@ fn interpolate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let j = i % p.len;
     let b = baseline[j];
     out[i] = b + w[i / p.len] * (x[j] - b);
-}
-
-// out[j] = Σ_k w_k x[k, j].
-@compute @workgroup_size(256)
-fn weighted_batch_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let i = flat_index(wid, nwg, lid);
-    if i >= p.n {
-        return;
-    }
-    var s = 0.0;
-    for (var k = 0u; k < p.steps; k++) {
-        s += w[k] * x[k * p.len + i];
-    }
-    out[i] = s;
 }

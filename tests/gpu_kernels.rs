@@ -413,12 +413,6 @@ fn path_kernels() {
         &[rand(n, 37, 1.0), rand(n, 38, 1.0)],
         &move |be, v| Ok(vec![be.interpolate(&v[0], &v[1], &alphas)?]),
     );
-    let w = [0.2, -0.1, 0.5, 0.25, 0.15];
-    check(
-        "weighted_batch_sum",
-        &[rand(5 * n, 39, 1.0)],
-        &move |be, v| Ok(vec![be.weighted_batch_sum(&v[0], &w)?]),
-    );
 }
 
 #[test]

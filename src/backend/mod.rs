@@ -293,8 +293,6 @@ pub trait Backend: Send + Sync {
 
     /// Straight-line path points `x′ + α_k (x − x′)` for every `k`: `[alphas.len(), x.len()]`.
     fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage>;
-    /// `Σ_k w_k · x[k, :]` over the leading dimension of `x: [w.len(), n]`.
-    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage>;
 }
 
 /// The backend that owns tensors on `device`, or why it cannot be used.

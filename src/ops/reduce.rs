@@ -44,10 +44,29 @@ pub fn interpolate(x: &Tensor, baseline: &Tensor, alphas: &[f32]) -> Result<Tens
     Ok(tensor(s, dims))
 }
 
-/// `Σ_k w_k x[k]` over the leading dimension.
+/// `Σ_k w_k x[k]` over the leading dimension: the product `w · x` of `w: [1, k]` and
+/// `x: [k, n]`, so every backend's matmul serves (no kernel of its own).
 pub fn weighted_batch_sum(x: &Tensor, w: &[f32]) -> Result<Tensor> {
-    let s = x.backend().weighted_batch_sum(x.storage(), w)?;
-    Ok(tensor(s, x.dims()[1..].to_vec()))
+    let k = w.len();
+    if k == 0 || x.dims().first() != Some(&k) {
+        return Err(crate::Error::Shape(format!(
+            "weighted_batch_sum: {k} weights for {}",
+            x.shape()
+        )));
+    }
+    let n = x.shape().numel() / k;
+    let weights = Tensor::from_vec(w.to_vec(), [1, k], x.device())?;
+    let spec = crate::backend::MatmulSpec {
+        batch: 1,
+        m: 1,
+        n,
+        k,
+        trans_a: false,
+        trans_b: false,
+        a_batched: false,
+        b_batched: false,
+    };
+    super::linear::matmul(&weights, &x.reshape([k, n])?, &spec)?.reshape(x.dims()[1..].to_vec())
 }
 
 impl Tape {

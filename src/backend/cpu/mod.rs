@@ -518,10 +518,6 @@ impl Backend for CpuBackend {
     fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
         reduce::interpolate(host(x)?, host(baseline)?, alphas).map(Storage::Cpu)
     }
-
-    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
-        reduce::weighted_batch_sum(host(x)?, w).map(Storage::Cpu)
-    }
 }
 
 #[cfg(test)]

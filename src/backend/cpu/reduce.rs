@@ -91,19 +91,3 @@ pub fn interpolate(x: &[f32], baseline: &[f32], alphas: &[f32]) -> Result<Vec<f3
     });
     Ok(out)
 }
-
-pub fn weighted_batch_sum(x: &[f32], w: &[f32]) -> Result<Vec<f32>> {
-    if w.is_empty() || !x.len().is_multiple_of(w.len()) {
-        return Err(Error::Shape(
-            "weighted_batch_sum: rows do not match weights".into(),
-        ));
-    }
-    let n = x.len() / w.len();
-    let mut out = vec![0.0f64; n];
-    for (k, &wk) in w.iter().enumerate() {
-        for (a, &v) in out.iter_mut().zip(&x[k * n..(k + 1) * n]) {
-            *a += wk as f64 * v as f64;
-        }
-    }
-    Ok(out.into_iter().map(|v| v as f32).collect())
-}

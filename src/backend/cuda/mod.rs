@@ -713,19 +713,6 @@ impl Backend for CudaBackend {
         let args = [b(x), b(baseline), b(&w), u(n), u(x.len())];
         self.threads("path.cu", "interpolate", n, &args)
     }
-
-    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
-        let x = buf(x)?;
-        if w.is_empty() || x.len() % w.len() != 0 {
-            return Err(Error::Shape(
-                "weighted_batch_sum: rows do not match weights".into(),
-            ));
-        }
-        let n = x.len() / w.len();
-        let wb = self.upload_host(w)?;
-        let args = [b(x), b(&wb), u(n), u(w.len())];
-        self.threads("path.cu", "weighted_batch_sum", n, &args)
-    }
 }
 
 impl CudaBackend {

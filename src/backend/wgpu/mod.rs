@@ -947,23 +947,4 @@ impl Backend for WgpuBackend {
         )?;
         Ok(Storage::Wgpu(out))
     }
-
-    fn weighted_batch_sum(&self, x: &Storage, w: &[f32]) -> Result<Storage> {
-        let x = buf(x)?;
-        if w.is_empty() || x.len() % w.len() != 0 {
-            return Err(Error::Shape(
-                "weighted_batch_sum: rows do not match weights".into(),
-            ));
-        }
-        let n = x.len() / w.len();
-        let out = self.out(n, "weighted_batch_sum")?;
-        let wb = self.ctx.upload(w)?;
-        self.ctx.launch(
-            k("path.wgsl", "weighted_batch_sum"),
-            &[u(n), u(n), u(w.len())],
-            &[(1, &out), (2, x), (4, &wb)],
-            Grid::Threads(n),
-        )?;
-        Ok(Storage::Wgpu(out))
-    }
 }
