@@ -12,7 +12,7 @@ echo "|---|---|---|"
 # The help lists each method on one line and its cost on the next.
 echo "$help" | paste - - | while IFS=$'\t' read -r first cost; do
   m=$(echo "$first" | awk '{print $1}')
-  cost=$(echo "$cost" | sed 's/^ *//')
+  cost=$(echo "$cost" | sed 's/^ *//; s/ \[[a-z]*\]$//')
   ms=$($bin attribute --model models/smollm2 --prompt "$prompt" --method "$m" --baseline pad \
         --repeat 3 --format json 2>/dev/null |
       python3 -c 'import json,sys; print(round(json.load(sys.stdin)["elapsed_ms"]))')
