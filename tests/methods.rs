@@ -470,3 +470,36 @@ fn feature_ablation_by_token_is_occlusion_and_by_word_ablates_whole_words() {
         assert!((by_word.scores[t] - (by_word.target_score - f)).abs() < 1e-5);
     }
 }
+
+/// A single-pass method with an automatic target backpropagates through the forward pass
+/// that found the target (no second forward): the same bits as a fresh pass with that target
+/// named.
+#[test]
+fn single_pass_methods_reuse_the_target_pass_exactly() {
+    for (name, prompt) in [
+        ("tiny-llama", PROMPT),
+        ("tiny-bert-cls", "the quick brown fox"),
+    ] {
+        let model = tiny(name);
+        for method in [
+            "saliency",
+            "input-x-gradient",
+            "attnlrp",
+            "lrp-gamma",
+            "guided-backprop",
+        ] {
+            let m = common::method(method, &[]);
+            let auto = attribution::attribute(&model, prompt, m.as_ref(), &with_map()).unwrap();
+            let named = Settings {
+                target: match name {
+                    "tiny-bert-cls" => TargetSpec::Class(auto.target.id.unwrap() as usize),
+                    _ => TargetSpec::TokenId(auto.target.id.unwrap()),
+                },
+                ..with_map()
+            };
+            let fresh = attribution::attribute(&model, prompt, m.as_ref(), &named).unwrap();
+            assert_eq!(auto.map, fresh.map, "{name} {method}");
+            assert_eq!(auto.target_score, fresh.target_score, "{name} {method}");
+        }
+    }
+}

@@ -80,6 +80,12 @@ pub trait Method: Send + Sync {
         None
     }
 
+    /// Whether the method backpropagates from the prompt itself first: then the forward
+    /// pass that resolves an automatic target is recorded for it (`Prepared::take_first_pass`).
+    fn uses_first_pass(&self) -> bool {
+        false
+    }
+
     /// What to try when the convergence delta misses `F(x) − F(x′)` by more than 5%.
     fn delta_hint(&self) -> &'static str {
         ""

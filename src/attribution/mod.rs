@@ -48,7 +48,8 @@ pub fn attribute_tokens(
     settings: &Settings,
 ) -> Result<Attribution> {
     let start = Instant::now();
-    let p = Prepared::from_ids(model, ids.to_vec(), settings)?;
+    let keep = method.uses_first_pass();
+    let p = Prepared::keeping_first_pass(model, ids.to_vec(), settings, keep)?;
     let mut out = run_prepared(&p, method)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)

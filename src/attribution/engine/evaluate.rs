@@ -110,20 +110,43 @@ pub(crate) fn last_logits(model: &Model, tape: &mut Tape, h: Var) -> Result<Vec<
     tape.value(logits).to_vec()
 }
 
-pub fn top_next_token(model: &Model, x: &Tensor) -> Result<u32> {
-    Ok(argmax(&next_token_logits(model, x)?) as u32)
+/// A forward pass of the prompt, recorded for a backward: the pass that finds an automatic
+/// target, kept so that a single-pass method needs no second one.
+pub struct RecordedPass {
+    pub tape: Tape,
+    /// The input `[1, len, hidden]`, a leaf with a gradient.
+    pub x: Var,
+    /// The last hidden states.
+    pub h: Var,
 }
 
-pub fn top_class(model: &Model, x: &Tensor) -> Result<usize> {
+/// The prompt's forward pass on a tape: recorded for a backward when `record`.
+fn prompt_pass(model: &Model, x: &Tensor, record: bool) -> Result<RecordedPass> {
+    let mut tape = Tape::new();
+    let xv = match record {
+        true => tape.input(batch1(x)?),
+        false => tape.constant(batch1(x)?),
+    };
+    let h = model.forward(&mut tape, xv)?;
+    Ok(RecordedPass { tape, x: xv, h })
+}
+
+/// The top next token after the prompt `x: [len, hidden]`, and its forward pass.
+pub fn top_next_token(model: &Model, x: &Tensor, record: bool) -> Result<(u32, RecordedPass)> {
+    let mut pass = prompt_pass(model, x, record)?;
+    let logits = last_logits(model, &mut pass.tape, pass.h)?;
+    Ok((argmax(&logits) as u32, pass))
+}
+
+/// The top class of a classifier for the prompt `x: [len, hidden]`, and its forward pass.
+pub fn top_class(model: &Model, x: &Tensor, record: bool) -> Result<(usize, RecordedPass)> {
     let head = model
         .classifier()
         .ok_or_else(|| crate::Error::Other("model has no classifier".into()))?;
-    let mut tape = Tape::new();
-    let xv = tape.constant(batch1(x)?);
-    let h = model.forward(&mut tape, xv)?;
-    let pooled = head.pooled(&mut tape, h)?;
-    let logits = head.classifier.forward(&mut tape, pooled)?;
-    Ok(argmax(&tape.value(logits).to_vec()?))
+    let mut pass = prompt_pass(model, x, record)?;
+    let pooled = head.pooled(&mut pass.tape, pass.h)?;
+    let logits = head.classifier.forward(&mut pass.tape, pooled)?;
+    Ok((argmax(&pass.tape.value(logits).to_vec()?), pass))
 }
 
 /// Mean-pooled last hidden state `[hidden]` of `x: [len, hidden]`.

@@ -1,12 +1,14 @@
 //! A prompt made ready for a method: its tokens, embeddings and resolved target, with what
 //! every method shares (`Settings`), and the builders of a method's `Attribution`.
 
+use super::evaluate::RecordedPass;
 use super::targets::{ScoreKind, Target, TargetSpec};
 use super::{adaptive, chunks, evaluate};
 use crate::attribution::{Attribution, TokenScore};
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::tensor::Tensor;
+use std::sync::Mutex;
 
 /// Called after each chunk of work with (done, total).
 pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
@@ -93,6 +95,9 @@ pub struct Prepared<'a> {
     pub batch_size: Option<usize>,
     pub progress: Option<Progress>,
     pub include_map: bool,
+    /// The automatic target's forward pass of `x`, recorded, for the first method that can
+    /// use it (`take_first_pass`).
+    first_pass: Mutex<Option<RecordedPass>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -101,6 +106,18 @@ impl<'a> Prepared<'a> {
     }
 
     pub fn from_ids(model: &'a Model, ids: Vec<u32>, settings: &Settings) -> Result<Self> {
+        Prepared::keeping_first_pass(model, ids, settings, false)
+    }
+
+    /// As `from_ids`; with `keep`, an automatic target's forward pass is recorded and kept
+    /// for a method that backpropagates from `x` itself, which then runs no forward of its
+    /// own (a third of a single-pass method's time).
+    pub fn keeping_first_pass(
+        model: &'a Model,
+        ids: Vec<u32>,
+        settings: &Settings,
+        keep: bool,
+    ) -> Result<Self> {
         if ids.is_empty() || ids.len() > model.info.max_positions {
             return Err(Error::InvalidInput(format!(
                 "{} tokens: the model takes 1 to {}",
@@ -111,7 +128,8 @@ impl<'a> Prepared<'a> {
         let x = model.embed(&ids)?;
         // Before the target's forward pass, which is long already for such a text.
         chunks::check_fits(model, x.backend(), ids.len())?;
-        let target = Target::resolve(model, &x, &settings.target, settings.score)?;
+        let (target, pass) =
+            Target::resolve_keeping(model, &x, &settings.target, settings.score, keep)?;
         Ok(Prepared {
             model,
             ids,
@@ -120,6 +138,7 @@ impl<'a> Prepared<'a> {
             batch_size: settings.batch_size,
             progress: settings.progress.clone(),
             include_map: settings.include_map,
+            first_pass: Mutex::new(pass.filter(|_| keep)),
         })
     }
 
@@ -134,7 +153,13 @@ impl<'a> Prepared<'a> {
             batch_size: self.batch_size,
             progress: None,
             include_map: self.include_map,
+            first_pass: Mutex::new(None),
         }
+    }
+
+    /// The recorded forward pass of `x`, once, where the target's resolution made one.
+    pub fn take_first_pass(&self) -> Option<RecordedPass> {
+        self.first_pass.lock().unwrap().take()
     }
 
     /// `x` as a batch of one: `[1, tokens, hidden]`.

@@ -36,16 +36,20 @@ pub trait SinglePass: Send + Sync {
     fn times_input(&self) -> bool;
     fn token_score(&self) -> crate::attribution::TokenScore;
 
-    /// The method's run: its map at the prompt.
+    /// The method's run: its map at the prompt, from the target's own forward pass where
+    /// one was kept.
     fn run_single(&self, p: &super::Prepared) -> Result<crate::attribution::Attribution> {
         let rules = self.rules();
-        let (f, map) = maps_with(
-            p.model,
-            &p.target,
-            rules.as_ref(),
-            self.times_input(),
-            &p.x_batch()?,
-        )?;
+        let (f, map) = match p.take_first_pass() {
+            Some(pass) => from_pass(p, pass, rules.as_ref(), self.times_input())?,
+            None => maps_with(
+                p.model,
+                &p.target,
+                rules.as_ref(),
+                self.times_input(),
+                &p.x_batch()?,
+            )?,
+        };
         Ok(p.result(
             SinglePass::info(self).name,
             SinglePass::token_score(self),
@@ -67,6 +71,30 @@ impl<T: SinglePass> crate::attribution::Method for T {
     fn as_map(&self) -> Option<&dyn crate::attribution::MapAt> {
         Some(self)
     }
+
+    fn uses_first_pass(&self) -> bool {
+        true
+    }
+}
+
+/// `F` and the rule set's map from a recorded forward pass of the prompt.
+fn from_pass(
+    p: &super::Prepared,
+    mut pass: super::evaluate::RecordedPass,
+    rules: &dyn RuleSet,
+    times_input: bool,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let f = p.target.score(p.model, &mut pass.tape, pass.h)?;
+    let seed = Tensor::full(1.0, pass.tape.value(f).shape().clone(), p.x.device())?;
+    let values = pass.tape.value(f).to_vec()?;
+    let g = pass.tape.backward(f, seed, rules, &[pass.x])?.remove(0);
+    let mut map = g.to_vec()?;
+    if times_input {
+        for (m, x) in map.iter_mut().zip(p.x.to_vec()?) {
+            *m *= x;
+        }
+    }
+    Ok((values, map))
 }
 
 impl<T: SinglePass> crate::attribution::MapAt for T {

@@ -80,6 +80,19 @@ impl Target {
         spec: &TargetSpec,
         kind: ScoreKind,
     ) -> Result<Target> {
+        Ok(Target::resolve_keeping(model, x, spec, kind, false)?.0)
+    }
+
+    /// As `resolve`; an automatic target's forward pass comes back too, recorded for a
+    /// backward when `record` (the single-pass methods then run no second forward).
+    pub fn resolve_keeping(
+        model: &Model,
+        x: &Tensor,
+        spec: &TargetSpec,
+        kind: ScoreKind,
+        record: bool,
+    ) -> Result<(Target, Option<evaluate::RecordedPass>)> {
+        let target = |t: Target| Ok((t, None));
         let causal = model.arch.is_causal();
         match spec {
             TargetSpec::Compare(_) | TargetSpec::Class(_) if causal => Err(Error::InvalidArgument(format!(
@@ -90,8 +103,8 @@ impl Target {
                 "an encoder has no next token: use --compare-text TEXT or --target-class N".into(),
             )),
             TargetSpec::Auto if causal => {
-                let top = evaluate::top_next_token(model, x)?;
-                Ok(Target::NextToken { id: top, kind })
+                let (top, pass) = evaluate::top_next_token(model, x, record)?;
+                Ok((Target::NextToken { id: top, kind }, Some(pass)))
             }
             TargetSpec::Token(text) => {
                 let ids = model.tokenizer.encode(text, false)?;
@@ -104,7 +117,7 @@ impl Target {
                         parts.join(", ")
                     )));
                 }
-                Ok(Target::NextToken { id: ids[0], kind })
+                target(Target::NextToken { id: ids[0], kind })
             }
             TargetSpec::TokenId(id) => {
                 if *id as usize >= model.info.vocab_size {
@@ -113,7 +126,7 @@ impl Target {
                         model.info.vocab_size
                     )));
                 }
-                Ok(Target::NextToken { id: *id, kind })
+                target(Target::NextToken { id: *id, kind })
             }
             TargetSpec::Class(index) => {
                 let labels = model.info.classifier_labels.ok_or_else(|| {
@@ -122,7 +135,7 @@ impl Target {
                 if *index >= labels {
                     return Err(Error::InvalidArgument(format!("class {index} of a {labels}-class head")));
                 }
-                Ok(Target::Class { index: *index, kind })
+                target(Target::Class { index: *index, kind })
             }
             TargetSpec::Compare(text) => {
                 if kind != ScoreKind::Logit {
@@ -132,12 +145,12 @@ impl Target {
                 }
                 let ids = model.tokenize_as(text, "the compare text")?;
                 let reference = evaluate::pooled_embedding(model, &model.embed(&ids)?)?;
-                Ok(Target::Cosine { reference, text: text.clone() })
+                target(Target::Cosine { reference, text: text.clone() })
             }
             TargetSpec::Auto => {
                 if model.classifier().is_some() {
-                    let index = evaluate::top_class(model, x)?;
-                    Ok(Target::Class { index, kind })
+                    let (index, pass) = evaluate::top_class(model, x, record)?;
+                    Ok((Target::Class { index, kind }, Some(pass)))
                 } else {
                     Err(Error::InvalidArgument(
                         "an encoder needs a target: --compare-text TEXT (or --target-class N with a classification head)".into(),
