@@ -3,6 +3,7 @@
 //! keywords and the server's JSON). Nothing outside a method's own file names its options.
 
 use crate::error::{Error, Result};
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::str::FromStr;
@@ -149,7 +150,7 @@ impl Values {
     /// The value of `spec`, or its default.
     pub fn get<T: FromStr>(&self, spec: &OptionSpec) -> Result<T>
     where
-        T::Err: Display,
+        T::Err: Display + 'static,
     {
         self.get_opt(spec)?
             .ok_or_else(|| Error::InvalidArgument(format!("--{} is required", spec.name)))
@@ -158,12 +159,17 @@ impl Values {
     /// The value of `spec`, its default, or `None` where it has none.
     pub fn get_opt<T: FromStr>(&self, spec: &OptionSpec) -> Result<Option<T>>
     where
-        T::Err: Display,
+        T::Err: Display + 'static,
     {
         self.text(spec)?
             .map(|t| {
                 t.parse()
-                    .map_err(|e| Error::InvalidArgument(format!("--{} {t:?}: {e}", spec.name)))
+                    .map_err(|e: T::Err| match (&e as &dyn Any).downcast_ref::<Error>() {
+                        // Our own types name the option and what it takes ("unknown baseline 'x'
+                        // (expected zero or pad)").
+                        Some(Error::InvalidArgument(why)) => Error::InvalidArgument(why.clone()),
+                        _ => Error::InvalidArgument(format!("--{} {t:?}: {e}", spec.name)),
+                    })
             })
             .transpose()
     }
