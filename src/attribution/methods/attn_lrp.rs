@@ -16,7 +16,7 @@ pub struct AttnLrp {
 impl AttnLrp {
     pub fn from_values(v: &Values) -> Result<Self> {
         Ok(AttnLrp {
-            epsilon: common::epsilon(v)?,
+            epsilon: v.get(&common::EPSILON)?,
         })
     }
 }

@@ -1,7 +1,6 @@
 //! Options several methods share, by name and meaning: each method picks its own default.
 
-use crate::attribution::options::{Kind, OptionSpec, Values};
-use crate::error::Result;
+use crate::attribution::options::{Kind, OptionSpec};
 
 pub const fn steps(default: &'static str) -> OptionSpec {
     OptionSpec::new(
@@ -69,13 +68,3 @@ pub const NOISE_STD: OptionSpec = OptionSpec::new(
     "noise std (default: 0 for gradient-shap, 0.1 x RMS of the input embeddings for smoothgrad and vargrad)",
 )
 .within(|s| s >= 0.0 && s.is_finite(), "a finite number >= 0");
-
-/// LRP's ε: finite and positive, or the rules divide by zero.
-pub fn epsilon(v: &Values) -> Result<f32> {
-    v.get(&EPSILON)
-}
-
-/// A noise σ, when given: finite and ≥ 0.
-pub fn noise_std(v: &Values) -> Result<Option<f32>> {
-    v.get_opt(&NOISE_STD)
-}

@@ -16,7 +16,7 @@ pub struct CpLrp {
 impl CpLrp {
     pub fn from_values(v: &Values) -> Result<Self> {
         Ok(CpLrp {
-            epsilon: common::epsilon(v)?,
+            epsilon: v.get(&common::EPSILON)?,
         })
     }
 }

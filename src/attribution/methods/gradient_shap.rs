@@ -34,7 +34,7 @@ impl GradientShap {
         Ok(GradientShap {
             baselines: Baseline::parse_set(&v.get::<String>(&common::BASELINES)?)?,
             samples: v.positive(&SAMPLES)?,
-            noise_std: common::noise_std(v)?.unwrap_or(0.0),
+            noise_std: v.get_opt(&common::NOISE_STD)?.unwrap_or(0.0),
             seed: v.get(&common::SEED)?,
         })
     }

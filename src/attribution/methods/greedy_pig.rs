@@ -112,12 +112,11 @@ pub fn greedy_pig(p: &Prepared, baseline: &Tensor, opts: &GreedyPig) -> Result<O
     let (mut f_x, mut f_baseline, mut rounds) = (0.0, 0.0, 0);
     // Progress counts rounds; IG's own progress is per chunk within a round.
     let inner = p.quiet();
+    // Each round's baseline is passed in; IG's own is not read.
     let ig = IntegratedGradients {
         steps: opts.steps,
         quadrature: opts.quadrature,
-        baseline: Baseline::Zero,
-        tolerance: None,
-        max_steps: 0,
+        ..Default::default()
     };
     while order.len() < budget {
         let b = Tensor::from_vec(base.clone(), [len, d], p.x.device())?;

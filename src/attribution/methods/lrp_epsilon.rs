@@ -16,7 +16,7 @@ pub struct LrpEpsilon {
 impl LrpEpsilon {
     pub fn from_values(v: &Values) -> Result<Self> {
         Ok(LrpEpsilon {
-            epsilon: common::epsilon(v)?,
+            epsilon: v.get(&common::EPSILON)?,
         })
     }
 }

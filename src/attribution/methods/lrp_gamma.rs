@@ -39,7 +39,7 @@ impl LrpGamma {
     pub fn from_values(v: &Values) -> Result<Self> {
         Ok(LrpGamma {
             gamma: v.get(&GAMMA)?,
-            epsilon: common::epsilon(v)?,
+            epsilon: v.get(&common::EPSILON)?,
         })
     }
 }
