@@ -109,7 +109,14 @@ fn every_method_on(device: Device) {
                 score,
                 ..Settings::default()
             };
-            let values = [("baseline", baseline), ("steps", "6"), ("samples", "3")];
+            // Few samples keep the emulated devices quick; KernelSHAP needs at least one
+            // coalition per token to determine the values.
+            let samples = if info.name == "kernel-shap" {
+                "40"
+            } else {
+                "3"
+            };
+            let values = [("baseline", baseline), ("steps", "6"), ("samples", samples)];
             let method = common::method(info.name, &values);
             // LRP-γ divides by z = Σ x(w + γw⁺), which for signed transformer activations comes
             // close to 0: its scores move by 2e-5 when ε moves by 1e-8 on the CPU alone, so f32

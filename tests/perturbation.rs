@@ -156,7 +156,7 @@ fn kernel_shap_is_exact_shapley_with_every_coalition_and_always_efficient() {
     // Too few coalitions to determine the values: an error that says what to do.
     let m = method("kernel-shap", &[("samples", "3")]);
     let e = attribution::attribute(&model, PROMPT, m.as_ref(), &Settings::default()).unwrap_err();
-    assert!(e.to_string().contains("more --samples"), "{e}");
+    assert!(e.to_string().contains("or more"), "{e}");
 }
 
 /// LIME is seeded and batch-independent.

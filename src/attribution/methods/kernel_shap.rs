@@ -119,6 +119,14 @@ impl Method for KernelShap {
         let b = p.baseline(&self.baseline)?.to_vec()?;
         // Every proper coalition, when there are no more than the samples asked for.
         let every = m < usize::BITS as usize - 1 && (1usize << m).saturating_sub(2) <= self.samples;
+        // M − 1 free coefficients need at least as many coalitions: refused before any pass.
+        if !every && self.samples < m - 1 {
+            return Err(Error::InvalidArgument(format!(
+                "kernel-shap: {} coalitions cannot determine {m} tokens' values; use --samples {} or more",
+                self.samples,
+                m - 1
+            )));
+        }
         let (masks, weights): (Vec<Vec<bool>>, Vec<f64>) = if every {
             (1..(1usize << m) - 1)
                 .map(|c| {
