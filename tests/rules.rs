@@ -520,3 +520,24 @@ fn attnlrp_on_smollm2_matches_lxt() {
         "smollm2 attnlrp token scores",
     );
 }
+
+/// LRP-γ with the default ε overflows on some SmolLM2 prompts (on this one with AVX-512): a
+/// non-finite result is an error that names the way out, and that way out works.
+#[test]
+fn lrp_gamma_overflow_on_smollm2_is_an_error_with_a_way_out() {
+    use gradlens::attribution::methods::LrpGamma;
+    let Some(model) = smollm2() else { return };
+    let prompt = "The Eiffel Tower is located in the city of";
+    let run = |epsilon| {
+        let m = LrpGamma {
+            epsilon,
+            ..Default::default()
+        };
+        attribution::attribute(&model, prompt, &m, &Settings::default())
+    };
+    if let Err(e) = run(1e-6) {
+        assert!(e.to_string().contains("try a larger --epsilon"), "{e}");
+    }
+    let larger = run(1e-2).unwrap();
+    assert!(larger.scores.iter().all(|s| s.is_finite()));
+}

@@ -86,6 +86,12 @@ pub trait Method: Send + Sync {
         false
     }
 
+    /// What to try when the result is not finite although the weights are: the method's own
+    /// numerical weak point, where it has one.
+    fn non_finite_hint(&self) -> Option<&'static str> {
+        None
+    }
+
     /// What to try when the convergence delta misses `F(x) − F(x′)` by more than 5%.
     fn delta_hint(&self) -> &'static str {
         ""

@@ -61,7 +61,7 @@ pub fn run_prepared(p: &Prepared, method: &dyn Method) -> Result<Attribution> {
     let start = Instant::now();
     let mut out = method.run(p)?;
     checks::check_delta(&mut out, method.delta_hint());
-    checks::check_finite(p.model, &out)?;
+    checks::check_finite(p.model, &out, method.non_finite_hint())?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }
@@ -77,7 +77,7 @@ pub fn attribute_with_rules(
     let p = Prepared::new(model, prompt, settings)?;
     let (f, map) = engine::single_pass::maps_with(model, &p.target, rules, true, &p.x_batch()?)?;
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
-    checks::check_finite(model, &out)?;
+    checks::check_finite(model, &out, None)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)
 }

@@ -6,11 +6,15 @@ use crate::error::{Error, Result};
 use crate::models::Model;
 
 /// A result with a NaN or infinite score, target score or delta is an error, never a success:
-/// it names the method and the first bad value.
-pub fn check_finite(model: &Model, out: &Attribution) -> Result<()> {
+/// it names the method and the first bad value, and what to try (`hint`, the method's own,
+/// where the weights are finite).
+pub fn check_finite(model: &Model, out: &Attribution, hint: Option<&str>) -> Result<()> {
     let bad = |what: String, v: f32| {
-        let why = model.non_finite_weight().unwrap_or_else(|| {
-            "the model's weights or constants, or the method's options, overflow in f32".into()
+        let why = model.non_finite_weight().unwrap_or_else(|| match hint {
+            Some(h) => h.to_string(),
+            None => {
+                "the model's weights or constants, or the method's options, overflow in f32".into()
+            }
         });
         Err(Error::NonFinite(format!(
             "{}: {what} is {v}, not a finite number ({why})",

@@ -36,6 +36,11 @@ pub trait SinglePass: Send + Sync {
     fn times_input(&self) -> bool;
     fn token_score(&self) -> crate::attribution::TokenScore;
 
+    /// See `Method::non_finite_hint`.
+    fn non_finite_hint(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The method's run: its map at the prompt, from the target's own forward pass where
     /// one was kept.
     fn run_single(&self, p: &super::Prepared) -> Result<crate::attribution::Attribution> {
@@ -74,6 +79,10 @@ impl<T: SinglePass> crate::attribution::Method for T {
 
     fn uses_first_pass(&self) -> bool {
         true
+    }
+
+    fn non_finite_hint(&self) -> Option<&'static str> {
+        SinglePass::non_finite_hint(self)
     }
 }
 

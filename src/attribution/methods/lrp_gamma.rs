@@ -66,4 +66,9 @@ impl SinglePass for LrpGamma {
     fn token_score(&self) -> TokenScore {
         TokenScore::Sum
     }
+
+    fn non_finite_hint(&self) -> Option<&'static str> {
+        // Measured on SmolLM2: 1e-6 overflows on some prompts, 1e-2 gives finite scores.
+        Some("the gamma rule's denominators come close to 0 and the relevance overflows through the layers: try a larger --epsilon, such as 1e-2")
+    }
 }
