@@ -57,6 +57,9 @@ pub struct TensorInfo {
     pub ggml_type: u32,
     /// Absolute byte offset of the data in the file.
     pub start: usize,
+    /// The data's length in bytes, checked against the file at open; `None` for a type we
+    /// cannot decode (reported when such a tensor is read).
+    pub bytes: Option<usize>,
 }
 
 pub struct GgufFile {
@@ -156,11 +159,9 @@ fn metadata_key(name: &str) -> bool {
 fn check_layout(tensors: &[TensorInfo], align: usize) -> Result<(), String> {
     let mut spans = Vec::with_capacity(tensors.len());
     for t in tensors {
-        let Ok(ty) = GgmlType::from_id(t.ggml_type) else {
+        let (Ok(ty), Some(bytes)) = (GgmlType::from_id(t.ggml_type), t.bytes) else {
             return Ok(()); // an unknown type's size is unknown: the layout cannot be checked
         };
-        let n: usize = t.dims.iter().product();
-        let bytes = dequant::byte_size(ty, n)?;
         spans.push((t.start, t.start + bytes, &t.name, ty));
     }
     spans.sort_by_key(|s| (s.0, s.1));
@@ -267,31 +268,33 @@ impl GgufFile {
             let start = data_start
                 .checked_add(offset)
                 .ok_or_else(|| c.err("tensor offset overflows"))?;
-            let info = TensorInfo {
+            // Types we cannot decode are reported when such a tensor is read, not here.
+            let bytes = match GgmlType::from_id(ggml_type) {
+                Err(_) => None,
+                Ok(t) => {
+                    let bytes = dims
+                        .iter()
+                        .try_fold(1usize, |n, &d| n.checked_mul(d))
+                        .ok_or_else(|| c.err(&format!("tensor '{name}': size overflows")))
+                        .and_then(|n| {
+                            dequant::byte_size(t, n)
+                                .map_err(|e| c.err(&format!("tensor '{name}': {e}")))
+                        })?;
+                    if start.checked_add(bytes).is_none_or(|end| end > mmap.len()) {
+                        return Err(corrupt(format!(
+                            "tensor '{name}' runs past the end of the file (truncated?)"
+                        )));
+                    }
+                    Some(bytes)
+                }
+            };
+            tensors.push(TensorInfo {
                 name,
                 dims,
                 ggml_type,
                 start,
-            };
-            // Types we cannot decode are reported when such a tensor is read, not here.
-            if let Ok(t) = GgmlType::from_id(info.ggml_type) {
-                let bytes = info
-                    .dims
-                    .iter()
-                    .try_fold(1usize, |n, &d| n.checked_mul(d))
-                    .ok_or_else(|| c.err(&format!("tensor '{}': size overflows", info.name)))
-                    .and_then(|n| {
-                        dequant::byte_size(t, n)
-                            .map_err(|e| c.err(&format!("tensor '{}': {e}", info.name)))
-                    })?;
-                if start.checked_add(bytes).is_none_or(|end| end > mmap.len()) {
-                    return Err(corrupt(format!(
-                        "tensor '{}' runs past the end of the file (truncated?)",
-                        info.name
-                    )));
-                }
-            }
-            tensors.push(info);
+                bytes,
+            });
         }
         check_layout(&tensors, align).map_err(corrupt)?;
         Ok(GgufFile {
@@ -323,9 +326,10 @@ impl GgufFile {
             reason: e,
         })?;
         let n: usize = info.dims.iter().product();
-        let bytes = dequant::byte_size(t, n).map_err(|e| Error::BadTensor {
+        // A decodable type's length was computed and checked against the file at open.
+        let bytes = info.bytes.ok_or_else(|| Error::BadTensor {
             name: info.name.clone(),
-            reason: e,
+            reason: "its length is unknown".into(),
         })?;
         dequant::dequantize(t, &self.mmap[info.start..info.start + bytes], n).map_err(|e| {
             Error::BadTensor {

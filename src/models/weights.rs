@@ -208,7 +208,9 @@ impl Weights {
             if format == GgmlType::F32 {
                 return Ok(None);
             }
-            let len = crate::gguf::byte_size(format, dims.iter().product()).map_err(bad)?;
+            let len = info
+                .bytes
+                .ok_or_else(|| bad("its length is unknown".into()))?;
             let order = heads
                 .map(|h| llama::unpermute_order(dims[0], h))
                 .transpose()?;
