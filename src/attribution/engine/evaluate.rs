@@ -38,10 +38,23 @@ pub fn gradients_seeded(
     let mut tape = Tape::new();
     let xv = tape.input(x.clone());
     let h = model.forward(&mut tape, xv)?;
-    let f = target.score(model, &mut tape, h)?;
-    let seed = Tensor::from_vec(seed.to_vec(), tape.value(f).shape().clone(), x.device())?;
-    let values = tape.value(f).to_vec()?;
-    let mut grads = tape.backward(f, seed, rules, &[xv])?;
+    gradients_of_pass(model, target, RecordedPass { tape, x: xv, h }, rules, seed)
+}
+
+/// `F` and `∂F/∂x` (under `rules`, the backward seeded by `seed`, one value per row) from a
+/// recorded forward pass.
+pub fn gradients_of_pass(
+    model: &Model,
+    target: &Target,
+    mut pass: RecordedPass,
+    rules: &dyn RuleSet,
+    seed: &[f32],
+) -> Result<(Vec<f32>, Tensor)> {
+    let f = target.score(model, &mut pass.tape, pass.h)?;
+    let device = pass.tape.value(pass.x).device();
+    let seed = Tensor::from_vec(seed.to_vec(), pass.tape.value(f).shape().clone(), device)?;
+    let values = pass.tape.value(f).to_vec()?;
+    let mut grads = pass.tape.backward(f, seed, rules, &[pass.x])?;
     Ok((values, grads.remove(0)))
 }
 

@@ -18,13 +18,18 @@ pub fn maps_with(
     xs: &Tensor,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (f, g) = evaluate::gradients_with(model, target, xs, rules)?;
+    Ok((f, map_of(g, xs, times_input)?))
+}
+
+/// The map of a modified gradient `g` at `xs`: `g`, or `g ⊙ xs`.
+fn map_of(g: Tensor, xs: &Tensor, times_input: bool) -> Result<Vec<f32>> {
     let mut map = g.to_vec()?;
     if times_input {
         for (m, x) in map.iter_mut().zip(xs.to_vec()?) {
             *m *= x;
         }
     }
-    Ok((f, map))
+    Ok(map)
 }
 
 /// A method of one forward and one backward pass: its rule set, whether the map is multiplied
@@ -89,21 +94,12 @@ impl<T: SinglePass> crate::attribution::Method for T {
 /// `F` and the rule set's map from a recorded forward pass of the prompt.
 fn from_pass(
     p: &super::Prepared,
-    mut pass: super::evaluate::RecordedPass,
+    pass: super::evaluate::RecordedPass,
     rules: &dyn RuleSet,
     times_input: bool,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let f = p.target.score(p.model, &mut pass.tape, pass.h)?;
-    let seed = Tensor::full(1.0, pass.tape.value(f).shape().clone(), p.x.device())?;
-    let values = pass.tape.value(f).to_vec()?;
-    let g = pass.tape.backward(f, seed, rules, &[pass.x])?.remove(0);
-    let mut map = g.to_vec()?;
-    if times_input {
-        for (m, x) in map.iter_mut().zip(p.x.to_vec()?) {
-            *m *= x;
-        }
-    }
-    Ok((values, map))
+    let (f, g) = evaluate::gradients_of_pass(p.model, &p.target, pass, rules, &[1.0])?;
+    Ok((f, map_of(g, &p.x, times_input)?))
 }
 
 impl<T: SinglePass> crate::attribution::MapAt for T {
