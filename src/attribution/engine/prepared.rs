@@ -296,11 +296,21 @@ impl<'a> Prepared<'a> {
     /// A reference method's result: its map summed per token, `F(x′)`, and the delta
     /// `Σ attr − (F(x) − F(x′))`.
     pub fn referenced(&self, method: &str, map: Vec<f32>, f_x: f32, f_ref: f32) -> Attribution {
-        let total: f64 = map.iter().map(|&v| v as f64).sum();
-        let mut a = self.result(method, TokenScore::Sum, map, f_x);
-        a.baseline_score = Some(f_ref);
-        a.convergence_delta = Some((total - (f_x as f64 - f_ref as f64)) as f32);
-        a
+        let total = sum(&map);
+        with_reference(self.result(method, TokenScore::Sum, map, f_x), total, f_ref)
+    }
+
+    /// A token-level result with a reference (Shapley sampling, KernelSHAP): `F(x′)` and the
+    /// delta of its scores.
+    pub fn token_level_referenced(
+        &self,
+        method: &str,
+        scores: Vec<f32>,
+        f_x: f32,
+        f_ref: f32,
+    ) -> Attribution {
+        let total = sum(&scores);
+        with_reference(self.token_level(method, scores, f_x), total, f_ref)
     }
 
     /// The progress callback, if any, with (done, total).
@@ -309,4 +319,15 @@ impl<'a> Prepared<'a> {
             progress(done, total);
         }
     }
+}
+
+fn sum(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum()
+}
+
+/// `a` with `F(x′) = f_ref` and the delta `total − (F(x) − F(x′))`.
+fn with_reference(mut a: Attribution, total: f64, f_ref: f32) -> Attribution {
+    a.baseline_score = Some(f_ref);
+    a.convergence_delta = Some((total - (a.target_score as f64 - f_ref as f64)) as f32);
+    a
 }

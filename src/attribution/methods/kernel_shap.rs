@@ -152,10 +152,7 @@ impl Method for KernelShap {
         })?;
         let (f_x, f_b) = (f[count], f[count + 1]);
         let scores = fit(&masks, &weights, &f[..count], f_x, f_b)?;
-        let total: f64 = scores.iter().map(|&v| v as f64).sum();
-        let mut a = p.token_level(INFO.name, scores, f_x);
-        a.baseline_score = Some(f_b);
-        a.convergence_delta = Some((total - (f_x as f64 - f_b as f64)) as f32);
+        let mut a = p.token_level_referenced(INFO.name, scores, f_x, f_b);
         a.set_extra("samples", count);
         a.set_extra("every_coalition", every);
         if !every {

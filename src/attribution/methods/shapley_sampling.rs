@@ -137,10 +137,7 @@ impl Method for ShapleySampling {
                 .collect();
             (scores, f[n], f[0])
         };
-        let total: f64 = scores.iter().map(|&v| v as f64).sum();
-        let mut a = p.token_level(INFO.name, scores, f_x);
-        a.baseline_score = Some(f_b);
-        a.convergence_delta = Some((total - (f_x as f64 - f_b as f64)) as f32);
+        let mut a = p.token_level_referenced(INFO.name, scores, f_x, f_b);
         if self.exact {
             a.set_extra("exact", true);
         } else {
