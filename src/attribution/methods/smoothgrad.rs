@@ -62,9 +62,9 @@ impl NoiseTunnel {
         })
     }
 
-    /// `F(x)`, and the mean and variance of the base method's maps over the copies; the
-    /// result's extras are recorded by `describe`.
-    pub fn run(&self, p: &Prepared) -> Result<(f32, noise::NoiseOut, f32)> {
+    /// `F(x)`, the mean and variance of the base method's maps over the copies, the noise σ
+    /// and how the base scores a token; the result's extras are recorded by `describe`.
+    pub fn run(&self, p: &Prepared) -> Result<(f32, noise::NoiseOut, f32, TokenScore)> {
         let base = self.base.as_map().ok_or_else(|| {
             Error::InvalidArgument(format!("{} cannot be smoothed", self.base.name()))
         })?;
@@ -73,7 +73,7 @@ impl NoiseTunnel {
             None => noise::default_sigma(&p.x)?,
         };
         let r = noise::noise_tunnel(p, base, self.samples, self.seed, sigma)?;
-        Ok((p.score_x()?, r, sigma))
+        Ok((p.score_x()?, r, sigma, base.token_score()))
     }
 
     pub fn describe(&self, a: &mut Attribution, sigma: f32) {
@@ -96,9 +96,8 @@ impl Method for SmoothGrad {
     }
 
     fn run(&self, p: &Prepared) -> Result<Attribution> {
-        let (f, r, sigma) = self.0.run(p)?;
-        let score = self.0.base.as_map().map(|m| m.token_score());
-        let mut a = p.result(INFO.name, score.unwrap_or(TokenScore::Sum), r.mean, f);
+        let (f, r, sigma, token_score) = self.0.run(p)?;
+        let mut a = p.result(INFO.name, token_score, r.mean, f);
         self.0.describe(&mut a, sigma);
         Ok(a)
     }

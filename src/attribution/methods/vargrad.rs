@@ -30,7 +30,7 @@ impl Method for VarGrad {
     }
 
     fn run(&self, p: &Prepared) -> Result<Attribution> {
-        let (f, r, sigma) = self.0.run(p)?;
+        let (f, r, sigma, _) = self.0.run(p)?;
         let mut a = p.result(INFO.name, TokenScore::Sum, r.variance, f);
         self.0.describe(&mut a, sigma);
         Ok(a)
