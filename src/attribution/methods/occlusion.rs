@@ -1,9 +1,9 @@
 //! Occlusion: `F(x) − F(x with a window of tokens replaced by the baseline)`, for every window
 //! of `window` tokens; a token's score is the mean over the windows that cover it. All
-//! occluded copies run as forward passes only, batched (`points::scores`).
+//! occluded copies run as forward passes only, batched (`coalitions::scores`).
 
 use super::common;
-use crate::attribution::engine::{points, Baseline, Prepared};
+use crate::attribution::engine::{coalitions, Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -55,7 +55,7 @@ impl Method for Occlusion {
 
     fn run(&self, p: &Prepared) -> Result<Attribution> {
         let baseline = p.baseline(&self.baseline)?;
-        let r = occlusion(p, &baseline, self.window, p.batch_size)?;
+        let r = occlusion(p, &baseline, self.window)?;
         Ok(p.token_level(INFO.name, r.scores, r.f_x))
     }
 }
@@ -66,27 +66,19 @@ pub struct Out {
     pub f_x: f32,
 }
 
-pub fn occlusion(
-    p: &Prepared,
-    baseline: &Tensor,
-    window: usize,
-    batch: Option<usize>,
-) -> Result<Out> {
+pub fn occlusion(p: &Prepared, baseline: &Tensor, window: usize) -> Result<Out> {
     let len = p.ids.len();
     if window == 0 || window > len {
         return Err(Error::InvalidArgument(format!(
             "--window {window} must be between 1 and the prompt's {len} tokens"
         )));
     }
-    let d = p.model.hidden_size();
-    let (x, b) = (p.x.to_vec()?, baseline.to_vec()?);
+    let b = baseline.to_vec()?;
     let windows = len - window + 1;
     let f_x = p.score_x()?;
-    let occluded = |s: usize, out: &mut [f32]| {
-        out.copy_from_slice(&x);
-        out[s * d..(s + window) * d].copy_from_slice(&b[s * d..(s + window) * d]);
-    };
-    let drops: Vec<f32> = points::scores(p, windows, occluded, batch)?
+    // Copy `s` has the window starting at token `s` at the baseline.
+    let kept = |s: usize, t: usize| t < s || t >= s + window;
+    let drops: Vec<f32> = coalitions::scores(p, &b, windows, kept)?
         .into_iter()
         .map(|f| f_x - f)
         .collect();
