@@ -428,9 +428,8 @@ struct Setup {
 }
 
 impl Setup {
-    /// `values` holds the method options; `evaluate` names one baseline for every method.
+    /// `names` are the methods to build from the method options in `values`.
     fn new(c: &CommonArgs, names: &[&str], values: &Values) -> Result<Setup> {
-        methods::check_values(values)?;
         let methods = names
             .iter()
             .map(|n| methods::build(n, values))

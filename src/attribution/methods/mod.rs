@@ -109,9 +109,13 @@ pub fn find(name: &str) -> Result<&'static MethodInfo> {
         })
 }
 
-/// The method called `name`, configured from `values`.
+/// The method called `name`, configured from `values`. Every given value is checked against
+/// its option's range first, also one this method does not read (`check_values`), so every
+/// surface refuses the same values.
 pub fn build(name: &str, values: &Values) -> Result<Box<dyn Method>> {
-    (find(name)?.build)(values)
+    let info = find(name)?;
+    check_values(values)?;
+    (info.build)(values)
 }
 
 /// A method that reads an option, and its default there.
