@@ -200,9 +200,4 @@ impl Values {
             .cloned()
             .collect()
     }
-
-    /// Forgets what was read, so the next method's reads are its own.
-    pub fn reset_reads(&self) {
-        self.read.lock().unwrap().clear();
-    }
 }
