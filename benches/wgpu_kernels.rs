@@ -73,16 +73,6 @@ fn benches(c: &mut Criterion) {
             gpu.download(&y).unwrap()
         })
     });
-    let alphas: Vec<f32> = (0..32).map(|i| i as f32 / 31.0).collect();
-    let point = gpu.upload(vec![0.3; 5 * 576]).unwrap();
-    let base = gpu.upload(vec![0.0; 5 * 576]).unwrap();
-    g.throughput(Throughput::Bytes((4 * 32 * 5 * 576) as u64));
-    g.bench_function("interpolate 32 steps", |bch| {
-        bch.iter(|| {
-            gpu.download(&gpu.interpolate(&point, &base, &alphas).unwrap())
-                .unwrap()
-        })
-    });
     g.finish();
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/smollm2.gguf");

@@ -10,15 +10,6 @@ extern "C" __global__ void stabilized_ratio(float* out, const float* num, const 
     out[i] = g[i] * num[i] / (d >= 0.0f ? d + eps : d - eps);
 }
 
-// Both halves (h values each) replaced by their mean.
-extern "C" __global__ void mean_halves(float* out, const float* x, u32 h) {
-    const u32 i = flat_index();
-    if (i >= h) return;
-    const float m = 0.5f * (x[i] + x[i + h]);
-    out[i] = m;
-    out[i + h] = m;
-}
-
 // Row-wise rank-one rescale of y = f(x): Δx (Δy · g) / |Δx|² over the visible entries, the
 // exact gradient where |Δx|² < 1e-12. One block per row of the input half (`rows` rows).
 extern "C" __global__ void rank1_rescale_halves(float* out, const float* x, const float* y, const float* g,

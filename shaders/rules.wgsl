@@ -2,8 +2,7 @@
 // only the input half carries multipliers, the reference half gets 0.
 
 struct Params {
-    n: u32,         // stabilized_ratio: elements; mean_halves: elements of one half;
-                    // rank1: rows of one half
+    n: u32,         // stabilized_ratio: elements; rank1: rows of one half
     x_cols: u32,
     y_cols: u32,
     eps: f32,
@@ -31,18 +30,6 @@ fn stabilized_ratio(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let d = b[i];
     let stab = select(d - p.eps, d + p.eps, d >= 0.0);
     out[i] = g[i] * a[i] / stab;
-}
-
-@compute @workgroup_size(256)
-fn mean_halves(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = flat_index(wid, nwg, lid);
-    if i >= p.n {
-        return;
-    }
-    let m = 0.5 * (a[i] + a[i + p.n]);
-    out[i] = m;
-    out[i + p.n] = m;
 }
 
 // Row-wise rank-one rescale of y = f(x) (x = a, y = b): Δx (Δy · g) / |Δx|² over the visible

@@ -409,7 +409,7 @@ fn stored_weight_kernels_match_the_cpu(
     upload: &dyn Fn(&gradlens::tensor::StoredMatrix) -> gradlens::tensor::Storage,
     products: Products,
 ) {
-    use gradlens::backend::{cpu::CpuBackend, Backend, MatmulSpec};
+    use gradlens::backend::{backend_for, MatmulSpec};
     use gradlens::gguf::GgmlType;
     use gradlens::tensor::{Storage, StoredBytes, StoredMatrix};
     let device = gpu.device();
@@ -431,7 +431,7 @@ fn stored_weight_kernels_match_the_cpu(
                 StoredMatrix::new(format, rows, cols, StoredBytes::Owned(bytes), order).unwrap();
             let gpu_w = upload(&matrix);
             let cpu_w = Storage::Stored(std::sync::Arc::new(matrix));
-            let cpu = CpuBackend;
+            let cpu = backend_for(gradlens::Device::Cpu).unwrap();
             let want = cpu.download(&cpu_w).unwrap();
             assert_eq!(gpu.download(&gpu_w).unwrap(), want, "{what}: decode");
             let ids = [5u32, 0, 66, 5, 31];

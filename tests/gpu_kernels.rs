@@ -7,18 +7,29 @@
 
 mod common;
 use common::rand;
-use gradlens::backend::cpu::CpuBackend;
-use gradlens::backend::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
-use gradlens::tensor::Storage;
+use gradlens::backend::{
+    backend_for, Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask,
+};
+use gradlens::tensor::{Storage, Tensor};
+use gradlens::Device;
 
-/// The GPU backends to test: each one this build has and this machine can open.
+/// The GPU backends to test, as `backend_for` hands them out (behind the shape checks): each
+/// one this build has and this machine can open.
 fn gpus() -> Vec<&'static dyn Backend> {
     let mut all: Vec<&'static dyn Backend> = Vec::new();
     #[cfg(feature = "wgpu")]
-    all.extend(common::wgpu_backend().map(|b| b as &dyn Backend));
+    if common::wgpu_backend().is_some() {
+        all.push(backend_for(Device::Wgpu).unwrap());
+    }
     #[cfg(feature = "cuda")]
-    all.extend(common::cuda_backend().map(|b| b as &dyn Backend));
+    if common::cuda_backend().is_some() {
+        all.push(backend_for(Device::Cuda).unwrap());
+    }
     all
+}
+
+fn cpu() -> &'static dyn Backend {
+    backend_for(Device::Cpu).unwrap()
 }
 
 /// Both matmul kernels of a GPU backend (tiled and one thread per output), whichever the
@@ -62,7 +73,7 @@ fn check(name: &str, inputs: &[Vec<f32>], op: &Op) {
 }
 
 fn check_on(gpu: &dyn Backend, name: &str, inputs: &[Vec<f32>], op: &Op) {
-    let cpu: &dyn Backend = &CpuBackend;
+    let cpu = cpu();
     let run = |b: &dyn Backend| -> Vec<Vec<f32>> {
         let ins: Vec<Storage> = inputs
             .iter()
@@ -379,9 +390,6 @@ fn lrp_and_deeplift_rules() {
         &[num, den, rand(n, 33, 1.0)],
         &move |be, v| Ok(vec![be.stabilized_ratio(&v[0], &v[1], &v[2], 1e-3)?]),
     );
-    check("mean_halves", &[rand(2 * n, 34, 1.0)], &move |be, v| {
-        Ok(vec![be.mean_halves(&v[0])?])
-    });
     // Rows of a [inputs; references] softmax batch: the second row has Δx = 0 (exact branch).
     let (rows, cols) = (2 * 6, 6);
     let mut x = rand(rows * cols, 35, 2.0);
@@ -404,15 +412,81 @@ fn lrp_and_deeplift_rules() {
     }
 }
 
+/// Path points are a composition (a matmul with `k = 1`, then a broadcast add), with the same
+/// values on every backend.
 #[test]
-fn path_kernels() {
-    let n = 301;
+fn path_points() {
+    let (x, baseline) = (rand(301, 37, 1.0), rand(301, 38, 1.0));
     let alphas = [0.0, 0.013, 0.5, 0.77, 1.0];
-    check(
-        "interpolate",
-        &[rand(n, 37, 1.0), rand(n, 38, 1.0)],
-        &move |be, v| Ok(vec![be.interpolate(&v[0], &v[1], &alphas)?]),
-    );
+    let points = |device| {
+        let t = |v: &Vec<f32>| Tensor::from_vec(v.clone(), [301], device).unwrap();
+        gradlens::ops::interpolate(&t(&x), &t(&baseline), &alphas)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    };
+    let want = points(Device::Cpu);
+    for gpu in gpus() {
+        let got = points(gpu.device());
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(w, g)| (w - g).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-6,
+            "{}: path points differ by {worst}",
+            gpu.device()
+        );
+    }
+}
+
+/// Operands that do not fit are refused with the same error on every backend, before any
+/// kernel runs (one checked layer in front of all of them).
+#[test]
+fn bad_shapes_give_the_same_error_on_every_backend() {
+    type Call = fn(&dyn Backend, &[Storage]) -> gradlens::Result<Storage>;
+    let calls: [(&str, Vec<usize>, Call); 5] = [
+        ("add", vec![3, 4], |b, v| b.add(&v[0], &v[1])),
+        ("softmax", vec![7], |b, v| {
+            b.softmax(&v[0], 3, SoftmaxMask::None)
+        }),
+        ("rms_norm_backward", vec![6, 6, 3, 3], |b, v| {
+            b.rms_norm_backward(&v[0], &v[1], &v[2], &v[3], 3)
+        }),
+        ("token id 2", vec![6], |b, v| b.gather_rows(&v[0], &[2], 3)),
+        ("matmul", vec![6, 5], |b, v| {
+            let spec = MatmulSpec {
+                batch: 1,
+                m: 2,
+                n: 2,
+                k: 3,
+                trans_a: false,
+                trans_b: false,
+                a_batched: false,
+                b_batched: false,
+            };
+            b.matmul(&v[0], &v[1], &spec)
+        }),
+    ];
+    let error = |be: &dyn Backend, lens: &[usize], call: Call| -> String {
+        let v: Vec<Storage> = lens
+            .iter()
+            .map(|&n| be.upload(vec![1.0; n]).unwrap())
+            .collect();
+        match call(be, &v) {
+            Ok(_) => panic!("{} accepted a bad shape", be.device()),
+            Err(e) => e.to_string(),
+        }
+    };
+    // Each call's error names the primitive (or, for a look-up, the id out of range).
+    for (name, lens, call) in calls {
+        let want = error(cpu(), &lens, call);
+        assert!(want.contains(name), "{name}: {want}");
+        for gpu in gpus() {
+            assert_eq!(error(gpu, &lens, call), want, "{name} on {}", gpu.device());
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,4 @@
-//! Shape checks shared by every backend, on lengths only, so that a bad shape gives the same
-//! error on the CPU and on a GPU, before anything is computed or launched.
+//! The shape checks `Checked` runs in front of every backend, on lengths only.
 
 use crate::error::{Error, Result};
 
@@ -84,9 +83,7 @@ pub fn token_ids(ids: &[u32], rows: usize) -> Result<()> {
     }
 }
 
-/// A product with a stored-format weight: the weight is one matrix for every batch entry
-/// (GPU backends).
-#[allow(dead_code)] // used only by the GPU backends
+/// A product with a stored-format weight: the weight is one matrix for every batch entry.
 pub fn stored_product(spec: &super::MatmulSpec) -> Result<()> {
     if spec.b_batched {
         return Err(Error::Shape(
@@ -96,16 +93,24 @@ pub fn stored_product(spec: &super::MatmulSpec) -> Result<()> {
     Ok(())
 }
 
-/// A look-up of rows `ids` of `cols` columns in a stored-format weight (GPU backends).
-#[allow(dead_code)] // used only by the GPU backends
-pub fn stored_rows(layout: &crate::tensor::StoredLayout, ids: &[u32], cols: usize) -> Result<()> {
-    if cols != layout.cols {
+/// A look-up of rows `ids` of `cols` columns in a stored-format weight of `[rows, w_cols]`.
+pub fn stored_rows([rows, w_cols]: [usize; 2], ids: &[u32], cols: usize) -> Result<()> {
+    if cols != w_cols {
         return Err(Error::Shape(format!(
-            "gather_rows: {cols} columns asked of a [{}, {}] weight",
-            layout.rows, layout.cols
+            "gather_rows: {cols} columns asked of a [{rows}, {w_cols}] weight"
         )));
     }
-    token_ids(ids, layout.rows)
+    token_ids(ids, rows)
+}
+
+/// One value per row (a norm's saved `1/σ`, a gradient of a row-wise scalar).
+pub fn per_row(len: usize, rows: usize, what: &str) -> Result<()> {
+    if len != rows {
+        return Err(Error::Shape(format!(
+            "{what}: {len} values for {rows} rows"
+        )));
+    }
+    Ok(())
 }
 
 pub fn position(pos: usize, l: usize, what: &str) -> Result<()> {
@@ -127,7 +132,6 @@ pub fn attention(q: usize, k: usize, d: &super::AttentionDims, what: &str) -> Re
 }
 
 /// Operands of a matmul against its spec.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
     let s = spec;
     let want_a = if s.a_batched { s.batch } else { 1 } * s.m * s.k;
@@ -141,7 +145,6 @@ pub fn matmul(a: usize, b: usize, spec: &super::MatmulSpec) -> Result<()> {
 }
 
 /// `b` repeats a whole number of times along `a`.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn broadcast(a: usize, b: usize) -> Result<()> {
     if b == 0 || !a.is_multiple_of(b) {
         return Err(Error::Shape(format!(
@@ -173,7 +176,6 @@ pub fn pick_backward(x: usize, g: usize, cols: usize, col: usize) -> Result<usiz
 }
 
 /// The DeepLIFT rank-one rescale's operands; returns the rows of the input half.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))] // the CPU checks inline
 pub fn rank1(
     x: usize,
     y: usize,

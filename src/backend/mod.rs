@@ -2,7 +2,10 @@
 //!
 //! Ops (`src/ops`) call these primitives and never see host slices, so a GPU backend is a new
 //! implementation of this trait plus a `Storage` variant; model and method code do not change.
+//! `backend_for` hands each backend out behind `Checked`, which checks every operand's size,
+//! so an implementation may take them as given (its own device limits it still checks).
 
+mod checked;
 mod checks;
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -12,6 +15,7 @@ pub mod wgpu;
 
 use crate::error::Result;
 use crate::tensor::{Device, Storage};
+use checked::Checked;
 
 /// `C[b] = op(A[b]) · op(B[b])` for `b in 0..batch`, all row-major and contiguous.
 /// `A` is `[m, k]` (stored `[k, m]` when `trans_a`), `B` is `[k, n]` (stored `[n, k]` when
@@ -274,8 +278,6 @@ pub trait Backend: Send + Sync {
         g: &Storage,
         f: Activation,
     ) -> Result<Storage>;
-    /// Both halves replaced by their mean `(a + a′)/2` (bilinear ops split Δ exactly with it).
-    fn mean_halves(&self, x: &Storage) -> Result<Storage>;
     /// Row-wise rank-one rescale of a map of rows `y = f(x)`: `Δx (Δy · g) / |Δx|²` per row,
     /// over the entries `mask` leaves visible (others get 0); `exact` (the gradient) where
     /// |Δx|² < 1e-12.
@@ -290,23 +292,32 @@ pub trait Backend: Send + Sync {
         y_cols: usize,
         mask: SoftmaxMask,
     ) -> Result<Storage>;
-
-    /// Straight-line path points `x′ + α_k (x − x′)` for every `k`: `[alphas.len(), x.len()]`.
-    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage>;
 }
 
-/// The backend that owns tensors on `device`, or why it cannot be used.
+/// The backend that owns tensors on `device`, behind the shape checks of `Checked`, or why
+/// it cannot be used.
 pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
     match device {
-        Device::Cpu => Ok(&cpu::CpuBackend),
+        Device::Cpu => {
+            static CPU: Checked = Checked(&cpu::CpuBackend);
+            Ok(&CPU)
+        }
         #[cfg(feature = "wgpu")]
-        Device::Wgpu => Ok(wgpu::backend()?),
+        Device::Wgpu => {
+            static WGPU: std::sync::OnceLock<Checked> = std::sync::OnceLock::new();
+            let raw = wgpu::backend()?;
+            Ok(WGPU.get_or_init(|| Checked(raw)))
+        }
         #[cfg(not(feature = "wgpu"))]
         Device::Wgpu => Err(crate::error::Error::DeviceUnavailable(
             "wgpu: this build has no wgpu backend; rebuild with `--features wgpu`".into(),
         )),
         #[cfg(feature = "cuda")]
-        Device::Cuda => Ok(cuda::backend()?),
+        Device::Cuda => {
+            static CUDA: std::sync::OnceLock<Checked> = std::sync::OnceLock::new();
+            let raw = cuda::backend()?;
+            Ok(CUDA.get_or_init(|| Checked(raw)))
+        }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(crate::error::Error::DeviceUnavailable(
             "cuda: this build has no CUDA backend; rebuild with `--features cuda`".into(),

@@ -1,4 +1,5 @@
-//! Sequence pooling, cosine similarity to a constant, and the path-method helpers.
+//! Sequence pooling, cosine similarity to a constant, and the path-method helpers (path
+//! points and the quadrature sum, both compositions of matmul and elementwise primitives).
 
 use super::{tensor, Op};
 use crate::autodiff::{Tape, Var};
@@ -27,7 +28,10 @@ pub fn cosine_vjp(x: &Tensor, c: &Tensor, g: &Tensor) -> Result<Tensor> {
     Ok(tensor(s, x.shape().clone()))
 }
 
-/// Path points `x′ + α_k (x − x′)`: `[alphas.len(), ..x.shape()]`.
+/// Path points `x′ + α_k (x − x′)`: `[alphas.len(), ..x.shape()]`. The steps are the outer
+/// product of `α: [K, 1]` with `x − x′: [1, n]` (a matmul with `k = 1`, one rounded product
+/// per entry), plus `x′` on every row, so every backend's primitives serve and a point has the
+/// same bits in any batch.
 pub fn interpolate(x: &Tensor, baseline: &Tensor, alphas: &[f32]) -> Result<Tensor> {
     if x.dims() != baseline.dims() {
         return Err(Error::Shape(format!(
@@ -36,12 +40,23 @@ pub fn interpolate(x: &Tensor, baseline: &Tensor, alphas: &[f32]) -> Result<Tens
             x.shape()
         )));
     }
-    let s = x
-        .backend()
-        .interpolate(x.storage(), baseline.storage(), alphas)?;
+    let (be, n) = (x.backend(), x.numel());
+    let diff = be.add(x.storage(), &be.scale(baseline.storage(), -1.0)?)?;
+    let spec = crate::backend::MatmulSpec {
+        batch: 1,
+        m: alphas.len(),
+        n,
+        k: 1,
+        trans_a: false,
+        trans_b: false,
+        a_batched: false,
+        b_batched: false,
+    };
+    let steps = be.matmul(&be.upload(alphas.to_vec())?, &diff, &spec)?;
+    let points = be.add_broadcast(&steps, baseline.storage())?;
     let mut dims = vec![alphas.len()];
     dims.extend_from_slice(x.dims());
-    Ok(tensor(s, dims))
+    Ok(tensor(points, dims))
 }
 
 /// `Σ_k w_k x[k]` over the leading dimension: the product `w · x` of `w: [1, k]` and

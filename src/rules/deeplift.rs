@@ -22,12 +22,34 @@ use crate::tensor::Tensor;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DeepLift;
 
+/// Both halves of a DeepLIFT batch replaced by their mean `(a + a′)/2`: the product of
+/// `[[½, ½], [½, ½]]` with the batch as `[2, half]` (one rounding per entry, as `½(a + a′)`).
+fn mean(t: &Tensor) -> crate::Result<Tensor> {
+    let half = t.numel() / 2;
+    if half * 2 != t.numel() {
+        return Err(crate::Error::Shape(format!(
+            "DeepLIFT pairs each input with a reference, got a batch of {}",
+            t.shape()
+        )));
+    }
+    let halves = Tensor::from_vec(vec![0.5; 4], [2, 2], t.device())?;
+    let spec = crate::backend::MatmulSpec {
+        batch: 1,
+        m: 2,
+        n: half,
+        k: 2,
+        trans_a: false,
+        trans_b: false,
+        a_batched: false,
+        b_batched: false,
+    };
+    ops::linear::matmul(&halves, t, &spec)?.reshape(t.dims().to_vec())
+}
+
 impl DeepLift {
     fn rule(&self, node: &NodeView, g: &Tensor) -> Grads {
         let (x, y) = (node.inputs, node.output);
         let b = g.backend();
-        let mean =
-            |t: &Tensor| -> crate::Result<Tensor> { Ok(like(b.mean_halves(t.storage())?, t)) };
         let rank1 = |x_cols: usize, y_cols: usize, mask: SoftmaxMask| -> Grads {
             let exact_g = exact(node, g)?.swap_remove(0).expect("single-input op");
             let s = b.rank1_rescale_halves(

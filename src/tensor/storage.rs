@@ -83,4 +83,16 @@ impl Storage {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// `[rows, cols]` of a weight kept in its file's format; `None` for f32 values.
+    pub fn stored_shape(&self) -> Option<[usize; 2]> {
+        match self {
+            Storage::Stored(m) => Some([m.rows(), m.cols()]),
+            #[cfg(feature = "wgpu")]
+            Storage::WgpuStored(m) => Some([m.layout.rows, m.layout.cols]),
+            #[cfg(feature = "cuda")]
+            Storage::CudaStored(m) => Some([m.layout.rows, m.layout.cols]),
+            _ => None,
+        }
+    }
 }

@@ -128,23 +128,23 @@ pub fn add_tensors(a: Tensor, b: Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::size;
-    use crate::backend::{cpu::CpuBackend, Backend};
+    use crate::backend::backend_for;
 
     #[test]
     fn auto_batches_fit_the_free_memory_and_the_backends_limit() {
-        let cpu = CpuBackend;
+        let cpu = backend_for(crate::Device::Cpu).unwrap();
         let free = cpu.batch_memory().expect("/proc/meminfo on Linux");
         let workers = cpu.concurrent_batches();
         // Small items: every worker gets a share, at most 32 items each.
-        assert_eq!(size(&cpu, None, 1000, 1), 32);
-        assert_eq!(size(&cpu, None, 10, 1), 10usize.div_ceil(workers));
+        assert_eq!(size(cpu, None, 1000, 1), 32);
+        assert_eq!(size(cpu, None, 10, 1), 10usize.div_ceil(workers));
         // Items of 3/10 of a worker's budget: three per chunk (with room for the free memory
         // to move between the two readings).
-        assert_eq!(size(&cpu, None, 1000, free / workers / 10 * 3), 3);
+        assert_eq!(size(cpu, None, 1000, free / workers / 10 * 3), 3);
         // An item larger than all the free memory still runs, alone.
-        assert_eq!(size(&cpu, None, 1000, 2 * free), 1);
+        assert_eq!(size(cpu, None, 1000, 2 * free), 1);
         // A requested size is kept, within 1..=n.
-        assert_eq!(size(&cpu, Some(7), 1000, 2 * free), 7);
-        assert_eq!(size(&cpu, Some(70), 5, 1), 5);
+        assert_eq!(size(cpu, Some(7), 1000, 2 * free), 7);
+        assert_eq!(size(cpu, Some(70), 5, 1), 5);
     }
 }

@@ -1,11 +1,9 @@
 //! Data movement: head permutes, grouped-query repeats, row gathers and position selects.
 
 use super::for_rows;
-use crate::backend::checks::{self, dims as check};
 use crate::error::Result;
 
-pub fn permute_0213(x: &[f32], [a, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
-    check(x.len(), &[a, b, c, d], "permute_0213")?;
+pub fn permute_0213(x: &[f32], [_, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; x.len()];
     // Output row (ia, ic, ib) of d values comes from input row (ia, ib, ic).
     for_rows(&mut out, d, |r, o| {
@@ -18,8 +16,7 @@ pub fn permute_0213(x: &[f32], [a, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-pub fn repeat_heads(x: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
-    check(x.len(), &[b, h, l, d], "repeat_heads")?;
+pub fn repeat_heads(x: &[f32], [_, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
     let head = l * d;
     let mut out = vec![0.0f32; x.len() * rep];
     for_rows(&mut out, head, |r, o| {
@@ -32,7 +29,6 @@ pub fn repeat_heads(x: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<V
 }
 
 pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
-    check(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
     let head = l * d;
     let mut out = vec![0.0f32; b * h * head];
     for_rows(&mut out, head, |r, o| {
@@ -48,7 +44,6 @@ pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Resul
 }
 
 pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> {
-    checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
     let mut out = Vec::with_capacity(ids.len() * cols);
     for &id in ids {
         let id = id as usize;
@@ -58,8 +53,6 @@ pub fn gather_rows(table: &[f32], ids: &[u32], cols: usize) -> Result<Vec<f32>> 
 }
 
 pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
-    check(x.len(), &[b, l, d], "select_position")?;
-    checks::position(pos, l, "select_position")?;
     let mut out = Vec::with_capacity(b * d);
     for ib in 0..b {
         let src = (ib * l + pos) * d;
@@ -69,8 +62,6 @@ pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<V
 }
 
 pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
-    check(g.len(), &[b, d], "scatter_position")?;
-    checks::position(pos, l, "scatter_position")?;
     let mut out = vec![0.0f32; b * l * d];
     for ib in 0..b {
         let dst = (ib * l + pos) * d;
@@ -80,8 +71,6 @@ pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<
 }
 
 pub fn concat_seq(a: &[f32], b: &[f32], [bs, h, t1, d]: [usize; 4], t2: usize) -> Result<Vec<f32>> {
-    check(a.len(), &[bs, h, t1, d], "concat_seq")?;
-    check(b.len(), &[bs, h, t2, d], "concat_seq")?;
     let mut out = Vec::with_capacity(a.len() + b.len());
     for head in 0..bs * h {
         out.extend_from_slice(&a[head * t1 * d..(head + 1) * t1 * d]);

@@ -34,7 +34,8 @@ pub fn zeros(n: usize, what: &str) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-pub struct CpuBackend;
+/// The raw CPU backend; `backend_for` hands it out behind `Checked`, which checks operand sizes.
+pub(crate) struct CpuBackend;
 
 /// Below this many output values, threading costs more than it saves.
 const PAR_MIN: usize = 1 << 15;
@@ -65,10 +66,6 @@ fn weight(s: &Storage) -> Result<weight_rows::WeightRows<'_>> {
         Storage::Stored(m) => weight_rows::WeightRows::Stored(m),
         other => weight_rows::WeightRows::F32(host(other)?),
     })
-}
-
-fn same_len(a: &[f32], b: &[f32], what: &str) -> Result<()> {
-    super::checks::same_len(a.len(), b.len(), what)
 }
 
 /// Fills `out` row by row (`cols` values each), in parallel when the output is large.
@@ -203,13 +200,11 @@ impl Backend for CpuBackend {
 
     fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
-        same_len(a, b, "add")?;
         Ok(Storage::Cpu(map2(a, b, |a, b| a + b)))
     }
 
     fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
-        same_len(a, b, "mul")?;
         Ok(Storage::Cpu(map2(a, b, |a, b| a * b)))
     }
 
@@ -220,13 +215,6 @@ impl Backend for CpuBackend {
 
     fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
-        if b.is_empty() || a.len() % b.len() != 0 {
-            return Err(Error::Shape(format!(
-                "add_broadcast: {} values do not repeat into {}",
-                b.len(),
-                a.len()
-            )));
-        }
         let mut out = a.to_vec();
         for_rows(&mut out, b.len(), |_, row| {
             row.iter_mut().zip(b).for_each(|(o, &b)| *o += b)
@@ -250,7 +238,6 @@ impl Backend for CpuBackend {
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (host(x)?, host(g)?);
-        same_len(x, g, "activation_backward")?;
         let mut out = vec![0.0f32; x.len()];
         let kernel =
             |((o, x), g): ((&mut [f32], &[f32]), &[f32])| activation::backward_slice(f, x, g, o);
@@ -372,10 +359,7 @@ impl Backend for CpuBackend {
 
     fn gather_rows(&self, table: &Storage, ids: &[u32], cols: usize) -> Result<Storage> {
         match table {
-            Storage::Stored(m) if m.cols() == cols => {
-                super::checks::token_ids(ids, m.rows())?;
-                Ok(Storage::Cpu(m.gather(ids)))
-            }
+            Storage::Stored(m) => Ok(Storage::Cpu(m.gather(ids))),
             other => layout::gather_rows(host(other)?, ids, cols).map(Storage::Cpu),
         }
     }
@@ -443,7 +427,6 @@ impl Backend for CpuBackend {
 
     fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (host(x)?, host(g)?);
-        same_len(x, g, "guided_backward")?;
         Ok(Storage::Cpu(map2(x, g, |x, g| {
             g.max(0.0) * activation::derivative(f, x).max(0.0)
         })))
@@ -489,10 +472,6 @@ impl Backend for CpuBackend {
         rules::rescale_halves(host(x)?, host(y)?, host(g)?, f).map(Storage::Cpu)
     }
 
-    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
-        rules::mean_halves(host(x)?).map(Storage::Cpu)
-    }
-
     fn rank1_rescale_halves(
         &self,
         x: &Storage,
@@ -513,10 +492,6 @@ impl Backend for CpuBackend {
             mask,
         )
         .map(Storage::Cpu)
-    }
-
-    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
-        reduce::interpolate(host(x)?, host(baseline)?, alphas).map(Storage::Cpu)
     }
 }
 

@@ -1,12 +1,9 @@
-//! Reductions and path helpers: pooling, cosine similarity, path points, weighted step sums.
+//! Reductions: sequence pooling and cosine similarity to a constant.
 
-use super::{for_rows, same_len};
-use crate::error::{Error, Result};
+use super::for_rows;
+use crate::error::Result;
 
 pub fn weighted_seq_sum(x: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<f32>> {
-    if x.len() != b * l * d || w.len() != l {
-        return Err(Error::Shape("weighted_seq_sum: shapes do not match".into()));
-    }
     let mut out = vec![0.0f32; b * d];
     for_rows(&mut out, d, |ib, o| {
         for (il, &wl) in w.iter().enumerate() {
@@ -20,9 +17,6 @@ pub fn weighted_seq_sum(x: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<V
 }
 
 pub fn broadcast_seq(g: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<f32>> {
-    if g.len() != b * d || w.len() != l {
-        return Err(Error::Shape("broadcast_seq: shapes do not match".into()));
-    }
     let mut out = vec![0.0f32; b * l * d];
     for_rows(&mut out, d, |r, o| {
         let (ib, il) = (r / l, r % l);
@@ -31,10 +25,6 @@ pub fn broadcast_seq(g: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<
         }
     });
     Ok(out)
-}
-
-fn rows_of(x: &[f32], c: &[f32], d: usize, what: &str) -> Result<usize> {
-    crate::backend::checks::rows_against(x.len(), c.len(), d, what)
 }
 
 fn dot_norms(x: &[f32], c: &[f32]) -> (f64, f64, f64) {
@@ -48,7 +38,6 @@ fn dot_norms(x: &[f32], c: &[f32]) -> (f64, f64, f64) {
 }
 
 pub fn cosine_rows(x: &[f32], c: &[f32], d: usize) -> Result<Vec<f32>> {
-    rows_of(x, c, d, "cosine_rows")?;
     Ok(x.chunks(d)
         .map(|row| {
             let (xc, nx, nc) = dot_norms(row, c);
@@ -59,12 +48,6 @@ pub fn cosine_rows(x: &[f32], c: &[f32], d: usize) -> Result<Vec<f32>> {
 
 /// `∂cos/∂x = c/(|x||c|) − cos · x/|x|²`.
 pub fn cosine_rows_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result<Vec<f32>> {
-    let rows = rows_of(x, c, d, "cosine_rows_backward")?;
-    if g.len() != rows {
-        return Err(Error::Shape(
-            "cosine_rows_backward: one gradient per row".into(),
-        ));
-    }
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, d, |r, o| {
         let row = &x[r * d..(r + 1) * d];
@@ -74,19 +57,6 @@ pub fn cosine_rows_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result
         for j in 0..d {
             let v = c[j] as f64 / (nx * nc.max(1e-12)) - cos * row[j] as f64 / (nx * nx);
             o[j] = (g[r] as f64 * v) as f32;
-        }
-    });
-    Ok(out)
-}
-
-pub fn interpolate(x: &[f32], baseline: &[f32], alphas: &[f32]) -> Result<Vec<f32>> {
-    same_len(x, baseline, "interpolate")?;
-    let n = x.len();
-    let mut out = vec![0.0f32; n * alphas.len()];
-    for_rows(&mut out, n.max(1), |k, o| {
-        let a = alphas[k];
-        for j in 0..n {
-            o[j] = baseline[j] + a * (x[j] - baseline[j]);
         }
     });
     Ok(out)

@@ -11,7 +11,6 @@ pub fn apply(
     head_dim: usize,
     inverse: bool,
 ) -> Result<Vec<f32>> {
-    crate::backend::checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
     let half = head_dim / 2;
     let sign = if inverse { -1.0 } else { 1.0 };
     let mut out = vec![0.0f32; x.len()];

@@ -1,9 +1,8 @@
 //! Local rules of the LRP, guided-backprop and DeepLIFT rule sets.
 
-use super::{activation, for_rows, same_len};
-use crate::backend::checks::{self, halves};
+use super::{activation, for_rows};
 use crate::backend::{Activation, SoftmaxMask};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// `x + ε·sign(x)`, with sign 0 counted as +, so the result is never 0 for ε > 0.
 fn stabilize(x: f32, eps: f32) -> f32 {
@@ -15,8 +14,6 @@ fn stabilize(x: f32, eps: f32) -> f32 {
 }
 
 pub fn stabilized_ratio(num: &[f32], den: &[f32], g: &[f32], eps: f32) -> Result<Vec<f32>> {
-    same_len(num, den, "stabilized_ratio")?;
-    same_len(num, g, "stabilized_ratio")?;
     Ok(num
         .iter()
         .zip(den)
@@ -25,17 +22,12 @@ pub fn stabilized_ratio(num: &[f32], den: &[f32], g: &[f32], eps: f32) -> Result
         .collect())
 }
 
-fn rows_check(g: &[f32], w: &[f32], cols: usize, what: &str) -> Result<()> {
-    checks::weighted_rows(g.len(), w.len(), cols, what).map(drop)
-}
-
 pub fn layer_norm_const_backward(
     g: &[f32],
     rstd: &[f32],
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    rows_check(g, w, cols, "layer_norm_const_backward")?;
     let mut out = vec![0.0f32; g.len()];
     for_rows(&mut out, cols, |r, o| {
         let gr = &g[r * cols..(r + 1) * cols];
@@ -58,7 +50,6 @@ pub fn rms_norm_const_backward(
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    rows_check(g, w, cols, "rms_norm_const_backward")?;
     let mut out = vec![0.0f32; g.len()];
     for_rows(&mut out, cols, |r, o| {
         for j in 0..cols {
@@ -69,11 +60,6 @@ pub fn rms_norm_const_backward(
 }
 
 pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result<Vec<f32>> {
-    if d == 0 || c.len() != d || !x.len().is_multiple_of(d) || g.len() != x.len() / d {
-        return Err(Error::Shape(
-            "cosine_const_norm_backward: shapes do not match".into(),
-        ));
-    }
     let nc = c
         .iter()
         .map(|&v| v as f64 * v as f64)
@@ -96,9 +82,7 @@ pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> 
 }
 
 pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<Vec<f32>> {
-    same_len(x, y, "rescale_halves")?;
-    same_len(x, g, "rescale_halves")?;
-    let h = halves(x.len(), "rescale_halves")?;
+    let h = x.len() / 2;
     let mut out = vec![0.0f32; x.len()];
     for i in 0..h {
         let dx = x[i] - x[i + h];
@@ -112,17 +96,6 @@ pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<
     Ok(out)
 }
 
-pub fn mean_halves(x: &[f32]) -> Result<Vec<f32>> {
-    let h = halves(x.len(), "mean_halves")?;
-    let mut out = vec![0.0f32; x.len()];
-    for i in 0..h {
-        let m = 0.5 * (x[i] + x[i + h]);
-        out[i] = m;
-        out[i + h] = m;
-    }
-    Ok(out)
-}
-
 pub fn rank1_rescale_halves(
     x: &[f32],
     y: &[f32],
@@ -132,17 +105,7 @@ pub fn rank1_rescale_halves(
     y_cols: usize,
     mask: SoftmaxMask,
 ) -> Result<Vec<f32>> {
-    same_len(y, g, "rank1_rescale_halves")?;
-    same_len(x, exact, "rank1_rescale_halves")?;
-    if x_cols == 0 || y_cols == 0 || x.len() / x_cols != y.len() / y_cols {
-        return Err(Error::Shape(
-            "rank1_rescale_halves: row counts differ".into(),
-        ));
-    }
-    let (hx, hy) = (
-        halves(x.len(), "rank1_rescale_halves")?,
-        halves(y.len(), "rank1_rescale_halves")?,
-    );
+    let (hx, hy) = (x.len() / 2, y.len() / 2);
     let rows = hx / x_cols;
     let mut out = vec![0.0f32; x.len()];
     for r in 0..rows {

@@ -1,12 +1,8 @@
 //! Row softmax (with causal masking) and the softmax-pick used by probability targets.
 
-use super::{for_rows, same_len};
-use crate::backend::{checks, PickKind, SoftmaxMask};
+use super::for_rows;
+use crate::backend::{PickKind, SoftmaxMask};
 use crate::error::Result;
-
-fn check_rows(len: usize, cols: usize, what: &str) -> Result<()> {
-    crate::backend::checks::rows(len, cols, what).map(drop)
-}
 
 /// Keys visible to row `r` under `mask`.
 pub fn visible(mask: SoftmaxMask, r: usize, cols: usize) -> usize {
@@ -32,7 +28,6 @@ pub fn normalize_in_place(row: &mut [f32], visible: usize) {
 }
 
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
-    check_rows(x.len(), cols, "softmax")?;
     let mut out = super::zeros(x.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
         let vis = visible(mask, r, cols);
@@ -43,8 +38,6 @@ pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
 }
 
 pub fn backward(y: &[f32], g: &[f32], cols: usize, factor: f32) -> Result<Vec<f32>> {
-    same_len(y, g, "softmax_backward")?;
-    check_rows(y.len(), cols, "softmax_backward")?;
     let mut out = vec![0.0f32; y.len()];
     for_rows(&mut out, cols, |r, row| {
         let (ys, gs) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
@@ -67,7 +60,6 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 }
 
 pub fn pick(x: &[f32], cols: usize, col: usize, kind: PickKind) -> Result<Vec<f32>> {
-    checks::pick(x.len(), cols, col, "pick_softmax")?;
     Ok(x.chunks(cols)
         .map(|row| {
             let lp = row[col] as f64 - log_sum_exp(row);
@@ -86,7 +78,6 @@ pub fn pick_backward(
     col: usize,
     kind: PickKind,
 ) -> Result<Vec<f32>> {
-    checks::pick_backward(x.len(), g.len(), cols, col)?;
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, cols, |r, row| {
         let src = &x[r * cols..(r + 1) * cols];

@@ -21,7 +21,6 @@ pub const FILES: &[(&str, &str)] = &[
     ("layout.cu", include_str!("../../../kernels/layout.cu")),
     ("matmul.cu", include_str!("../../../kernels/matmul.cu")),
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
-    ("path.cu", include_str!("../../../kernels/path.cu")),
     ("rope.cu", include_str!("../../../kernels/rope.cu")),
     ("rules.cu", include_str!("../../../kernels/rules.cu")),
     ("softmax.cu", include_str!("../../../kernels/softmax.cu")),

@@ -3,8 +3,8 @@
 //!
 //! cudarc loads `libcuda` and `libnvrtc` at run time, so the binary builds without a CUDA
 //! toolkit and runs without one; where either library is missing, `--device cuda` says so.
-//! Kernels are queued on one stream and never waited for; only `download` blocks. Shape checks
-//! (`super::checks`, shared with every backend) run on the host before anything is launched.
+//! Kernels are queued on one stream and never waited for; only `download` blocks. Operands'
+//! sizes are checked on the host before this backend sees them (`super::checked`).
 
 mod context;
 mod emulator;
@@ -13,7 +13,6 @@ mod stored;
 
 pub use stored::CudaStoredMatrix;
 
-use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
@@ -229,13 +228,11 @@ impl Backend for CudaBackend {
 
     fn add(&self, a: &Storage, c: &Storage) -> Result<Storage> {
         let (a, c) = (buf(a)?, buf(c)?);
-        checks::same_len(a.len(), c.len(), "add")?;
         self.threads("elementwise.cu", "add", a.len(), &[b(a), b(c), u(a.len())])
     }
 
     fn mul(&self, a: &Storage, c: &Storage) -> Result<Storage> {
         let (a, c) = (buf(a)?, buf(c)?);
-        checks::same_len(a.len(), c.len(), "mul")?;
         self.threads("elementwise.cu", "mul", a.len(), &[b(a), b(c), u(a.len())])
     }
 
@@ -251,7 +248,6 @@ impl Backend for CudaBackend {
 
     fn add_broadcast(&self, a: &Storage, c: &Storage) -> Result<Storage> {
         let (a, c) = (buf(a)?, buf(c)?);
-        checks::broadcast(a.len(), c.len())?;
         let args = [b(a), b(c), u(a.len()), u(c.len())];
         self.threads("elementwise.cu", "add_broadcast", a.len(), &args)
     }
@@ -264,14 +260,13 @@ impl Backend for CudaBackend {
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        checks::same_len(x.len(), g.len(), "activation_backward")?;
         let args = [b(x), b(g), u(x.len()), activation_code(f)];
         self.threads("activation.cu", "act_backward", x.len(), &args)
     }
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
         let x = buf(x)?;
-        let rows = checks::rows(x.len(), cols, "softmax")?;
+        let rows = x.len() / cols;
         let [len, offset] = mask_args(mask);
         self.softmax_rows(
             "softmax",
@@ -289,8 +284,7 @@ impl Backend for CudaBackend {
         factor: f32,
     ) -> Result<Storage> {
         let (y, g) = (buf(y)?, buf(g)?);
-        checks::same_len(y.len(), g.len(), "softmax_backward")?;
-        let rows = checks::rows(y.len(), cols, "softmax_backward")?;
+        let rows = y.len() / cols;
         let args = [b(y), b(g), u(rows), u(cols), Arg::F32(factor)];
         self.softmax_rows("softmax_backward", y.len(), rows, &args)
     }
@@ -304,7 +298,6 @@ impl Backend for CudaBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (q, k) = (buf(q)?, buf(k)?);
-        checks::attention(q.len(), k.len(), &dims, "attention_probs")?;
         if dims.head_dim > ATTENTION_MAX_HEAD_DIM {
             return Err(Error::Shape(format!(
                 "attention_probs: head size {} exceeds the kernel's {ATTENTION_MAX_HEAD_DIM}",
@@ -343,8 +336,7 @@ impl Backend for CudaBackend {
         eps: f32,
     ) -> Result<(Storage, Storage, Storage)> {
         let (x, w, bias) = (buf(x)?, buf(w)?, buf(bias)?);
-        let rows = checks::weighted_rows(x.len(), w.len(), cols, "layer_norm")?;
-        checks::same_len(w.len(), bias.len(), "layer_norm bias")?;
+        let rows = x.len() / cols;
         let y = self.out(x.len(), "layer_norm")?;
         let xhat = self.out(x.len(), "layer_norm")?;
         let rstd = self.out(rows, "layer_norm")?;
@@ -375,8 +367,7 @@ impl Backend for CudaBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, xhat, rstd, w) = (buf(g)?, buf(xhat)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_backward")?;
-        checks::same_len(g.len(), xhat.len(), "layer_norm_backward")?;
+        let rows = g.len() / cols;
         let args = [b(g), b(xhat), b(rstd), b(w), u(rows), u(cols)];
         self.run(
             "norm.cu",
@@ -395,7 +386,7 @@ impl Backend for CudaBackend {
         eps: f32,
     ) -> Result<(Storage, Storage)> {
         let (x, w) = (buf(x)?, buf(w)?);
-        let rows = checks::weighted_rows(x.len(), w.len(), cols, "rms_norm")?;
+        let rows = x.len() / cols;
         let y = self.out(x.len(), "rms_norm")?;
         let rstd = self.out(rows, "rms_norm")?;
         if rows > 0 {
@@ -415,8 +406,7 @@ impl Backend for CudaBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, x, rstd, w) = (buf(g)?, buf(x)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_backward")?;
-        checks::same_len(g.len(), x.len(), "rms_norm_backward")?;
+        let rows = g.len() / cols;
         let args = [b(g), b(x), b(rstd), b(w), u(rows), u(cols)];
         self.run(
             "norm.cu",
@@ -437,7 +427,6 @@ impl Backend for CudaBackend {
         inverse: bool,
     ) -> Result<Storage> {
         let (x, cos, sin) = (buf(x)?, buf(cos)?, buf(sin)?);
-        checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
         let pairs = x.len() / 2;
         let sign: f32 = if inverse { -1.0 } else { 1.0 };
         let args = [
@@ -454,7 +443,6 @@ impl Backend for CudaBackend {
 
     fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "permute_0213")?;
         let [_, bb, c, d] = dims;
         let args = [b(x), u(x.len()), u(bb), u(c), u(d)];
         self.threads("layout.cu", "permute_0213", x.len(), &args)
@@ -462,7 +450,6 @@ impl Backend for CudaBackend {
 
     fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "repeat_heads")?;
         let [_, h, l, d] = dims;
         let n = x.len() * rep;
         let args = [b(x), u(n), u(h), u(l * d), u(rep)];
@@ -472,7 +459,6 @@ impl Backend for CudaBackend {
     fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [bs, h, l, d] = dims;
-        checks::dims(g.len(), &[bs, h * rep, l, d], "sum_head_groups")?;
         let n = bs * h * l * d;
         let args = [b(g), u(n), u(h), u(l * d), u(rep)];
         self.threads("layout.cu", "sum_head_groups", n, &args)
@@ -486,9 +472,7 @@ impl Backend for CudaBackend {
         t2: usize,
     ) -> Result<Storage> {
         let (a, c) = (buf(a)?, buf(c)?);
-        let [bs, h, t1, d] = dims_a;
-        checks::dims(a.len(), &dims_a, "concat_seq")?;
-        checks::dims(c.len(), &[bs, h, t2, d], "concat_seq")?;
+        let [_, _, t1, d] = dims_a;
         let n = a.len() + c.len();
         let args = [b(a), b(c), u(n), u(t1 * d), u(t2 * d)];
         self.threads("layout.cu", "concat_seq", n, &args)
@@ -499,7 +483,6 @@ impl Backend for CudaBackend {
             return self.stored_gather(m, ids, cols);
         }
         let table = buf(table)?;
-        checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
         let n = ids.len() * cols;
         let ids = self.ctx.upload(ids)?;
         let args = [b(table), Arg::Ids(&ids), u(n), u(cols)];
@@ -508,9 +491,7 @@ impl Backend for CudaBackend {
 
     fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "select_position")?;
         let [bs, l, d] = dims;
-        checks::position(pos, l, "select_position")?;
         let args = [b(x), u(bs * d), u(l), u(d), u(pos)];
         self.threads("layout.cu", "select_position", bs * d, &args)
     }
@@ -518,8 +499,6 @@ impl Backend for CudaBackend {
     fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [bs, l, d] = dims;
-        checks::dims(g.len(), &[bs, d], "scatter_position")?;
-        checks::position(pos, l, "scatter_position")?;
         let n = bs * l * d;
         let args = [b(g), u(n), u(l), u(d), u(pos)];
         self.threads("layout.cu", "scatter_position", n, &args)
@@ -528,9 +507,6 @@ impl Backend for CudaBackend {
     fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
         let x = buf(x)?;
         let [bs, l, d] = dims;
-        if x.len() != bs * l * d || w.len() != l {
-            return Err(Error::Shape("weighted_seq_sum: shapes do not match".into()));
-        }
         let w = self.upload_host(w)?;
         let args = [b(x), b(&w), u(bs * d), u(l), u(d)];
         self.threads("layout.cu", "weighted_seq_sum", bs * d, &args)
@@ -539,9 +515,6 @@ impl Backend for CudaBackend {
     fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
         let g = buf(g)?;
         let [bs, l, d] = dims;
-        if g.len() != bs * d || w.len() != l {
-            return Err(Error::Shape("broadcast_seq: shapes do not match".into()));
-        }
         let w = self.upload_host(w)?;
         let n = bs * l * d;
         let args = [b(g), b(&w), u(n), u(l), u(d)];
@@ -550,7 +523,7 @@ impl Backend for CudaBackend {
 
     fn cosine_rows(&self, x: &Storage, c: &Storage, d: usize) -> Result<Storage> {
         let (x, c) = (buf(x)?, buf(c)?);
-        let rows = checks::rows_against(x.len(), c.len(), d, "cosine_rows")?;
+        let rows = x.len() / d;
         let args = [b(x), b(c), u(rows), u(d)];
         self.run("cosine.cu", "cosine_rows", rows, &args, Grid::Rows(rows))
     }
@@ -573,7 +546,7 @@ impl Backend for CudaBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let x = buf(x)?;
-        let rows = checks::pick(x.len(), cols, col, "pick_softmax")?;
+        let rows = x.len() / cols;
         let log = u((kind == PickKind::LogProb) as usize);
         self.softmax_rows("pick", rows, rows, &[b(x), u(rows), u(cols), u(col), log])
     }
@@ -587,7 +560,7 @@ impl Backend for CudaBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        let rows = checks::pick_backward(x.len(), g.len(), cols, col)?;
+        let rows = x.len() / cols;
         let log = u((kind == PickKind::LogProb) as usize);
         let args = [b(x), b(g), u(rows), u(cols), u(col), log];
         self.softmax_rows("pick_backward", x.len(), rows, &args)
@@ -601,15 +574,12 @@ impl Backend for CudaBackend {
         eps: f32,
     ) -> Result<Storage> {
         let (num, den, g) = (buf(num)?, buf(den)?, buf(g)?);
-        checks::same_len(num.len(), den.len(), "stabilized_ratio")?;
-        checks::same_len(num.len(), g.len(), "stabilized_ratio")?;
         let args = [b(num), b(den), b(g), u(num.len()), Arg::F32(eps)];
         self.threads("rules.cu", "stabilized_ratio", num.len(), &args)
     }
 
     fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        checks::same_len(x.len(), g.len(), "guided_backward")?;
         let args = [b(x), b(g), u(x.len()), activation_code(f)];
         self.threads("activation.cu", "guided", x.len(), &args)
     }
@@ -652,27 +622,13 @@ impl Backend for CudaBackend {
         f: Activation,
     ) -> Result<Storage> {
         let (x, y, g) = (buf(x)?, buf(y)?, buf(g)?);
-        checks::same_len(x.len(), y.len(), "rescale_halves")?;
-        checks::same_len(x.len(), g.len(), "rescale_halves")?;
-        let h = halves(x.len(), "rescale_halves")?;
+        let h = x.len() / 2;
         let args = [b(x), b(g), b(y), u(h), activation_code(f)];
         self.run(
             "activation.cu",
             "rescale_halves",
             x.len(),
             &args,
-            Grid::Threads(h),
-        )
-    }
-
-    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
-        let x = buf(x)?;
-        let h = halves(x.len(), "mean_halves")?;
-        self.run(
-            "rules.cu",
-            "mean_halves",
-            x.len(),
-            &[b(x), u(h)],
             Grid::Threads(h),
         )
     }
@@ -688,7 +644,7 @@ impl Backend for CudaBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
-        let rows = checks::rank1(x.len(), y.len(), g.len(), exact.len(), x_cols, y_cols)?;
+        let rows = x.len() / 2 / x_cols;
         let [len, offset] = mask_args(mask);
         let args = [
             b(x),
@@ -703,15 +659,6 @@ impl Backend for CudaBackend {
         ];
         let grid = Grid::Rows(rows);
         self.run("rules.cu", "rank1_rescale_halves", x.len(), &args, grid)
-    }
-
-    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
-        let (x, baseline) = (buf(x)?, buf(baseline)?);
-        checks::same_len(x.len(), baseline.len(), "interpolate")?;
-        let n = x.len() * alphas.len();
-        let w = self.upload_host(alphas)?;
-        let args = [b(x), b(baseline), b(&w), u(n), u(x.len())];
-        self.threads("path.cu", "interpolate", n, &args)
     }
 }
 
@@ -736,7 +683,6 @@ impl CudaBackend {
             a_batched,
             b_batched,
         } = spec;
-        checks::matmul(a.len(), bm.len(), spec)?;
         if k == 0 {
             return self.zeros(batch * m * n);
         }
@@ -781,7 +727,7 @@ impl CudaBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, entry)?;
+        let rows = g.len() / cols;
         let args = [b(g), b(rstd), b(w), u(rows), u(cols)];
         self.run("norm.cu", entry, g.len(), &args, Grid::Rows(rows))
     }
@@ -795,10 +741,7 @@ impl CudaBackend {
         d: usize,
     ) -> Result<Storage> {
         let (x, c, g) = (buf(x)?, buf(c)?, buf(g)?);
-        let rows = checks::rows_against(x.len(), c.len(), d, entry)?;
-        if g.len() != rows {
-            return Err(Error::Shape(format!("{entry}: one gradient per row")));
-        }
+        let rows = x.len() / d;
         let args = [b(x), b(c), b(g), u(rows), u(d)];
         self.run("cosine.cu", entry, x.len(), &args, Grid::Rows(rows))
     }

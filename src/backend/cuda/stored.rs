@@ -4,7 +4,7 @@
 
 use super::context::{Arg, Grid, Slice};
 use super::{b, buf, u, CudaBackend, CudaBuffer};
-use crate::backend::{checks, Backend, MatmulSpec};
+use crate::backend::{Backend, MatmulSpec};
 use crate::error::Result;
 use crate::tensor::{Storage, StoredLayout, StoredMatrix};
 
@@ -70,7 +70,6 @@ impl CudaBackend {
         ids: &[u32],
         cols: usize,
     ) -> Result<Storage> {
-        checks::stored_rows(&m.layout, ids, cols)?;
         let n = ids.len() * cols;
         let id_buf = self.ctx.upload(if ids.is_empty() { &[0] } else { ids })?;
         let mut args = vec![Arg::Ids(&m.words), Arg::Ids(&m.order), Arg::Ids(&id_buf)];
@@ -94,7 +93,6 @@ impl CudaBackend {
         spec: &MatmulSpec,
     ) -> Result<Storage> {
         let x = buf(a)?;
-        checks::matmul(x.len(), w.layout.len(), spec)?;
         let &MatmulSpec {
             batch,
             m,
@@ -105,7 +103,6 @@ impl CudaBackend {
             a_batched,
             b_batched: _,
         } = spec;
-        checks::stored_product(spec)?;
         if m > DECODE_ABOVE_ROWS
             || trans_a
             || !w.layout.cols.is_multiple_of(8)

@@ -34,7 +34,6 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../shaders/stored_weight.wgsl"),
     ),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
-    ("path.wgsl", include_str!("../../../shaders/path.wgsl")),
     ("rope.wgsl", include_str!("../../../shaders/rope.wgsl")),
     ("rules.wgsl", include_str!("../../../shaders/rules.wgsl")),
     (

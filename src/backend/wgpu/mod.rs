@@ -1,8 +1,9 @@
 //! The portable GPU backend: every primitive as a hand-written WGSL kernel (`shaders/`), run
 //! through wgpu on Vulkan, Metal or DX12 (and on Mesa's lavapipe CPU driver in CI).
 //!
-//! Kernels are submitted as they are called and never waited for; only `download` blocks. Shape
-//! checks happen here, on the host, before anything is launched.
+//! Kernels are submitted as they are called and never waited for; only `download` blocks.
+//! Operands' sizes are checked before this backend sees them (`super::checked`); what it checks
+//! itself is the adapter's limits.
 
 mod buffer;
 mod context;
@@ -12,7 +13,6 @@ mod stored;
 pub use buffer::GpuBuffer;
 pub use stored::GpuStoredMatrix;
 
-use super::checks::{self, halves};
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
@@ -157,7 +157,6 @@ impl WgpuBackend {
         let out = self.out(x.len(), entry)?;
         let mut bind = vec![(1, &out), (2, x)];
         if let Some(g) = g {
-            checks::same_len(x.len(), g.len(), entry)?;
             bind.push((3, g));
         }
         self.ctx.launch(
@@ -216,19 +215,10 @@ impl WgpuBackend {
         g: Option<&GpuBuffer>,
         d: usize,
     ) -> Result<Storage> {
-        if c.len() != d {
-            return Err(Error::Shape(format!(
-                "{entry}: rows of {d} against a vector of {}",
-                c.len()
-            )));
-        }
-        let rows = checks::rows(x.len(), d, entry)?;
+        let rows = x.len() / d;
         let out = self.out(if g.is_some() { x.len() } else { rows }, entry)?;
         let mut bind = vec![(1, &out), (2, x), (3, c)];
         if let Some(g) = g {
-            if g.len() != rows {
-                return Err(Error::Shape(format!("{entry}: one gradient per row")));
-            }
             bind.push((4, g));
         }
         self.ctx.launch(
@@ -255,7 +245,7 @@ impl WgpuBackend {
             kind,
             factor,
         } = extra;
-        let rows = checks::rows(x.len(), cols, entry)?;
+        let rows = x.len() / cols;
         let out = self.out(out_len, entry)?;
         let mut bind = vec![(1, &out), (2, x)];
         if let Some(g) = g {
@@ -290,7 +280,7 @@ impl WgpuBackend {
         spec: &MatmulSpec,
         tiled: bool,
     ) -> Result<Storage> {
-        let (a, stored) = (buf(a)?, matches!(b, Storage::WgpuStored(_)));
+        let a = buf(a)?;
         let &MatmulSpec {
             batch,
             m,
@@ -301,10 +291,6 @@ impl WgpuBackend {
             a_batched,
             b_batched,
         } = spec;
-        checks::matmul(a.len(), b.len(), spec)?;
-        if stored {
-            checks::stored_product(spec)?;
-        }
         let out = self.out(batch * m * n, "matmul")?;
         if batch * m * n == 0 {
             return Ok(Storage::Wgpu(out));
@@ -405,7 +391,6 @@ impl WgpuBackend {
     }
 
     fn stored_gather(&self, m: &GpuStoredMatrix, ids: &[u32], cols: usize) -> Result<GpuBuffer> {
-        checks::stored_rows(&m.layout, ids, cols)?;
         let id_buf = self
             .ctx
             .upload_u32(if ids.is_empty() { &[0] } else { ids })?;
@@ -447,13 +432,11 @@ impl Backend for WgpuBackend {
 
     fn add(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        checks::same_len(a.len(), b.len(), "add")?;
         self.elementwise("binary", a, Some(b), 0, 0.0, 0)
     }
 
     fn mul(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        checks::same_len(a.len(), b.len(), "mul")?;
         self.elementwise("binary", a, Some(b), 0, 0.0, 1)
     }
 
@@ -463,7 +446,6 @@ impl Backend for WgpuBackend {
 
     fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        checks::broadcast(a.len(), b.len())?;
         self.elementwise("add_broadcast", a, Some(b), b.len(), 0.0, 0)
     }
 
@@ -492,7 +474,6 @@ impl Backend for WgpuBackend {
         factor: f32,
     ) -> Result<Storage> {
         let (y, g) = (buf(y)?, buf(g)?);
-        checks::same_len(y.len(), g.len(), "softmax_backward")?;
         let extra = SoftmaxExtra {
             factor,
             ..Default::default()
@@ -509,7 +490,6 @@ impl Backend for WgpuBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (q, kb) = (buf(q)?, buf(keys)?);
-        checks::attention(q.len(), kb.len(), &dims, "attention_probs")?;
         let rows = dims.batch * dims.q_len;
         let out = self.out(rows * dims.k_len, "attention_probs")?;
         let (len, offset) = mask_words(mask);
@@ -539,8 +519,7 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<(Storage, Storage, Storage)> {
         let (x, w, b) = (buf(x)?, buf(w)?, buf(b)?);
-        let rows = checks::weighted_rows(x.len(), w.len(), cols, "layer_norm")?;
-        checks::same_len(w.len(), b.len(), "layer_norm bias")?;
+        let rows = x.len() / cols;
         let y = self.out(x.len(), "layer_norm")?;
         let xhat = self.out(x.len(), "layer_norm")?;
         let rstd = self.out(rows, "layer_norm")?;
@@ -562,8 +541,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, xhat, rstd, w) = (buf(g)?, buf(xhat)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_backward")?;
-        checks::same_len(g.len(), xhat.len(), "layer_norm_backward")?;
+        let rows = g.len() / cols;
         self.norm_kernel(
             "layer_norm_backward",
             rows,
@@ -581,7 +559,7 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<(Storage, Storage)> {
         let (x, w) = (buf(x)?, buf(w)?);
-        let rows = checks::weighted_rows(x.len(), w.len(), cols, "rms_norm")?;
+        let rows = x.len() / cols;
         let y = self.out(x.len(), "rms_norm")?;
         let rstd = self.out(rows, "rms_norm")?;
         self.ctx.launch(
@@ -602,8 +580,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, x, rstd, w) = (buf(g)?, buf(x)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_backward")?;
-        checks::same_len(g.len(), x.len(), "rms_norm_backward")?;
+        let rows = g.len() / cols;
         self.norm_kernel(
             "rms_norm_backward",
             rows,
@@ -623,7 +600,6 @@ impl Backend for WgpuBackend {
         inverse: bool,
     ) -> Result<Storage> {
         let (x, cos, sin) = (buf(x)?, buf(cos)?, buf(sin)?);
-        checks::rope(x.len(), cos.len(), sin.len(), len, head_dim)?;
         let half = head_dim / 2;
         let pairs = x.len() / 2;
         let out = self.out(x.len(), "rope")?;
@@ -639,14 +615,12 @@ impl Backend for WgpuBackend {
 
     fn permute_0213(&self, x: &Storage, dims: [usize; 4]) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "permute_0213")?;
         let [a, b, c, d] = dims;
         self.layout_kernel("permute_0213", x.len(), [a, b, c, d, 0], &[(2, x)])
     }
 
     fn repeat_heads(&self, x: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "repeat_heads")?;
         let [_, h, l, d] = dims;
         self.layout_kernel(
             "repeat_heads",
@@ -659,7 +633,6 @@ impl Backend for WgpuBackend {
     fn sum_head_groups(&self, g: &Storage, dims: [usize; 4], rep: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [b, h, l, d] = dims;
-        checks::dims(g.len(), &[b, h * rep, l, d], "sum_head_groups")?;
         self.layout_kernel(
             "sum_head_groups",
             b * h * l * d,
@@ -676,9 +649,7 @@ impl Backend for WgpuBackend {
         t2: usize,
     ) -> Result<Storage> {
         let (a, b) = (buf(a)?, buf(b)?);
-        let [bs, h, t1, d] = dims_a;
-        checks::dims(a.len(), &dims_a, "concat_seq")?;
-        checks::dims(b.len(), &[bs, h, t2, d], "concat_seq")?;
+        let [_, _, t1, d] = dims_a;
         self.layout_kernel(
             "concat_seq",
             a.len() + b.len(),
@@ -692,7 +663,6 @@ impl Backend for WgpuBackend {
             return self.stored_gather(m, ids, cols).map(Storage::Wgpu);
         }
         let table = buf(table)?;
-        checks::token_ids(ids, table.len().checked_div(cols).unwrap_or(0))?;
         let ids = self.ctx.upload_u32(ids)?;
         self.layout_kernel(
             "gather_rows",
@@ -704,26 +674,19 @@ impl Backend for WgpuBackend {
 
     fn select_position(&self, x: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let x = buf(x)?;
-        checks::dims(x.len(), &dims, "select_position")?;
         let [b, l, d] = dims;
-        checks::position(pos, l, "select_position")?;
         self.layout_kernel("select_position", b * d, [l, d, pos, 0, 0], &[(2, x)])
     }
 
     fn scatter_position(&self, g: &Storage, dims: [usize; 3], pos: usize) -> Result<Storage> {
         let g = buf(g)?;
         let [b, l, d] = dims;
-        checks::dims(g.len(), &[b, d], "scatter_position")?;
-        checks::position(pos, l, "scatter_position")?;
         self.layout_kernel("scatter_position", b * l * d, [l, d, pos, 0, 0], &[(2, g)])
     }
 
     fn weighted_seq_sum(&self, x: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
         let x = buf(x)?;
         let [b, l, d] = dims;
-        if x.len() != b * l * d || w.len() != l {
-            return Err(Error::Shape("weighted_seq_sum: shapes do not match".into()));
-        }
         let w = self.ctx.upload(w)?;
         self.layout_kernel(
             "weighted_seq_sum",
@@ -736,9 +699,6 @@ impl Backend for WgpuBackend {
     fn broadcast_seq(&self, g: &Storage, w: &[f32], dims: [usize; 3]) -> Result<Storage> {
         let g = buf(g)?;
         let [b, l, d] = dims;
-        if g.len() != b * d || w.len() != l {
-            return Err(Error::Shape("broadcast_seq: shapes do not match".into()));
-        }
         let w = self.ctx.upload(w)?;
         self.layout_kernel(
             "broadcast_seq",
@@ -770,7 +730,7 @@ impl Backend for WgpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let x = buf(x)?;
-        let rows = checks::pick(x.len(), cols, col, "pick_softmax")?;
+        let rows = x.len() / cols;
         let extra = SoftmaxExtra {
             col,
             kind,
@@ -788,7 +748,6 @@ impl Backend for WgpuBackend {
         kind: PickKind,
     ) -> Result<Storage> {
         let (x, g) = (buf(x)?, buf(g)?);
-        checks::pick_backward(x.len(), g.len(), cols, col)?;
         let extra = SoftmaxExtra {
             col,
             kind,
@@ -805,8 +764,6 @@ impl Backend for WgpuBackend {
         eps: f32,
     ) -> Result<Storage> {
         let (num, den, g) = (buf(num)?, buf(den)?, buf(g)?);
-        checks::same_len(num.len(), den.len(), "stabilized_ratio")?;
-        checks::same_len(num.len(), g.len(), "stabilized_ratio")?;
         let out = self.out(num.len(), "stabilized_ratio")?;
         self.ctx.launch(
             k("rules.wgsl", "stabilized_ratio"),
@@ -829,7 +786,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "layer_norm_const_backward")?;
+        let rows = g.len() / cols;
         self.norm_kernel(
             "layer_norm_const_backward",
             rows,
@@ -847,7 +804,7 @@ impl Backend for WgpuBackend {
         cols: usize,
     ) -> Result<Storage> {
         let (g, rstd, w) = (buf(g)?, buf(rstd)?, buf(w)?);
-        let rows = checks::weighted_rows(g.len(), w.len(), cols, "rms_norm_const_backward")?;
+        let rows = g.len() / cols;
         self.norm_kernel(
             "rms_norm_const_backward",
             rows,
@@ -881,27 +838,12 @@ impl Backend for WgpuBackend {
         f: Activation,
     ) -> Result<Storage> {
         let (x, y, g) = (buf(x)?, buf(y)?, buf(g)?);
-        checks::same_len(x.len(), y.len(), "rescale_halves")?;
-        checks::same_len(x.len(), g.len(), "rescale_halves")?;
-        let h = halves(x.len(), "rescale_halves")?;
+        let h = x.len() / 2;
         let out = self.out(x.len(), "rescale_halves")?;
         self.ctx.launch(
             k("activation.wgsl", "rescale_halves"),
             &[u(h), activation_code(f)],
             &[(1, &out), (2, x), (3, g), (4, y)],
-            Grid::Threads(h),
-        )?;
-        Ok(Storage::Wgpu(out))
-    }
-
-    fn mean_halves(&self, x: &Storage) -> Result<Storage> {
-        let x = buf(x)?;
-        let h = halves(x.len(), "mean_halves")?;
-        let out = self.out(x.len(), "mean_halves")?;
-        self.ctx.launch(
-            k("rules.wgsl", "mean_halves"),
-            &[u(h)],
-            &[(1, &out), (2, x)],
             Grid::Threads(h),
         )?;
         Ok(Storage::Wgpu(out))
@@ -918,7 +860,7 @@ impl Backend for WgpuBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
-        let rows = checks::rank1(x.len(), y.len(), g.len(), exact.len(), x_cols, y_cols)?;
+        let rows = x.len() / 2 / x_cols;
         let out = self.out(x.len(), "rank1_rescale_halves")?;
         let (len, offset) = mask_words(mask);
         self.ctx.launch(
@@ -926,24 +868,6 @@ impl Backend for WgpuBackend {
             &[u(rows), u(x_cols), u(y_cols), 0, len, offset],
             &[(1, &out), (2, x), (3, y), (4, g), (5, exact)],
             Grid::Rows(rows),
-        )?;
-        Ok(Storage::Wgpu(out))
-    }
-
-    fn interpolate(&self, x: &Storage, baseline: &Storage, alphas: &[f32]) -> Result<Storage> {
-        let (x, baseline) = (buf(x)?, buf(baseline)?);
-        checks::same_len(x.len(), baseline.len(), "interpolate")?;
-        let n = x.len() * alphas.len();
-        let out = self.out(n, "interpolate")?;
-        if n == 0 {
-            return Ok(Storage::Wgpu(out));
-        }
-        let w = self.ctx.upload(alphas)?;
-        self.ctx.launch(
-            k("path.wgsl", "interpolate"),
-            &[u(n), u(x.len()), u(alphas.len())],
-            &[(1, &out), (2, x), (3, baseline), (4, &w)],
-            Grid::Threads(n),
         )?;
         Ok(Storage::Wgpu(out))
     }
