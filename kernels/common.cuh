@@ -52,3 +52,17 @@ __device__ float block_max(float v) {
 __device__ __forceinline__ float exp_c(float x) {
     return __expf(fminf(fmaxf(x, -87.0f), 88.0f));
 }
+
+// The keys [lo, hi) that query `row` sees: all `cols` with no mask (causal_len 0); else rows are
+// [.., q, k] blocks of causal_len queries after `offset` cached keys, each seeing the keys up to
+// its own position, and with a sliding window (window != 0) only the last `window` of them.
+struct VisibleKeys {
+    u32 lo, hi;
+};
+__device__ __forceinline__ VisibleKeys visible_keys(u32 row, u32 cols, u32 causal_len, u32 offset, u32 window) {
+    if (causal_len == 0) return {0u, cols};
+    const u32 end = row % causal_len + offset + 1u;
+    const u32 hi = min(end, cols);
+    const u32 lo = (window != 0u && end > window) ? min(end - window, hi) : 0u;
+    return {lo, hi};
+}

@@ -14,14 +14,14 @@ extern "C" __global__ void stabilized_ratio(float* out, const float* num, const 
 // exact gradient where |Δx|² < 1e-12. One block per row of the input half (`rows` rows).
 extern "C" __global__ void rank1_rescale_halves(float* out, const float* x, const float* y, const float* g,
                                                 const float* exact, u32 rows, u32 x_cols, u32 y_cols,
-                                                u32 causal_len, u32 offset) {
+                                                u32 causal_len, u32 offset, u32 window) {
     const u32 row = group_index();
     if (row >= rows) return;
     const size_t hx = (size_t)rows * x_cols, hy = (size_t)rows * y_cols;
     const size_t xb = (size_t)row * x_cols, yb = (size_t)row * y_cols;
-    const u32 vis = causal_len == 0 ? x_cols : min(row % causal_len + offset + 1u, x_cols);
+    const VisibleKeys vis = visible_keys(row, x_cols, causal_len, offset, window);
     float n2 = 0.0f;
-    for (u32 j = threadIdx.x; j < vis; j += blockDim.x) {
+    for (u32 j = vis.lo + threadIdx.x; j < vis.hi; j += blockDim.x) {
         const float d = x[xb + j] - x[hx + xb + j];
         n2 += d * d;
     }
@@ -32,7 +32,7 @@ extern "C" __global__ void rank1_rescale_halves(float* out, const float* x, cons
     for (u32 j = threadIdx.x; j < x_cols; j += blockDim.x) {
         float v = 0.0f;
         if (n2 < 1e-12f) v = exact[xb + j];
-        else if (j < vis) v = (x[xb + j] - x[hx + xb + j]) * dyg / n2;
+        else if (j >= vis.lo && j < vis.hi) v = (x[xb + j] - x[hx + xb + j]) * dyg / n2;
         out[xb + j] = v;
         out[hx + xb + j] = 0.0f;
     }

@@ -1,26 +1,21 @@
-// Row softmax with causal masking, its backward, and the softmax-pick of probability targets.
-// One 256-thread block per row. causal_len = 0: no mask; else rows are [.., q, k] blocks of
-// causal_len queries after `offset` cached keys.
-
-__device__ __forceinline__ u32 visible(u32 row, u32 cols, u32 causal_len, u32 offset) {
-    return causal_len == 0 ? cols : min(row % causal_len + offset + 1u, cols);
-}
+// Row softmax with causal and sliding-window masks (`visible_keys`), its backward, and the
+// softmax-pick of probability targets. One 256-thread block per row.
 
 extern "C" __global__ void softmax(float* out, const float* x, u32 rows, u32 cols, u32 causal_len,
-                                   u32 offset) {
+                                   u32 offset, u32 window) {
     const u32 row = group_index();
     if (row >= rows) return;
     const float* src = x + (size_t)row * cols;
     float* dst = out + (size_t)row * cols;
-    const u32 vis = visible(row, cols, causal_len, offset);
+    const VisibleKeys vis = visible_keys(row, cols, causal_len, offset, window);
     float m = -3.402823e38f;
-    for (u32 j = threadIdx.x; j < vis; j += blockDim.x) m = fmaxf(m, src[j]);
+    for (u32 j = vis.lo + threadIdx.x; j < vis.hi; j += blockDim.x) m = fmaxf(m, src[j]);
     m = block_max(m);
     float s = 0.0f;
-    for (u32 j = threadIdx.x; j < vis; j += blockDim.x) s += __expf(src[j] - m);
+    for (u32 j = vis.lo + threadIdx.x; j < vis.hi; j += blockDim.x) s += __expf(src[j] - m);
     const float inv = 1.0f / block_sum(s);
     for (u32 j = threadIdx.x; j < cols; j += blockDim.x)
-        dst[j] = j < vis ? __expf(src[j] - m) * inv : 0.0f;
+        dst[j] = j >= vis.lo && j < vis.hi ? __expf(src[j] - m) * inv : 0.0f;
 }
 
 // factor · y ⊙ (g − Σ y g) (factor folds in a following scale and a rule's share).

@@ -8,7 +8,7 @@ struct Params {
     eps: f32,
     causal_len: u32, // rank1: 0 no mask, else the causal block length
     offset: u32,
-    _pad0: u32,
+    window: u32,     // rank1: 0 no window, else a query sees only its last `window` keys
     _pad1: u32,
 }
 
@@ -45,12 +45,17 @@ fn rank1_rescale_halves(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let hy = p.n * p.y_cols;
     let xb = row * p.x_cols;
     let yb = row * p.y_cols;
+    var lo = 0u;
     var vis = p.x_cols;
     if p.causal_len != 0u {
-        vis = min(row % p.causal_len + p.offset + 1u, p.x_cols);
+        let end = row % p.causal_len + p.offset + 1u;
+        vis = min(end, p.x_cols);
+        if p.window != 0u && end > p.window {
+            lo = min(end - p.window, vis);
+        }
     }
     var n2 = 0.0;
-    for (var j = lid; j < vis; j += WG) {
+    for (var j = lo + lid; j < vis; j += WG) {
         let d = a[xb + j] - a[hx + xb + j];
         n2 += d * d;
     }
@@ -64,7 +69,7 @@ fn rank1_rescale_halves(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
         var v = 0.0;
         if n2 < 1e-12 {
             v = exact[xb + j];
-        } else if j < vis {
+        } else if j >= lo && j < vis {
             v = (a[xb + j] - a[hx + xb + j]) * dyg / n2;
         }
         out[xb + j] = v;

@@ -1,4 +1,5 @@
-// Row softmax with causal masking, its backward, and the softmax-pick of probability targets.
+// Row softmax with causal and sliding-window masks, its backward, and the softmax-pick of
+// probability targets.
 // One workgroup per row; statistics reduced in workgroup memory.
 
 struct Params {
@@ -9,7 +10,7 @@ struct Params {
     col: u32,         // picked column
     log_prob: u32,    // pick: 1 log-probability, 0 probability
     factor: f32,      // backward: multiplies the result
-    _pad1: u32,
+    window: u32,      // 0: none; else a query sees only its last `window` keys
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -17,11 +18,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 
-fn visible(row: u32) -> u32 {
+// The keys lo..hi that `row` sees.
+fn visible(row: u32) -> vec2<u32> {
     if p.causal_len == 0u {
-        return p.cols;
+        return vec2<u32>(0u, p.cols);
     }
-    return min(row % p.causal_len + p.offset + 1u, p.cols);
+    let end = row % p.causal_len + p.offset + 1u;
+    let hi = min(end, p.cols);
+    var lo = 0u;
+    if p.window != 0u && end > p.window {
+        lo = min(end - p.window, hi);
+    }
+    return vec2<u32>(lo, hi);
 }
 
 @compute @workgroup_size(256)
@@ -34,18 +42,18 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let base = row * p.cols;
     let vis = visible(row);
     var m = NEG_INF;
-    for (var j = lid; j < vis; j += WG) {
+    for (var j = vis.x + lid; j < vis.y; j += WG) {
         m = max(m, x[base + j]);
     }
     m = wg_max(m, lid);
     var s = 0.0;
-    for (var j = lid; j < vis; j += WG) {
+    for (var j = vis.x + lid; j < vis.y; j += WG) {
         s += exp(x[base + j] - m);
     }
     s = wg_sum(s, lid);
     let inv = 1.0 / s;
     for (var j = lid; j < p.cols; j += WG) {
-        out[base + j] = select(0.0, exp(x[base + j] - m) * inv, j < vis);
+        out[base + j] = select(0.0, exp(x[base + j] - m) * inv, j >= vis.x && j < vis.y);
     }
 }
 

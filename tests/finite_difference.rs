@@ -138,8 +138,18 @@ fn softmax_plain_and_causal() {
         tp.softmax(v[0], SoftmaxMask::None).unwrap()
     });
     check("causal softmax", &[&[2, 5, 5]], |tp, v| {
-        tp.softmax(v[0], SoftmaxMask::Causal { len: 5, offset: 0 })
-            .unwrap()
+        tp.softmax(v[0], SoftmaxMask::causal(5, 0)).unwrap()
+    });
+    check("sliding-window softmax", &[&[2, 5, 7]], |tp, v| {
+        tp.softmax(
+            v[0],
+            SoftmaxMask::Causal {
+                len: 5,
+                offset: 2,
+                window: Some(3),
+            },
+        )
+        .unwrap()
     });
 }
 
@@ -211,9 +221,7 @@ fn composed_attention_block() {
         let q = tp.split_heads(v[0], 2).unwrap();
         let s = tp.matmul(q, q, false, true).unwrap();
         let s = tp.scale(s, 0.5).unwrap();
-        let p = tp
-            .softmax(s, SoftmaxMask::Causal { len: 4, offset: 0 })
-            .unwrap();
+        let p = tp.softmax(s, SoftmaxMask::causal(4, 0)).unwrap();
         let o = tp.matmul(p, q, false, false).unwrap();
         tp.merge_heads(o).unwrap()
     });
@@ -223,9 +231,26 @@ fn composed_attention_block() {
 fn fused_attention_probabilities() {
     // Awkward sizes, a causal block behind 2 cached keys, and Q = K shared (both paths add up).
     check("attention_probs", &[&[2, 3, 5], &[2, 5, 5]], |tp, v| {
-        tp.attention_probs(v[0], v[1], 0.7, SoftmaxMask::Causal { len: 3, offset: 2 })
+        tp.attention_probs(v[0], v[1], 0.7, SoftmaxMask::causal(3, 2))
             .unwrap()
     });
+    check(
+        "attention_probs, sliding window",
+        &[&[2, 4, 5], &[2, 6, 5]],
+        |tp, v| {
+            tp.attention_probs(
+                v[0],
+                v[1],
+                0.7,
+                SoftmaxMask::Causal {
+                    len: 4,
+                    offset: 2,
+                    window: Some(3),
+                },
+            )
+            .unwrap()
+        },
+    );
     check("attention_probs q = k", &[&[1, 2, 4, 3]], |tp, v| {
         let p = tp
             .attention_probs(v[0], v[0], 0.5, SoftmaxMask::None)

@@ -197,18 +197,19 @@ fn softmax_masks_and_picks() {
     let (rows, cols) = (3 * 7, 7);
     let x = rand(rows * cols, 10, 4.0);
     let g = rand(rows * cols, 11, 1.0);
-    for mask in [SoftmaxMask::None, SoftmaxMask::Causal { len: 7, offset: 0 }] {
+    let windowed = SoftmaxMask::Causal {
+        len: 7,
+        offset: 0,
+        window: Some(3),
+    };
+    for mask in [SoftmaxMask::None, SoftmaxMask::causal(7, 0), windowed] {
         check(&format!("softmax {mask:?}"), &[x.clone()], &move |be, v| {
             Ok(vec![be.softmax(&v[0], cols, mask)?])
         });
     }
     let xk = rand(2 * 3 * 9, 12, 4.0);
     check("softmax causal with cache", &[xk], &move |be, v| {
-        Ok(vec![be.softmax(
-            &v[0],
-            9,
-            SoftmaxMask::Causal { len: 3, offset: 6 },
-        )?])
+        Ok(vec![be.softmax(&v[0], 9, SoftmaxMask::causal(3, 6))?])
     });
     check("softmax_backward", &[x.clone(), g], &move |be, v| {
         let y = be.softmax(&v[0], cols, SoftmaxMask::None)?;
@@ -237,15 +238,19 @@ fn fused_attention_probabilities() {
     // mask, and with 290 cached keys in front of a block of 10 queries.
     let cases = [
         (6, 13, 13, 67, SoftmaxMask::None),
-        (6, 13, 13, 67, SoftmaxMask::Causal { len: 13, offset: 0 }),
+        (6, 13, 13, 67, SoftmaxMask::causal(13, 0)),
+        (2, 300, 300, 5, SoftmaxMask::causal(300, 0)),
+        (3, 10, 300, 9, SoftmaxMask::causal(10, 290)),
+        // A sliding window of 257 keys (wider than a workgroup), behind cached keys and not.
         (
             2,
             300,
             300,
-            5,
+            7,
             SoftmaxMask::Causal {
                 len: 300,
                 offset: 0,
+                window: Some(257),
             },
         ),
         (
@@ -256,6 +261,7 @@ fn fused_attention_probabilities() {
             SoftmaxMask::Causal {
                 len: 10,
                 offset: 290,
+                window: Some(257),
             },
         ),
     ];
@@ -397,7 +403,15 @@ fn lrp_and_deeplift_rules() {
     for j in 0..cols {
         x[h + cols + j] = x[cols + j];
     }
-    for mask in [SoftmaxMask::None, SoftmaxMask::Causal { len: 3, offset: 0 }] {
+    for mask in [
+        SoftmaxMask::None,
+        SoftmaxMask::causal(3, 0),
+        SoftmaxMask::Causal {
+            len: 3,
+            offset: 0,
+            window: Some(2),
+        },
+    ] {
         check(
             &format!("rank1_rescale_halves {mask:?}"),
             &[x.clone(), rand(rows * cols, 36, 1.0)],

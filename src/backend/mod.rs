@@ -49,12 +49,53 @@ pub enum Activation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftmaxMask {
     None,
-    /// Rows are `[.., q, k]` blocks of `len × len` (plus `offset` cached keys): key `j` is
-    /// visible to query `i` when `j <= i + offset`.
+    /// Rows are `[.., q, k]` blocks of `len` queries (after `offset` cached keys): key `j` is
+    /// visible to query `i` when `j <= i + offset`, and with a sliding `window` of `w` keys
+    /// (Mistral, Qwen2, Gemma's local layers) also when `j > i + offset − w`.
     Causal {
         len: usize,
         offset: usize,
+        window: Option<usize>,
     },
+}
+
+impl SoftmaxMask {
+    /// A causal mask with no window.
+    pub fn causal(len: usize, offset: usize) -> Self {
+        SoftmaxMask::Causal {
+            len,
+            offset,
+            window: None,
+        }
+    }
+
+    /// The keys `lo..hi` that row `r` of a `[.., cols]` softmax sees.
+    pub fn visible(self, r: usize, cols: usize) -> std::ops::Range<usize> {
+        match self {
+            SoftmaxMask::None => 0..cols,
+            SoftmaxMask::Causal {
+                len,
+                offset,
+                window,
+            } => {
+                let hi = (r % len.max(1) + offset + 1).min(cols);
+                let lo = window.map_or(0, |w| (r % len.max(1) + offset + 1).saturating_sub(w));
+                lo.min(hi)..hi
+            }
+        }
+    }
+
+    /// `[causal_len, offset, window]` as the kernels take them (0: no mask, no window).
+    pub fn words(self) -> [u32; 3] {
+        match self {
+            SoftmaxMask::None => [0, 0, 0],
+            SoftmaxMask::Causal {
+                len,
+                offset,
+                window,
+            } => [len.max(1) as u32, offset as u32, window.unwrap_or(0) as u32],
+        }
+    }
 }
 
 /// Sizes of a fused attention-probabilities call: `q: [batch, q_len, head_dim]` against

@@ -185,7 +185,7 @@ impl Attention {
         let v = tape.repeat_heads(v, rep)?;
         let len = tape.value(h).dims()[1];
         let mask = if self.causal {
-            SoftmaxMask::Causal { len, offset }
+            SoftmaxMask::causal(len, offset)
         } else {
             SoftmaxMask::None
         };

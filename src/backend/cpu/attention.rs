@@ -1,6 +1,6 @@
 //! Fused attention probabilities: each query row's scores, scale, mask and softmax in one pass.
 
-use super::softmax::{normalize_in_place, visible};
+use super::softmax::normalize_in_place;
 use super::weight_t;
 use crate::backend::{AttentionDims, SoftmaxMask};
 use crate::error::Result;
@@ -27,10 +27,12 @@ pub fn probs(
         let keys = &k[g * kl * hd..(g + 1) * kl * hd];
         weight_t::dots(keys, queries, kl, hd, scores);
         for (i, row) in scores.chunks_mut(kl).enumerate() {
-            let vis = visible(mask, g * ql + i, kl);
-            row[..vis].iter_mut().for_each(|s| *s *= scale);
-            row[vis..].iter_mut().for_each(|s| *s = 0.0);
-            normalize_in_place(row, vis);
+            let vis = mask.visible(g * ql + i, kl);
+            row[..vis.start].iter_mut().for_each(|s| *s = 0.0);
+            row[vis.end..].iter_mut().for_each(|s| *s = 0.0);
+            let visible = &mut row[vis];
+            visible.iter_mut().for_each(|s| *s *= scale);
+            normalize_in_place(visible);
         }
     };
     out.par_chunks_mut(ql * kl).enumerate().for_each(group);

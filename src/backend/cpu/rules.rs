@@ -110,13 +110,10 @@ pub fn rank1_rescale_halves(
     let mut out = vec![0.0f32; x.len()];
     for r in 0..rows {
         // Masked (invisible) entries do not influence y, so they take no part in Δx.
-        let visible = match mask {
-            SoftmaxMask::None => x_cols,
-            SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(x_cols),
-        };
+        let vis = mask.visible(r, x_cols);
         let (xr, xq) = (
-            &x[r * x_cols..r * x_cols + visible],
-            &x[hx + r * x_cols..hx + r * x_cols + visible],
+            &x[r * x_cols + vis.start..r * x_cols + vis.end],
+            &x[hx + r * x_cols + vis.start..hx + r * x_cols + vis.end],
         );
         let (yr, yq) = (
             &y[r * y_cols..(r + 1) * y_cols],
@@ -139,8 +136,8 @@ pub fn rank1_rescale_halves(
             .zip(gr)
             .map(|((&a, &b), &g)| (a - b) as f64 * g as f64)
             .sum();
-        for j in 0..visible {
-            o[j] = ((xr[j] - xq[j]) as f64 * dyg / n2) as f32;
+        for (j, (&a, &b)) in vis.zip(xr.iter().zip(xq)) {
+            o[j] = ((a - b) as f64 * dyg / n2) as f32;
         }
     }
     Ok(out)

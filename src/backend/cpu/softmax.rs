@@ -1,38 +1,29 @@
-//! Row softmax (with causal masking) and the softmax-pick used by probability targets.
+//! Row softmax (with causal and sliding-window masks) and the softmax-pick used by probability
+//! targets.
 
 use super::for_rows;
 use crate::backend::{PickKind, SoftmaxMask};
 use crate::error::Result;
 
-/// Keys visible to row `r` under `mask`.
-pub fn visible(mask: SoftmaxMask, r: usize, cols: usize) -> usize {
-    match mask {
-        SoftmaxMask::None => cols,
-        SoftmaxMask::Causal { len, offset } => (r % len + offset + 1).min(cols),
-    }
-}
-
-/// Softmax of `row[..visible]` in place (the rest must already be 0), summed in f64.
-pub fn normalize_in_place(row: &mut [f32], visible: usize) {
-    let max = row[..visible]
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+/// Softmax of the visible entries `row` in place, summed in f64.
+pub fn normalize_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
-    for o in row[..visible].iter_mut() {
+    for o in row.iter_mut() {
         let e = (*o - max).exp();
         *o = e;
         sum += e as f64;
     }
     let inv = (1.0 / sum) as f32;
-    row[..visible].iter_mut().for_each(|o| *o *= inv);
+    row.iter_mut().for_each(|o| *o *= inv);
 }
 
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
     let mut out = super::zeros(x.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
-        let vis = visible(mask, r, cols);
-        row[..vis].copy_from_slice(&x[r * cols..r * cols + vis]);
-        normalize_in_place(row, vis);
+        let vis = mask.visible(r, cols);
+        row[vis.clone()].copy_from_slice(&x[r * cols + vis.start..r * cols + vis.end]);
+        normalize_in_place(&mut row[vis]);
     });
     Ok(out)
 }

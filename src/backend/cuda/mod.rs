@@ -110,12 +110,9 @@ fn activation_code(f: Activation) -> Arg<'static> {
     })
 }
 
-/// `(block length, cached keys)` of a mask; block length 0 means no mask.
-fn mask_args(mask: SoftmaxMask) -> [Arg<'static>; 2] {
-    match mask {
-        SoftmaxMask::None => [u(0), u(0)],
-        SoftmaxMask::Causal { len, offset } => [u(len.max(1)), u(offset)],
-    }
+/// `(block length, cached keys, window)` of a mask (`SoftmaxMask::words`; 0: none).
+fn mask_args(mask: SoftmaxMask) -> [Arg<'static>; 3] {
+    mask.words().map(Arg::U32)
 }
 
 impl CudaBackend {
@@ -267,12 +264,12 @@ impl Backend for CudaBackend {
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
         let x = buf(x)?;
         let rows = x.len() / cols;
-        let [len, offset] = mask_args(mask);
+        let [len, offset, window] = mask_args(mask);
         self.softmax_rows(
             "softmax",
             x.len(),
             rows,
-            &[b(x), u(rows), u(cols), len, offset],
+            &[b(x), u(rows), u(cols), len, offset, window],
         )
     }
 
@@ -305,7 +302,7 @@ impl Backend for CudaBackend {
             )));
         }
         let rows = dims.batch * dims.q_len;
-        let [len, offset] = mask_args(mask);
+        let [len, offset, window] = mask_args(mask);
         let args = [
             b(q),
             b(k),
@@ -315,6 +312,7 @@ impl Backend for CudaBackend {
             u(dims.head_dim),
             len,
             offset,
+            window,
             Arg::F32(scale),
         ];
         let grid = Grid::Rows(rows);
@@ -645,7 +643,7 @@ impl Backend for CudaBackend {
     ) -> Result<Storage> {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
         let rows = x.len() / 2 / x_cols;
-        let [len, offset] = mask_args(mask);
+        let [len, offset, window] = mask_args(mask);
         let args = [
             b(x),
             b(y),
@@ -656,6 +654,7 @@ impl Backend for CudaBackend {
             u(y_cols),
             len,
             offset,
+            window,
         ];
         let grid = Grid::Rows(rows);
         self.run("rules.cu", "rank1_rescale_halves", x.len(), &args, grid)

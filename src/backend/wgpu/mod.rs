@@ -91,14 +91,6 @@ fn activation_code(f: Activation) -> u32 {
     }
 }
 
-/// `(block length, cached keys)` of a mask; block length 0 means no mask.
-fn mask_words(mask: SoftmaxMask) -> (u32, u32) {
-    match mask {
-        SoftmaxMask::None => (0, 0),
-        SoftmaxMask::Causal { len, offset } => (len.max(1) as u32, offset as u32),
-    }
-}
-
 /// The kernel-specific words of `softmax.wgsl`'s parameters.
 #[derive(Clone, Copy)]
 struct SoftmaxExtra {
@@ -251,7 +243,7 @@ impl WgpuBackend {
         if let Some(g) = g {
             bind.push((3, g));
         }
-        let (len, offset) = mask_words(mask);
+        let [len, offset, window] = mask.words();
         self.ctx.launch(
             k("softmax.wgsl", entry),
             &[
@@ -262,6 +254,7 @@ impl WgpuBackend {
                 u(col),
                 (kind == PickKind::LogProb) as u32,
                 factor.to_bits(),
+                window,
             ],
             &bind,
             Grid::Rows(rows),
@@ -492,7 +485,7 @@ impl Backend for WgpuBackend {
         let (q, kb) = (buf(q)?, buf(keys)?);
         let rows = dims.batch * dims.q_len;
         let out = self.out(rows * dims.k_len, "attention_probs")?;
-        let (len, offset) = mask_words(mask);
+        let [len, offset, window] = mask.words();
         self.ctx.launch(
             k("attention.wgsl", "attention_probs"),
             &[
@@ -503,6 +496,7 @@ impl Backend for WgpuBackend {
                 len,
                 offset,
                 scale.to_bits(),
+                window,
             ],
             &[(1, &out), (2, q), (3, kb)],
             Grid::Rows(rows),
@@ -862,10 +856,10 @@ impl Backend for WgpuBackend {
         let (x, y, g, exact) = (buf(x)?, buf(y)?, buf(g)?, buf(exact)?);
         let rows = x.len() / 2 / x_cols;
         let out = self.out(x.len(), "rank1_rescale_halves")?;
-        let (len, offset) = mask_words(mask);
+        let [len, offset, window] = mask.words();
         self.ctx.launch(
             k("rules.wgsl", "rank1_rescale_halves"),
-            &[u(rows), u(x_cols), u(y_cols), 0, len, offset],
+            &[u(rows), u(x_cols), u(y_cols), 0, len, offset, window],
             &[(1, &out), (2, x), (3, y), (4, g), (5, exact)],
             Grid::Rows(rows),
         )?;
