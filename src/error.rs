@@ -17,7 +17,7 @@ pub enum Error {
     MissingConfig(PathBuf),
     #[error("{path}: invalid config: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("unsupported architecture '{0}' (supported: bert, gpt2, llama)")]
+    #[error("unsupported architecture '{0}' (supported: {list})", list = crate::models::Architecture::supported())]
     UnsupportedArchitecture(String),
     #[error("{path}: corrupt safetensors file: {reason}")]
     CorruptWeights { path: PathBuf, reason: String },

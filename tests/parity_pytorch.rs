@@ -1,6 +1,7 @@
-//! Tiny random BERT, GPT-2 and Llama models against PyTorch/transformers/Captum fixtures made by
-//! tools/reference/make_fixtures.py: tokenisation, outputs, gradients w.r.t. input
-//! embeddings (1e-4 of the largest value) and integrated gradients.
+//! Tiny random models of every family against PyTorch/transformers/Captum fixtures made by
+//! tools/reference/make_fixtures.py (BERT, GPT-2, Llama) and make_family_fixtures.py (Llama 3,
+//! Mistral, Qwen2, Qwen3): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
+//! the largest value) and integrated gradients (1e-3).
 
 mod common;
 use common::*;
@@ -99,6 +100,30 @@ fn gpt2_matches_pytorch() {
 #[test]
 fn llama_matches_pytorch() {
     causal("tiny-llama");
+}
+
+/// Llama 3.x: llama3 rope scaling and an explicit head_dim (made by make_family_fixtures.py).
+#[test]
+fn llama3_matches_pytorch() {
+    causal("tiny-llama3");
+}
+
+/// Mistral: a sliding window of 4 keys on every layer, over a prompt of 35 tokens.
+#[test]
+fn mistral_matches_pytorch() {
+    causal("tiny-mistral");
+}
+
+/// Qwen2: q/k/v biases, and a sliding window of 3 keys on the second layer only.
+#[test]
+fn qwen2_matches_pytorch() {
+    causal("tiny-qwen2");
+}
+
+/// Qwen3: per-head RMSNorm of queries and keys before RoPE, an explicit head_dim.
+#[test]
+fn qwen3_matches_pytorch() {
+    causal("tiny-qwen3");
 }
 
 #[test]

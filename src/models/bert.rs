@@ -93,6 +93,8 @@ impl Bert {
                     kv_heads: heads,
                     head_dim: d / heads,
                     causal: false,
+                    window: None,
+                    qk_norm: None,
                 },
                 attn_norm: LayerNorm::load(w, &format!("{l}.attention.output.LayerNorm"), d, eps)?,
                 up: lin("intermediate.dense", inter, d)?,

@@ -100,6 +100,8 @@ impl Gpt2 {
                     kv_heads: heads,
                     head_dim: d / heads,
                     causal: true,
+                    window: None,
+                    qk_norm: None,
                 },
                 ln_2: LayerNorm::load(w, &format!("{b}.ln_2"), d, eps)?,
                 fc: conv1d(w, &format!("{b}.mlp.c_fc"), d, inter)?,

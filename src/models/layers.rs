@@ -61,44 +61,6 @@ impl LayerNorm {
     }
 }
 
-/// Rotary tables for positions `0..max_len`: `[max_len, head_dim/2]` each.
-/// Rotary tables, computed for the positions a pass needs (so a claimed context of millions
-/// of positions costs nothing until it is used).
-pub struct RopeTables {
-    inv_freq: Vec<f32>,
-    device: Device,
-}
-
-impl RopeTables {
-    pub fn new(head_dim: usize, theta: f32, device: Device) -> Self {
-        // Computed as Hugging Face does: inverse frequency in f32, angle in f32.
-        let inv_freq = (0..head_dim / 2)
-            .map(|i| 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64) as f32)
-            .collect();
-        RopeTables { inv_freq, device }
-    }
-
-    /// Tables `[len, head_dim / 2]` for positions `start..start+len`.
-    pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let (mut cos, mut sin) = (
-            Vec::with_capacity(len * half),
-            Vec::with_capacity(len * half),
-        );
-        for pos in start..start + len {
-            for &f in &self.inv_freq {
-                let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        Ok((
-            Tensor::from_vec(cos, [len, half], self.device)?,
-            Tensor::from_vec(sin, [len, half], self.device)?,
-        ))
-    }
-}
-
 /// One layer's keys and values of earlier positions (after RoPE, before head repeats), so a
 /// generation step only computes its new token.
 #[derive(Default)]
@@ -138,6 +100,14 @@ impl LayerCache {
     }
 }
 
+/// Qwen3's and Gemma 3's RMSNorm of each head's queries and keys (over `head_dim`), before
+/// RoPE.
+pub struct QkNorm {
+    pub q: Tensor,
+    pub k: Tensor,
+    pub eps: f32,
+}
+
 pub struct Attention {
     pub q: Linear,
     pub k: Linear,
@@ -147,6 +117,9 @@ pub struct Attention {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub causal: bool,
+    /// A sliding window: each query sees only its last `w` keys (itself included).
+    pub window: Option<usize>,
+    pub qk_norm: Option<QkNorm>,
 }
 
 impl Attention {
@@ -167,6 +140,10 @@ impl Attention {
         let mut q = tape.split_heads(q, self.heads)?;
         let mut k = tape.split_heads(k, self.kv_heads)?;
         let v = tape.split_heads(v, self.kv_heads)?;
+        if let Some(n) = &self.qk_norm {
+            q = tape.rms_norm(q, &n.q, n.eps)?;
+            k = tape.rms_norm(k, &n.k, n.eps)?;
+        }
         if let Some((cos, sin)) = rope {
             q = tape.rope(q, cos, sin)?;
             k = tape.rope(k, cos, sin)?;
@@ -185,7 +162,11 @@ impl Attention {
         let v = tape.repeat_heads(v, rep)?;
         let len = tape.value(h).dims()[1];
         let mask = if self.causal {
-            SoftmaxMask::causal(len, offset)
+            SoftmaxMask::Causal {
+                len,
+                offset,
+                window: self.window,
+            }
         } else {
             SoftmaxMask::None
         };

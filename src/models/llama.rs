@@ -1,14 +1,22 @@
-//! Llama family: pre-norm RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention,
-//! output projection tied to the embeddings when `lm_head.weight` is absent.
+//! Llama and the families built on it: pre-norm RMSNorm, rotary embeddings, SwiGLU MLP,
+//! grouped-query attention, output projection tied to the embeddings when `lm_head.weight`
+//! is absent. What each descendant changes is read from its config (`Variant`):
+//! - Llama 3.x: `rope_scaling` of type `llama3` (see `rope.rs`), an explicit `head_dim`;
+//! - Mistral: a sliding window on every layer;
+//! - Qwen2/2.5: biases on q, k and v only, and a window on the layers from
+//!   `max_window_layers` up when `use_sliding_window` is set (or as `layer_types` says);
+//! - Qwen3: an RMSNorm of each head's queries and keys before RoPE.
 
 use super::config::Config;
-use super::layers::{Attention, LayerCache, Linear, RopeTables};
+use super::layers::{Attention, LayerCache, Linear, QkNorm};
+use super::rope::RopeTables;
 use super::weights::Weights;
-use super::AttentionHook;
+use super::{Architecture, AttentionHook};
 use crate::autodiff::{Tape, Var};
 use crate::backend::Activation;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use serde_json::Value;
 
 struct Layer {
     attn_norm: Tensor,
@@ -29,8 +37,103 @@ pub struct Llama {
     pub max_positions: usize,
 }
 
+/// What a Llama descendant changes in the block, from its config.
+struct Variant {
+    qkv_bias: bool,
+    o_bias: bool,
+    mlp_bias: bool,
+    qk_norm: bool,
+    /// Each layer's sliding window, if it has one.
+    windows: Vec<Option<usize>>,
+}
+
+impl Variant {
+    fn read(arch: Architecture, cfg: &Config, n_layers: usize) -> Result<Self> {
+        let attention_bias = cfg.bool_or(&["attention_bias"], false);
+        let err = |reason: String| Error::Config {
+            path: cfg.path.clone(),
+            reason,
+        };
+        let window = || -> Result<Option<usize>> {
+            match cfg.json.get("sliding_window") {
+                None | Some(Value::Null) => Ok(None),
+                Some(_) => cfg.usize(&["sliding_window"]).map(Some),
+            }
+        };
+        let windows = match arch {
+            Architecture::Mistral => vec![window()?; n_layers],
+            Architecture::Qwen2 | Architecture::Qwen3 => {
+                // transformers drops the window unless `use_sliding_window` is set.
+                let w = if cfg.bool_or(&["use_sliding_window"], false) {
+                    window()?
+                } else {
+                    None
+                };
+                match cfg.json.get("layer_types").and_then(Value::as_array) {
+                    Some(types) => {
+                        if types.len() != n_layers {
+                            return Err(err(format!(
+                                "'layer_types' lists {} layers of {n_layers}",
+                                types.len()
+                            )));
+                        }
+                        let mut out = Vec::new();
+                        for t in types {
+                            out.push(match t.as_str() {
+                                Some("full_attention") => None,
+                                Some("sliding_attention") => w,
+                                _ => {
+                                    return Err(err(format!(
+                                    "layer type {t} is neither 'full_attention' nor 'sliding_attention'"
+                                )))
+                                }
+                            });
+                        }
+                        out
+                    }
+                    None => {
+                        let from = cfg.usize_or(&["max_window_layers"], 28)?;
+                        (0..n_layers).map(|i| w.filter(|_| i >= from)).collect()
+                    }
+                }
+            }
+            _ => vec![None; n_layers],
+        };
+        Ok(match arch {
+            Architecture::Qwen2 => Variant {
+                qkv_bias: true,
+                o_bias: false,
+                mlp_bias: false,
+                qk_norm: false,
+                windows,
+            },
+            Architecture::Qwen3 => Variant {
+                qkv_bias: attention_bias,
+                o_bias: attention_bias,
+                mlp_bias: false,
+                qk_norm: true,
+                windows,
+            },
+            Architecture::Mistral => Variant {
+                qkv_bias: false,
+                o_bias: false,
+                mlp_bias: false,
+                qk_norm: false,
+                windows,
+            },
+            _ => Variant {
+                qkv_bias: attention_bias,
+                o_bias: attention_bias,
+                mlp_bias: cfg.bool_or(&["mlp_bias"], false),
+                qk_norm: false,
+                windows,
+            },
+        })
+    }
+}
+
 impl Llama {
-    pub fn load(cfg: &Config, w: &Weights) -> Result<Self> {
+    pub fn load(arch: Architecture, cfg: &Config, w: &Weights) -> Result<Self> {
         let d = cfg.usize(&["hidden_size"])?;
         let heads = cfg.usize(&["num_attention_heads"])?;
         let kv_heads = cfg.usize_or(&["num_key_value_heads"], heads)?;
@@ -57,47 +160,21 @@ impl Llama {
         if heads
             .checked_mul(head_dim)
             .is_none_or(|rows| rows > 1 << 24)
+            || head_dim % 2 != 0
         {
             return Err(Error::Config {
                 path: cfg.path.clone(),
                 reason: format!(
-                    "head_dim {head_dim} x {heads} heads is not a size a layer can have"
+                    "head_dim {head_dim} x {heads} heads is not a size a rotary layer can have"
                 ),
             });
         }
-        // transformers 5 keeps rope settings in `rope_parameters`, 4.x in top-level keys.
-        let rope_params = cfg
-            .json
-            .get("rope_parameters")
-            .or_else(|| cfg.json.get("rope_scaling"));
-        let rope_type = rope_params
-            .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
-            .and_then(|t| t.as_str())
-            .unwrap_or("default");
-        if rope_type != "default" {
-            return Err(Error::Config {
-                path: cfg.path.clone(),
-                reason: format!("unsupported rope scaling '{rope_type}'"),
-            });
-        }
-        let theta = rope_params
-            .and_then(|r| r.get("rope_theta"))
-            .and_then(|t| t.as_f64())
-            .map(|t| t as f32)
-            .unwrap_or(cfg.f32_or(&["rope_theta"], 10000.0)?);
-        let bias = cfg.bool_or(&["attention_bias"], false);
-        let mlp_bias = cfg.bool_or(&["mlp_bias"], false);
+        let rope = RopeTables::from_config(cfg, head_dim, w.device())?;
         let act = cfg.str_or(&["hidden_act"], "silu");
         if act != "silu" {
             return Err(Error::Config {
                 path: cfg.path.clone(),
                 reason: format!("unsupported hidden_act '{act}'"),
-            });
-        }
-        if !(theta.is_finite() && theta > 0.0) {
-            return Err(Error::Config {
-                path: cfg.path.clone(),
-                reason: format!("'rope_theta' is {theta}: it must be a finite number > 0"),
             });
         }
         // A claimed size is checked against the tensors present before anything is allocated.
@@ -110,21 +187,33 @@ impl Llama {
                 ),
             });
         }
+        let variant = Variant::read(arch, cfg, n_layers)?;
         let mut layers = Vec::new();
         for i in 0..n_layers {
             let l = format!("model.layers.{i}");
             let lin = |name: &str, o, n, b| Linear::load(w, &format!("{l}.{name}"), o, n, b);
+            let qk_norm = match variant.qk_norm {
+                false => None,
+                true => Some(QkNorm {
+                    q: w.get(&format!("{l}.self_attn.q_norm.weight"), &[head_dim])?,
+                    k: w.get(&format!("{l}.self_attn.k_norm.weight"), &[head_dim])?,
+                    eps,
+                }),
+            };
+            let (qkv_bias, mlp_bias) = (variant.qkv_bias, variant.mlp_bias);
             layers.push(Layer {
                 attn_norm: w.get(&format!("{l}.input_layernorm.weight"), &[d])?,
                 attn: Attention {
-                    q: lin("self_attn.q_proj", heads * head_dim, d, bias)?,
-                    k: lin("self_attn.k_proj", kv_heads * head_dim, d, bias)?,
-                    v: lin("self_attn.v_proj", kv_heads * head_dim, d, bias)?,
-                    o: lin("self_attn.o_proj", d, heads * head_dim, bias)?,
+                    q: lin("self_attn.q_proj", heads * head_dim, d, qkv_bias)?,
+                    k: lin("self_attn.k_proj", kv_heads * head_dim, d, qkv_bias)?,
+                    v: lin("self_attn.v_proj", kv_heads * head_dim, d, qkv_bias)?,
+                    o: lin("self_attn.o_proj", d, heads * head_dim, variant.o_bias)?,
                     heads,
                     kv_heads,
                     head_dim,
                     causal: true,
+                    window: variant.windows[i],
+                    qk_norm,
                 },
                 mlp_norm: w.get(&format!("{l}.post_attention_layernorm.weight"), &[d])?,
                 gate: lin("mlp.gate_proj", inter, d, mlp_bias)?,
@@ -144,7 +233,7 @@ impl Llama {
             layers,
             norm: w.get("model.norm.weight", &[d])?,
             eps,
-            rope: RopeTables::new(head_dim, theta, w.device()),
+            rope,
             max_positions,
         })
     }

@@ -8,6 +8,7 @@ mod config;
 mod gpt2;
 mod layers;
 mod llama;
+mod rope;
 mod tokenizer;
 mod weights;
 
@@ -29,15 +30,46 @@ pub enum Architecture {
     Bert,
     Gpt2,
     Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
 }
 
 impl Architecture {
+    /// Every architecture, by its `model_type`.
+    pub const ALL: [Architecture; 6] = [
+        Architecture::Bert,
+        Architecture::Gpt2,
+        Architecture::Llama,
+        Architecture::Mistral,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+    ];
+
+    /// The `model_type` of `config.json` (and the GGUF architecture, where llama.cpp has one).
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Bert => "bert",
             Architecture::Gpt2 => "gpt2",
             Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
         }
+    }
+
+    /// The architecture of a `model_type`, or an error that lists the supported ones.
+    pub fn from_model_type(model_type: &str) -> Result<Self> {
+        Architecture::ALL
+            .into_iter()
+            .find(|a| a.name() == model_type)
+            .ok_or_else(|| Error::UnsupportedArchitecture(model_type.to_string()))
+    }
+
+    /// The supported `model_type`s, comma-separated (for error messages).
+    pub fn supported() -> String {
+        let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
+        names.join(", ")
     }
 
     /// Decoders predict the next token; encoders do not.
@@ -139,16 +171,14 @@ impl Model {
             (cfg, weights, tokenizer)
         };
         let model_type = cfg.model_type()?;
-        let arch = match model_type.as_str() {
-            "bert" => Architecture::Bert,
-            "gpt2" => Architecture::Gpt2,
-            "llama" => Architecture::Llama,
-            other => return Err(Error::UnsupportedArchitecture(other.to_string())),
-        };
+        let arch = Architecture::from_model_type(&model_type)?;
         let net = match arch {
             Architecture::Bert => Network::Bert(bert::Bert::load(&cfg, &weights)?),
             Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&cfg, &weights)?),
-            Architecture::Llama => Network::Llama(llama::Llama::load(&cfg, &weights)?),
+            Architecture::Llama
+            | Architecture::Mistral
+            | Architecture::Qwen2
+            | Architecture::Qwen3 => Network::Llama(llama::Llama::load(arch, &cfg, &weights)?),
         };
         let (parameters, dtype) = weights.summary();
         let heads = cfg.usize(&["num_attention_heads", "n_head"])?;

@@ -1,0 +1,167 @@
+//! Rotary position embeddings: the inverse frequencies a config asks for (plain, linear or
+//! Llama 3 scaling, or llama.cpp's stored frequency factors) and the cos/sin tables a pass
+//! needs, computed for the positions it covers (so a claimed context of millions of positions
+//! costs nothing until it is used).
+
+use super::config::Config;
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Tensor};
+use serde_json::Value;
+
+pub struct RopeTables {
+    inv_freq: Vec<f32>,
+    device: Device,
+}
+
+/// `θ^(−2i/d)` for `i in 0..d/2`, as Hugging Face computes it (f32 at the end).
+fn default_inv_freq(head_dim: usize, theta: f64) -> Vec<f64> {
+    (0..head_dim / 2)
+        .map(|i| 1.0 / theta.powf((2 * i) as f64 / head_dim as f64))
+        .collect()
+}
+
+impl RopeTables {
+    /// The tables `cfg` describes for heads of `head_dim`: its `rope_theta` and its scaling,
+    /// from transformers 5's `rope_parameters` or 4.x's `rope_scaling` and top-level
+    /// `rope_theta`. A scaling this engine does not compute is refused by name.
+    pub fn from_config(cfg: &Config, head_dim: usize, device: Device) -> Result<Self> {
+        let params = cfg
+            .json
+            .get("rope_parameters")
+            .or_else(|| cfg.json.get("rope_scaling"))
+            .filter(|p| !p.is_null());
+        let err = |reason: String| Error::Config {
+            path: cfg.path.clone(),
+            reason,
+        };
+        let number = |key: &str| -> Result<Option<f64>> {
+            match params.and_then(|p| p.get(key)).filter(|v| !v.is_null()) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|v| v.is_finite())
+                    .map(Some)
+                    .ok_or_else(|| err(format!("rope '{key}' is {v}, not a finite number"))),
+            }
+        };
+        let theta = match number("rope_theta")? {
+            Some(t) => t,
+            None => cfg.f32_or(&["rope_theta"], 10000.0)? as f64,
+        };
+        if !(theta.is_finite() && theta > 0.0) {
+            return Err(err(format!(
+                "'rope_theta' is {theta}: it must be a finite number > 0"
+            )));
+        }
+        let rope_type = params
+            .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let need = |key: &str| -> Result<f64> {
+            number(key)?.ok_or_else(|| err(format!("rope scaling '{rope_type}' lacks '{key}'")))
+        };
+        let mut inv_freq = default_inv_freq(head_dim, theta);
+        match rope_type {
+            "default" => {}
+            "linear" => {
+                let factor = need("factor")?;
+                if factor <= 0.0 {
+                    return Err(err(format!("rope 'factor' is {factor}: it must be > 0")));
+                }
+                inv_freq.iter_mut().for_each(|f| *f /= factor);
+            }
+            "llama3" => {
+                let factor = need("factor")?;
+                let (low, high) = (need("low_freq_factor")?, need("high_freq_factor")?);
+                let original = match number("original_max_position_embeddings")? {
+                    Some(n) => n,
+                    None => cfg.usize(&["max_position_embeddings"])? as f64,
+                };
+                if factor <= 0.0 || low <= 0.0 || high <= low || original <= 0.0 {
+                    return Err(err(format!(
+                        "llama3 rope scaling needs factor > 0 and 0 < low_freq_factor < high_freq_factor, got {factor}, {low}, {high}"
+                    )));
+                }
+                llama3_scaling(&mut inv_freq, factor, low, high, original);
+            }
+            other => {
+                return Err(err(format!(
+                    "unsupported rope scaling '{other}' (supported: default, linear, llama3)"
+                )))
+            }
+        }
+        // llama.cpp keeps Llama 3's scaling as a tensor of per-frequency divisors
+        // (`rope_freqs.weight`), which the GGUF reader passes on as this key.
+        if let Some(factors) = cfg.json.get("rope_freq_factors").and_then(Value::as_array) {
+            if factors.len() != inv_freq.len() {
+                return Err(err(format!(
+                    "{} rope frequency factors for heads of {head_dim}",
+                    factors.len()
+                )));
+            }
+            for (f, d) in inv_freq.iter_mut().zip(factors) {
+                match d.as_f64().filter(|d| d.is_finite() && *d > 0.0) {
+                    Some(d) => *f /= d,
+                    None => return Err(err(format!("rope frequency factor {d} is not > 0"))),
+                }
+            }
+        }
+        Ok(RopeTables {
+            inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
+            device,
+        })
+    }
+
+    /// Tables `[len, head_dim / 2]` for positions `start..start+len`.
+    pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(len * half),
+            Vec::with_capacity(len * half),
+        );
+        for pos in start..start + len {
+            for &f in &self.inv_freq {
+                let angle = pos as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Ok((
+            Tensor::from_vec(cos, [len, half], self.device)?,
+            Tensor::from_vec(sin, [len, half], self.device)?,
+        ))
+    }
+}
+
+/// Llama 3.1's scaling: wavelengths shorter than `original / high` keep their frequency, those
+/// longer than `original / low` are divided by `factor`, and those between are interpolated
+/// (transformers' `_compute_llama3_parameters`).
+fn llama3_scaling(inv_freq: &mut [f64], factor: f64, low: f64, high: f64, original: f64) {
+    let (low_wavelen, high_wavelen) = (original / low, original / high);
+    for f in inv_freq.iter_mut() {
+        let wavelen = 2.0 * std::f64::consts::PI / *f;
+        if wavelen > low_wavelen {
+            *f /= factor;
+        } else if wavelen >= high_wavelen {
+            let smooth = (original / wavelen - low) / (high - low);
+            *f = (1.0 - smooth) * *f / factor + smooth * *f;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_scaling_keeps_short_divides_long_and_blends_between() {
+        // head_dim 8, θ 500: wavelengths 6.3, 29.7, 140.5 and 664.
+        let mut f = default_inv_freq(8, 500.0);
+        let before = f.clone();
+        llama3_scaling(&mut f, 8.0, 1.0, 4.0, 32.0);
+        assert_eq!(f[0], before[0]);
+        assert!((f[2] - before[2] / 8.0).abs() < 1e-15);
+        assert!((f[3] - before[3] / 8.0).abs() < 1e-15);
+        assert!(f[1] < before[1] && f[1] > before[1] / 8.0);
+    }
+}
