@@ -131,22 +131,51 @@ fn json_output_has_the_documented_fields() {
 
 #[test]
 fn every_method_and_format_runs_on_every_architecture() {
-    let cases: [(&str, &[&str]); 4] = [
-        ("tiny-bert", &["--compare-text", "a small model"]),
-        ("tiny-bert-cls", &["--target-class", "2"]),
-        ("tiny-gpt2", &["--target-kind", "log-prob"]),
-        ("tiny-llama", &["--baseline", "pad"]),
+    let qwen3_gguf = common::gguf_writer::tiny_gguf("tiny-qwen3", "qwen3", "cli-qwen3", |_, _| {});
+    let cases: Vec<(&str, std::path::PathBuf, &[&str])> = vec![
+        (
+            "tiny-bert",
+            tiny_path("tiny-bert"),
+            &["--compare-text", "a small model"],
+        ),
+        (
+            "tiny-bert-cls",
+            tiny_path("tiny-bert-cls"),
+            &["--target-class", "2"],
+        ),
+        (
+            "tiny-gpt2",
+            tiny_path("tiny-gpt2"),
+            &["--target-kind", "log-prob"],
+        ),
+        (
+            "tiny-llama",
+            tiny_path("tiny-llama"),
+            &["--baseline", "pad"],
+        ),
+        ("tiny-llama3", tiny_path("tiny-llama3"), &[]),
+        (
+            "tiny-mistral",
+            tiny_path("tiny-mistral"),
+            &["--target-kind", "prob"],
+        ),
+        (
+            "tiny-qwen2",
+            tiny_path("tiny-qwen2"),
+            &["--baseline", "pad"],
+        ),
+        ("tiny-qwen3", tiny_path("tiny-qwen3"), &[]),
+        ("tiny-qwen3.gguf", qwen3_gguf, &[]),
     ];
     let dir = scratch("formats");
     let methods: Vec<&str> = gradlens::attribution::methods::REGISTRY
         .iter()
         .map(|m| m.name)
         .collect();
-    for (name, extra) in cases {
+    for (name, model, extra) in cases {
         for method in methods.iter().copied() {
             for format in ["text", "json", "html"] {
                 let out = dir.join(format!("{name}-{method}.{format}"));
-                let model = tiny_path(name);
                 let mut args = vec![
                     "attribute",
                     "--model",

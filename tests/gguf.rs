@@ -145,6 +145,64 @@ fn a_gguf_written_like_llama_cpp_loads_as_the_original_model() {
     );
 }
 
+/// Llama 3 (`llama`, its rope scaling as `rope_freqs.weight`), Qwen2 and Qwen3 written as
+/// llama.cpp writes them load as the folder they came from: the same tokens and logits.
+/// llama.cpp keeps no sliding window for these architectures (Mistral is `llama` there, and
+/// released Qwen2.5 configs leave `use_sliding_window` off), so the tiny Qwen2's window is
+/// turned off in the folder it is compared with.
+#[test]
+fn llama_family_ggufs_load_as_their_folders() {
+    for (folder, arch) in [
+        ("tiny-llama3", "llama"),
+        ("tiny-qwen2", "qwen2"),
+        ("tiny-qwen3", "qwen3"),
+    ] {
+        let path = common::gguf_writer::tiny_gguf(folder, arch, folder, |_, _| {});
+        let from_gguf = gradlens::Model::load(&path, gradlens::Device::Cpu).unwrap();
+        let original = without_sliding_window(folder);
+        assert_eq!(from_gguf.arch, original.arch, "{folder}");
+        let ids_ = original.tokenize(PROMPT).unwrap();
+        assert_eq!(
+            from_gguf.tokenize(PROMPT).unwrap(),
+            ids_,
+            "{folder}: tokens"
+        );
+        let a =
+            attribution::next_token_logits(&from_gguf, &from_gguf.embed(&ids_).unwrap()).unwrap();
+        let b = attribution::next_token_logits(&original, &original.embed(&ids_).unwrap()).unwrap();
+        assert_close(&a, &b, 1e-5, &format!("{folder} logits from its GGUF"));
+    }
+}
+
+/// A file whose pre-tokenizer is `qwen2` gets Qwen2's: NFC normalisation first (a decomposed
+/// "é" is the composed one), then its split regex.
+#[test]
+fn the_qwen2_pre_tokenizer_normalises_to_nfc() {
+    let set_pre = |pre: &'static str| {
+        move |meta: &mut Vec<(&str, Meta)>, _: &mut Vec<(String, Vec<usize>, u32, Vec<u8>)>| {
+            for (key, value) in meta.iter_mut() {
+                if *key == "tokenizer.ggml.pre" {
+                    *value = Meta::Str(pre.into());
+                }
+            }
+        }
+    };
+    let (composed, decomposed) = ("caf\u{e9} 2026", "cafe\u{301} 2026");
+    let qwen = common::gguf_writer::tiny_gguf("tiny-qwen2", "qwen2", "qwen-pre", set_pre("qwen2"));
+    let qwen = gradlens::Model::load(&qwen, gradlens::Device::Cpu).unwrap();
+    assert_eq!(
+        qwen.tokenize(decomposed).unwrap(),
+        qwen.tokenize(composed).unwrap()
+    );
+    let plain =
+        common::gguf_writer::tiny_gguf("tiny-qwen2", "qwen2", "plain-pre", set_pre("default"));
+    let plain = gradlens::Model::load(&plain, gradlens::Device::Cpu).unwrap();
+    assert_ne!(
+        plain.tokenize(decomposed).unwrap(),
+        plain.tokenize(composed).unwrap()
+    );
+}
+
 fn load_err(path: &std::path::Path) -> String {
     match gradlens::Model::load(path, gradlens::Device::Cpu) {
         Ok(_) => panic!("{} loaded", path.display()),

@@ -84,7 +84,9 @@ fn every_method_on_every_tiny_architecture() {
 }
 
 fn every_method_on(device: Device) {
-    let cases: [(&str, TargetSpec, ScoreKind, &str); 4] = [
+    // Qwen2 (a sliding window on its second layer, q/k/v biases) and Qwen3 (q/k norms) bring
+    // the ops the Llama descendants add; Llama 3 and Mistral add none of their own.
+    let cases: [(&str, TargetSpec, ScoreKind, &str); 6] = [
         (
             "tiny-bert",
             TargetSpec::Compare("a lazy dog".into()),
@@ -99,6 +101,8 @@ fn every_method_on(device: Device) {
         ),
         ("tiny-gpt2", TargetSpec::Auto, ScoreKind::LogProb, "zero"),
         ("tiny-llama", TargetSpec::Auto, ScoreKind::Logit, "pad"),
+        ("tiny-qwen2", TargetSpec::Auto, ScoreKind::Prob, "pad"),
+        ("tiny-qwen3", TargetSpec::Auto, ScoreKind::Logit, "zero"),
     ];
     for (name, target, score, baseline) in cases {
         let path = root().join("tests/fixtures/models").join(name);

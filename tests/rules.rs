@@ -33,10 +33,19 @@ fn attnlrp_and_cp_lrp_match_lxt() {
         ("tiny-gpt2", "attnlrp"),
         ("tiny-gpt2", "cp-lrp"),
         ("tiny-bert-cls", "attnlrp"),
+        ("tiny-qwen2", "attnlrp"),
+        ("tiny-qwen2", "cp-lrp"),
+        ("tiny-qwen3", "attnlrp"),
+        ("tiny-qwen3", "cp-lrp"),
     ];
     for (name, variant) in cases {
         let fx = fixture(&format!("lxt-{name}-{variant}"));
-        let model = tiny(name);
+        // LXT runs on transformers 4.x, which puts Qwen2's window on every layer (5.x and
+        // gradlens follow max_window_layers): the two are compared with the window off.
+        let model = match name {
+            "tiny-qwen2" => without_sliding_window(name),
+            _ => tiny(name),
+        };
         let target = if name == "tiny-bert-cls" {
             TargetSpec::Class(1)
         } else {

@@ -1,21 +1,40 @@
-//! Llama-family GGUF files as Hugging Face names and `config.json`.
+//! Llama-family GGUF files (llama.cpp's `llama`, `qwen2` and `qwen3` architectures; Mistral
+//! and Llama 3 are `llama` there) as Hugging Face names and `config.json`.
 //!
-//! llama.cpp stores the query and key projections with the rows of each head permuted for its
-//! RoPE layout (pairs interleaved instead of halves); `host` undoes that, so the weights match
-//! a Hugging Face checkpoint and the rotate-half RoPE.
+//! For `llama` only, llama.cpp stores the query and key projections with the rows of each head
+//! permuted for its RoPE layout (pairs interleaved instead of halves); `unpermute_order` undoes
+//! that, so the weights match a Hugging Face checkpoint and the rotate-half RoPE. The Qwen
+//! architectures use llama.cpp's NeoX RoPE, which is rotate-half, and are stored unpermuted.
 
 use super::reader::{GgufFile, Value};
 use crate::error::{Error, Result};
 use serde_json::json;
 
+/// The architectures (`general.architecture`) read here; each names its metadata namespace.
+pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
+/// The file's `general.architecture`.
+pub fn architecture(file: &GgufFile) -> &str {
+    file.get("general.architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)")
+}
+
 /// The Hugging Face name of each GGUF tensor of a Llama block, and whether its rows are
-/// permuted (`Some(kv)`: permuted per head; `kv` says which head count applies).
-fn block_names() -> [(&'static str, &'static str, Option<bool>); 9] {
+/// permuted in a `llama` file (`Some(kv)`: permuted per head; `kv` says which head count
+/// applies).
+fn block_names() -> [(&'static str, &'static str, Option<bool>); 15] {
     [
         ("attn_norm.weight", "input_layernorm.weight", None),
         ("attn_q.weight", "self_attn.q_proj.weight", Some(false)),
         ("attn_k.weight", "self_attn.k_proj.weight", Some(true)),
         ("attn_v.weight", "self_attn.v_proj.weight", None),
+        ("attn_q.bias", "self_attn.q_proj.bias", Some(false)),
+        ("attn_k.bias", "self_attn.k_proj.bias", Some(true)),
+        ("attn_v.bias", "self_attn.v_proj.bias", None),
+        ("attn_output.bias", "self_attn.o_proj.bias", None),
+        ("attn_q_norm.weight", "self_attn.q_norm.weight", None),
+        ("attn_k_norm.weight", "self_attn.k_norm.weight", None),
         ("attn_output.weight", "self_attn.o_proj.weight", None),
         ("ffn_norm.weight", "post_attention_layernorm.weight", None),
         ("ffn_gate.weight", "mlp.gate_proj.weight", None),
@@ -26,8 +45,9 @@ fn block_names() -> [(&'static str, &'static str, Option<bool>); 9] {
 
 /// Where a Hugging Face tensor lives in the file: (GGUF name, heads whose rows to un-permute).
 pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)> {
-    let heads = meta_usize(file, "llama.attention.head_count");
-    let kv_heads = meta_usize(file, "llama.attention.head_count_kv").or(heads);
+    let arch = architecture(file);
+    let heads = meta_usize(file, &format!("{arch}.attention.head_count"));
+    let kv_heads = meta_usize(file, &format!("{arch}.attention.head_count_kv")).or(heads);
     let fixed = match hf_name {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
@@ -43,6 +63,7 @@ pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)>
     let name = format!("blk.{layer}.{gguf}");
     file.tensor(&name)?;
     let heads = match permute {
+        _ if arch != "llama" => None,
         Some(true) => kv_heads,
         Some(false) => heads,
         None => None,
@@ -112,33 +133,24 @@ fn meta_usize(file: &GgufFile, key: &str) -> Option<usize> {
 
 /// A Hugging Face `config.json` for the file's model.
 pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
-    let arch = file
-        .get("general.architecture")
-        .and_then(Value::as_str)
-        .unwrap_or("(none)");
-    if arch != "llama" {
+    let arch = architecture(file);
+    if !ARCHITECTURES.contains(&arch) {
         return Err(Error::UnsupportedArchitecture(format!(
             "{arch} (in GGUF {})",
             file.path.display()
         )));
     }
-    let need = |key: &str| -> Result<usize> {
-        meta_usize(file, key).ok_or_else(|| Error::Config {
+    let key = |k: &str| format!("{arch}.{k}");
+    let need = |k: &str| -> Result<usize> {
+        meta_usize(file, &key(k)).ok_or_else(|| Error::Config {
             path: file.path.clone(),
-            reason: format!("GGUF metadata lacks '{key}'"),
+            reason: format!("GGUF metadata lacks '{}'", key(k)),
         })
     };
-    if let Some(kind) = file.get("llama.rope.scaling.type").and_then(Value::as_str) {
-        if kind != "none" {
-            return Err(Error::Config {
-                path: file.path.clone(),
-                reason: format!("unsupported rope scaling '{kind}'"),
-            });
-        }
-    }
-    let hidden = need("llama.embedding_length")?;
-    let heads = need("llama.attention.head_count")?;
-    let vocab = meta_usize(file, "llama.vocab_size")
+    let hidden = need("embedding_length")?;
+    let heads = need("attention.head_count")?;
+    let head_dim = meta_usize(file, &key("attention.key_length")).unwrap_or(hidden / heads.max(1));
+    let vocab = meta_usize(file, &key("vocab_size"))
         .or_else(|| {
             file.get("tokenizer.ggml.tokens")
                 .and_then(Value::as_array)
@@ -162,24 +174,48 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         }
     };
     let id = |key: &str| meta_usize(file, key);
-    Ok(json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+    let theta = f(&key("rope.freq_base"), 10000.0)?;
+    let rope = match file.get(&key("rope.scaling.type")).and_then(Value::as_str) {
+        None | Some("none") => json!({"rope_type": "default", "rope_theta": theta}),
+        Some("linear") => json!({"rope_type": "linear", "rope_theta": theta,
+                                 "factor": f(&key("rope.scaling.factor"), 1.0)?}),
+        Some(other) => {
+            return Err(Error::Config {
+                path: file.path.clone(),
+                reason: format!("unsupported rope scaling '{other}'"),
+            })
+        }
+    };
+    let class = match arch {
+        "qwen2" => "Qwen2ForCausalLM",
+        "qwen3" => "Qwen3ForCausalLM",
+        _ => "LlamaForCausalLM",
+    };
+    let mut config = json!({
+        "architectures": [class],
+        "model_type": arch,
         "hidden_size": hidden,
-        "intermediate_size": need("llama.feed_forward_length")?,
-        "num_hidden_layers": need("llama.block_count")?,
+        "intermediate_size": need("feed_forward_length")?,
+        "num_hidden_layers": need("block_count")?,
         "num_attention_heads": heads,
-        "num_key_value_heads": meta_usize(file, "llama.attention.head_count_kv").unwrap_or(heads),
-        "head_dim": meta_usize(file, "llama.attention.key_length").unwrap_or(hidden / heads.max(1)),
-        "max_position_embeddings": need("llama.context_length")?,
-        "rms_norm_eps": f("llama.attention.layer_norm_rms_epsilon", 1e-5)? as f32,
-        "rope_theta": f("llama.rope.freq_base", 10000.0)? as f32,
+        "num_key_value_heads": meta_usize(file, &key("attention.head_count_kv")).unwrap_or(heads),
+        "head_dim": head_dim,
+        "max_position_embeddings": need("context_length")?,
+        "rms_norm_eps": f(&key("attention.layer_norm_rms_epsilon"), 1e-5)? as f32,
+        "rope_parameters": rope,
         "vocab_size": vocab,
         "hidden_act": "silu",
+        "attention_bias": file.tensor("blk.0.attn_output.bias").is_some(),
         "tie_word_embeddings": file.tensor("output.weight").is_none(),
         "bos_token_id": id("tokenizer.ggml.bos_token_id"),
         "eos_token_id": id("tokenizer.ggml.eos_token_id"),
         "pad_token_id": id("tokenizer.ggml.padding_token_id"),
         "torch_dtype": "float32",
-    }))
+    });
+    // Llama 3's rope scaling, which llama.cpp keeps as per-frequency divisors.
+    if let Some(info) = file.tensor("rope_freqs.weight") {
+        let factors = file.dequantize(info)?;
+        config["rope_freq_factors"] = json!(factors);
+    }
+    Ok(config)
 }

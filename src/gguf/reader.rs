@@ -148,9 +148,17 @@ impl<'a> Cursor<'a> {
 
 /// A key of the metadata namespaces llama.cpp writes, which no tensor name uses.
 fn metadata_key(name: &str) -> bool {
-    ["general.", "tokenizer.", "llama.", "gpt2.", "bert."]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "general.",
+        "tokenizer.",
+        "llama.",
+        "qwen2.",
+        "qwen3.",
+        "gpt2.",
+        "bert.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// Tensors of known types must not overlap, and lie back to back as GGUF writers put them

@@ -1,8 +1,9 @@
 //! Rebuilding a Hugging Face `tokenizer.json` from `tokenizer.ggml.*`, as transformers'
 //! conversion does for byte-level BPE (`tokenizer.ggml.model = gpt2`): the vocabulary in the
 //! byte-level alphabet, the merges, control tokens as special added tokens, user-defined
-//! tokens as plain added tokens, a ByteLevel pre-tokenizer (with Llama 3's split regex for the
-//! files that name it) and decoder, and BOS prepended when `add_bos_token` says so.
+//! tokens as plain added tokens, a ByteLevel pre-tokenizer (with Llama 3's or Qwen2's split
+//! regex for the files that name them; Qwen2's also NFC-normalises) and decoder, and BOS
+//! prepended when `add_bos_token` says so.
 
 use super::reader::{GgufFile, Value};
 use crate::error::{Error, Result};
@@ -41,19 +42,12 @@ const LLAMA3_PRE: [&str; 11] = [
     "dbrx",
     "smaug-bpe",
 ];
+/// Qwen2's split (transformers' `Qwen2Converter`): Llama 3's, but digits one at a time.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_PRE: [&str; 2] = ["qwen2", "deepseek-r1-qwen"];
 /// Pre-tokenizers whose split transformers knows and we do not rebuild yet.
-const OTHER_PRE: [&str; 11] = [
-    "tekken",
-    "qwen2",
-    "deepseek-r1-qwen",
-    "kormo",
-    "f2llmv2",
-    "megrez",
-    "qwen35",
-    "gpt-4o",
-    "llama4",
-    "kanana2",
-    "talkie",
+const OTHER_PRE: [&str; 9] = [
+    "tekken", "kormo", "f2llmv2", "megrez", "qwen35", "gpt-4o", "llama4", "kanana2", "talkie",
 ];
 
 fn strings<'a>(file: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
@@ -166,19 +160,24 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         ),
     };
     let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
-    let pre_tokenizer = if LLAMA3_PRE.contains(&pre) {
+    let split = |regex: &str| {
         json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},
             byte_level(false)]})
+    };
+    let (normalizer, pre_tokenizer) = if LLAMA3_PRE.contains(&pre) {
+        (json!(null), split(LLAMA3_SPLIT))
+    } else if QWEN2_PRE.contains(&pre) {
+        (json!({"type": "NFC"}), split(QWEN2_SPLIT))
     } else {
-        byte_level(true)
+        (json!(null), byte_level(true))
     };
     let tokenizer = json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
-        "normalizer": null,
+        "normalizer": normalizer,
         "pre_tokenizer": pre_tokenizer,
         "post_processor": {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials},
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
@@ -186,7 +185,10 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
                   "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges},
     });
-    let context = file.get("llama.context_length").and_then(Value::as_u64);
+    let arch = super::llama::architecture(file);
+    let context = file
+        .get(&format!("{arch}.context_length"))
+        .and_then(Value::as_u64);
     let config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "add_bos_token": add_bos,

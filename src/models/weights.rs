@@ -368,8 +368,13 @@ impl Weights {
             }
         }
         let mut data = f.dequantize(info)?;
-        if let (Some(heads), [rows, cols]) = (heads, dims.as_slice()) {
-            data = llama::unpermute_rows(&data, *rows, *cols, heads)?;
+        match (heads, dims.as_slice()) {
+            (Some(heads), [rows, cols]) => {
+                data = llama::unpermute_rows(&data, *rows, *cols, heads)?
+            }
+            // A query or key bias: one value per row.
+            (Some(heads), [rows]) => data = llama::unpermute_rows(&data, *rows, 1, heads)?,
+            _ => {}
         }
         Ok(HostTensor { data, dims })
     }

@@ -1,5 +1,5 @@
-//! A GGUF writer for tests: the tiny Llama fixture written as llama.cpp writes a file, with
-//! changes applied, for the GGUF tests and the mutation test.
+//! A GGUF writer for tests: the tiny Llama-family fixtures written as llama.cpp writes a file,
+//! with changes applied, for the GGUF tests and the mutation test.
 #![allow(dead_code)]
 
 use super::root;
@@ -107,7 +107,65 @@ pub fn tiny_llama_gguf(
     name: &str,
     change: impl Fn(&mut Vec<(&str, Meta)>, &mut Vec<(String, Vec<usize>, u32, Vec<u8>)>),
 ) -> std::path::PathBuf {
-    let src = root().join("tests/fixtures/models/tiny-llama");
+    tiny_gguf("tiny-llama", "llama", name, change)
+}
+
+/// llama.cpp's `rope_freqs.weight` for a config's llama3 rope scaling: the divisor of each
+/// frequency (as its convert_hf_to_gguf.py computes it).
+fn llama3_rope_freqs(cfg: &serde_json::Value, head_dim: usize) -> Option<Vec<f32>> {
+    let r = cfg.get("rope_parameters")?;
+    if r["rope_type"] != "llama3" {
+        return None;
+    }
+    let num = |k: &str| r[k].as_f64().unwrap();
+    let (theta, factor) = (num("rope_theta"), num("factor"));
+    let (low, high, original) = (
+        num("low_freq_factor"),
+        num("high_freq_factor"),
+        num("original_max_position_embeddings"),
+    );
+    Some(
+        (0..head_dim / 2)
+            .map(|i| {
+                let freq = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                if wavelen < original / high {
+                    1.0
+                } else if wavelen > original / low {
+                    factor as f32
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    (1.0 / ((1.0 - smooth) / factor + smooth)) as f32
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The tiny fixture model in `folder` written as llama.cpp writes architecture `arch` (F32):
+/// its metadata under `{arch}.`, its tensors under llama.cpp's names (query and key rows
+/// permuted for `llama` only), Llama 3's rope scaling as `rope_freqs.weight`; with changes
+/// applied.
+pub fn tiny_gguf(
+    folder: &str,
+    arch: &str,
+    name: &str,
+    change: impl Fn(&mut Vec<(&str, Meta)>, &mut Vec<(String, Vec<usize>, u32, Vec<u8>)>),
+) -> std::path::PathBuf {
+    let src = root().join("tests/fixtures/models").join(folder);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let size = |k: &str| cfg[k].as_u64().unwrap() as u32;
+    let (heads, kv_heads) = (size("num_attention_heads"), size("num_key_value_heads"));
+    let head_dim = cfg["head_dim"]
+        .as_u64()
+        .map_or(size("hidden_size") / heads, |h| h as u32);
+    let theta = cfg["rope_parameters"]["rope_theta"]
+        .as_f64()
+        .or(cfg["rope_theta"].as_f64())
+        .unwrap() as f32;
+    // Metadata keys live as long as the test process.
+    let key = |k: &str| -> &'static str { Box::leak(format!("{arch}.{k}").into_boxed_str()) };
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let tok: serde_json::Value =
@@ -141,15 +199,24 @@ pub fn tiny_llama_gguf(
         .collect();
     let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as u32;
     let mut meta = vec![
-        ("general.architecture", Meta::Str("llama".into())),
-        ("llama.block_count", Meta::U32(2)),
-        ("llama.context_length", Meta::U32(40)),
-        ("llama.embedding_length", Meta::U32(32)),
-        ("llama.feed_forward_length", Meta::U32(64)),
-        ("llama.attention.head_count", Meta::U32(4)),
-        ("llama.attention.head_count_kv", Meta::U32(2)),
-        ("llama.rope.freq_base", Meta::F32(500.0)),
-        ("llama.attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+        ("general.architecture", Meta::Str(arch.into())),
+        (key("block_count"), Meta::U32(size("num_hidden_layers"))),
+        (
+            key("context_length"),
+            Meta::U32(size("max_position_embeddings")),
+        ),
+        (key("embedding_length"), Meta::U32(size("hidden_size"))),
+        (
+            key("feed_forward_length"),
+            Meta::U32(size("intermediate_size")),
+        ),
+        (key("attention.head_count"), Meta::U32(heads)),
+        (key("attention.head_count_kv"), Meta::U32(kv_heads)),
+        (key("rope.freq_base"), Meta::F32(theta)),
+        (
+            key("attention.layer_norm_rms_epsilon"),
+            Meta::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32),
+        ),
         ("tokenizer.ggml.model", Meta::Str("gpt2".into())),
         ("tokenizer.ggml.pre", Meta::Str("default".into())),
         ("tokenizer.ggml.tokens", Meta::Strs(tokens.clone())),
@@ -160,6 +227,12 @@ pub fn tiny_llama_gguf(
         ("tokenizer.ggml.padding_token_id", Meta::U32(id("<pad>"))),
         ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
     ];
+    // As llama.cpp, the head size only where it is not hidden / heads (after the rest, so the
+    // tests that change metadata by position find it where it always was).
+    if head_dim != size("hidden_size") / heads {
+        meta.push((key("attention.key_length"), Meta::U32(head_dim)));
+        meta.push((key("attention.value_length"), Meta::U32(head_dim)));
+    }
     let rename = |n: &str| -> String {
         let n = n
             .replace("model.embed_tokens", "token_embd")
@@ -171,6 +244,8 @@ pub fn tiny_llama_gguf(
             ("self_attn.k_proj", "attn_k"),
             ("self_attn.v_proj", "attn_v"),
             ("self_attn.o_proj", "attn_output"),
+            ("self_attn.q_norm", "attn_q_norm"),
+            ("self_attn.k_norm", "attn_k_norm"),
             ("post_attention_layernorm", "ffn_norm"),
             ("mlp.gate_proj", "ffn_gate"),
             ("mlp.up_proj", "ffn_up"),
@@ -187,17 +262,26 @@ pub fn tiny_llama_gguf(
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         let dims = view.shape().to_vec();
-        if n.contains("q_proj") {
-            f = permute_rows(&f, dims[0], dims[1], 4);
+        let cols = dims.get(1).copied().unwrap_or(1);
+        if arch == "llama" && n.contains("q_proj") {
+            f = permute_rows(&f, dims[0], cols, heads as usize);
         }
-        if n.contains("k_proj") {
-            f = permute_rows(&f, dims[0], dims[1], 2);
+        if arch == "llama" && n.contains("k_proj") {
+            f = permute_rows(&f, dims[0], cols, kv_heads as usize);
         }
         tensors.push((
             rename(&n),
             dims,
             0u32,
             f.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+    }
+    if let Some(freqs) = llama3_rope_freqs(&cfg, head_dim as usize) {
+        tensors.push((
+            "rope_freqs.weight".into(),
+            vec![freqs.len()],
+            0,
+            freqs.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ));
     }
     change(&mut meta, &mut tensors);

@@ -31,6 +31,21 @@ pub fn tiny(name: &str) -> Model {
     .unwrap()
 }
 
+/// The tiny model in `folder`, with `use_sliding_window` off.
+pub fn without_sliding_window(folder: &str) -> Model {
+    let src = root().join("tests/fixtures/models").join(folder);
+    let dir = std::env::temp_dir().join(format!("gradlens-{folder}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["use_sliding_window"] = false.into();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    Model::load(&dir, gradlens::Device::Cpu).unwrap()
+}
+
 /// The real MiniLM from scripts/fetch-models.sh. Under CI=true its absence fails the test.
 /// The methods a stored-format model is checked with on the CPU: a gradient, a path and two
 /// rule methods (LRP-γ decodes its weights).

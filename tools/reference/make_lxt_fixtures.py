@@ -22,7 +22,14 @@ CASES = [
     ("tiny-llama", "tiny-llama", "llama", ["attnlrp", "cp-lrp"]),
     ("tiny-gpt2", "tiny-gpt2", "gpt2", ["attnlrp", "cp-lrp"]),
     ("tiny-bert-cls", "tiny-bert-cls", "bert", ["attnlrp"]),
+    ("tiny-qwen2", "tiny-qwen2", "qwen2", ["attnlrp", "cp-lrp"]),
+    ("tiny-qwen3", "tiny-qwen3", "qwen3", ["attnlrp", "cp-lrp"]),
 ]
+# transformers 4.x reads rope_theta at the top level (the tiny families' configs, written by
+# 5.x, keep it in rope_parameters), and applies Qwen2's sliding window to every layer where
+# 5.x follows max_window_layers: the Qwen models are compared with their window off.
+OVERRIDES = {"qwen2": dict(rope_theta=500.0, use_sliding_window=False, sliding_window=None),
+             "qwen3": dict(rope_theta=500.0)}
 
 
 def run_one(model_name, fixture, module, variant):
@@ -41,6 +48,9 @@ def run_one(model_name, fixture, module, variant):
         model = hf.LlamaForCausalLM.from_pretrained(path, attn_implementation="eager")
     elif module == "gpt2":
         model = hf.GPT2LMHeadModel.from_pretrained(path, attn_implementation="eager")
+    elif module in OVERRIDES:
+        cls = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[module]
+        model = getattr(hf, cls).from_pretrained(path, attn_implementation="eager", **OVERRIDES[module])
     else:
         model = hf.BertForSequenceClassification.from_pretrained(path, attn_implementation="eager")
     model.eval().requires_grad_(False)
