@@ -1,5 +1,5 @@
-// A weight matrix [rows, cols] in its file's format (f16, bf16, GGUF Q8_0, Q4_0, Q4_1, Q4_K,
-// Q5_K, Q6_K), as the file's bytes in u32 words, decoded in registers where it is read with the
+// A weight matrix [rows, cols] in its file's format (f16, bf16, GGUF Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q4_K, Q5_K, Q6_K), as the file's bytes in u32 words, decoded in registers where it is read with the
 // CPU decoder's operations (`src/gguf/dequant.rs`). Matrix row r is stored row order[r] when
 // `ordered` (llama.cpp's interleaved Q/K rows); every stored row is `row_bytes` bytes of whole
 // blocks. The same decoder as `shaders/stored_weight.wgsl`.
@@ -83,6 +83,22 @@ __device__ void decode8(const StoredW& s, u32 r, u32 g, float v[8]) {
                 const u32 q = byte_at(s, b + size - 16u + j % 16u + i);
                 const u32 nib = j < 16u ? q & 0xfu : q >> 4;
                 v[i] = s.format == 2u ? d * (float)((int)nib - 8) : d * (float)nib + m;
+            }
+            return;
+        }
+        case 6u:
+        case 7u: {  // Q5_0 (d, 32 fifth bits, nibbles; d·(q − 16)), Q5_1 (d, m, …; d·q + m)
+            const bool one = s.format == 7u;
+            const u32 size = one ? 24u : 22u;
+            const u32 b = base + col / 32u * size, j = col % 32u;
+            const float d = half_at(s, b);
+            const float m = one ? half_at(s, b + 2u) : 0.0f;
+            const u32 qh = byte_at(s, b + size - 20u + j / 8u);  // the eight values' fifth bits
+#pragma unroll
+            for (u32 i = 0; i < 8u; i++) {
+                const u32 q = byte_at(s, b + size - 16u + j % 16u + i);
+                const u32 q5 = (j < 16u ? q & 0xfu : q >> 4) | (((qh >> i) & 1u) << 4);
+                v[i] = one ? d * (float)q5 + m : d * (float)((int)q5 - 16);
             }
             return;
         }

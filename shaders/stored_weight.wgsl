@@ -1,5 +1,5 @@
-// A weight matrix [rows, cols] in its file's format (f16, bf16, GGUF Q8_0, Q4_0, Q4_1, Q4_K,
-// Q5_K, Q6_K), as the file's bytes in u32 words: the operand B of the matrix products in
+// A weight matrix [rows, cols] in its file's format (f16, bf16, GGUF Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q4_K, Q5_K, Q6_K), as the file's bytes in u32 words: the operand B of the matrix products in
 // `matmul_kernels.wgsl` (compiled after this file), and the source of the embedding look-up
 // and of the whole-matrix decode below. Each value is decoded where it is read, in registers,
 // with the CPU decoder's operations (`src/gguf/dequant.rs`), so it is the f32 decode's value
@@ -87,6 +87,19 @@ fn weight(r: u32, col: u32) -> f32 {
             let q = byte_at(b + 4u + j % 16u);
             let nib = select(q >> 4u, q & 0xfu, j < 16u);
             return half_at(b) * f32(nib) + half_at(b + 2u);
+        }
+        case 6u, 7u: { // Q5_0 (d, 32 fifth bits, 16 bytes of nibbles; d·(q − 16)), Q5_1 (d, m, …; d·q + m)
+            let one = p.format == 7u;
+            let size = select(22u, 24u, one);
+            let b = base + (col / 32u) * size;
+            let j = col % 32u;
+            let q = byte_at(b + size - 16u + j % 16u);
+            let hi = ((byte_at(b + size - 20u + j / 8u) >> (j % 8u)) & 1u) << 4u;
+            let v = select(q >> 4u, q & 0xfu, j < 16u) | hi;
+            if one {
+                return half_at(b) * f32(v) + half_at(b + 2u);
+            }
+            return half_at(b) * f32(i32(v) - 16);
         }
         case 12u: { // Q4_K: d, dmin, 12 scale bytes, 128 bytes of nibbles per 256 values
             let b = base + (col / 256u) * 144u;
@@ -203,6 +216,22 @@ fn decode8(r: u32, g: u32) -> Eight {
             }
             let m = half_at(b + 2u);
             return Eight(d * lo + m, d * hi + m);
+        }
+        case 6u, 7u: { // Q5_0, Q5_1: the eight values' fifth bits are one byte of qh
+            let one = p.format == 7u;
+            let size = select(22u, 24u, one);
+            let b = base + (col / 32u) * size;
+            let j = col % 32u;
+            let q = bytes8(b + size - 16u + j % 16u);
+            let qh = vec4<u32>(byte_at(b + size - 20u + j / 8u));
+            let lo = nibbles(split(q.x), j < 16u) | (((qh >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) << vec4<u32>(4u));
+            let hi = nibbles(split(q.y), j < 16u) | (((qh >> vec4<u32>(4u, 5u, 6u, 7u)) & vec4<u32>(1u)) << vec4<u32>(4u));
+            let d = half_at(b);
+            if one {
+                let m = half_at(b + 2u);
+                return Eight(d * vec4<f32>(lo) + m, d * vec4<f32>(hi) + m);
+            }
+            return Eight(d * (vec4<f32>(lo) - 16.0), d * (vec4<f32>(hi) - 16.0));
         }
         case 12u, 13u: { // Q4_K, Q5_K
             let five = p.format == 13u;

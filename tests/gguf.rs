@@ -38,6 +38,8 @@ fn every_quantisation_matches_the_gguf_package() {
         ("Q8_0", GgmlType::Q8_0),
         ("Q4_0", GgmlType::Q4_0),
         ("Q4_1", GgmlType::Q4_1),
+        ("Q5_0", GgmlType::Q5_0),
+        ("Q5_1", GgmlType::Q5_1),
         ("Q4_K", GgmlType::Q4K),
         ("Q5_K", GgmlType::Q5K),
         ("Q6_K", GgmlType::Q6K),
@@ -328,6 +330,8 @@ fn random_blocks(ty: u32, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
                 8 => (32, 34, &[(0, 8e-4)]),
                 2 => (32, 18, &[(0, 1.2e-2)]),
                 3 => (32, 20, &[(0, 1.2e-2), (2, 5e-2)]),
+                6 => (32, 22, &[(0, 6e-3)]),
+                7 => (32, 24, &[(0, 6e-3), (2, 5e-2)]),
                 12 => (256, 144, &[(0, 2e-4), (2, 3e-4)]),
                 13 => (256, 176, &[(0, 1e-4), (2, 3e-4)]),
                 14 => (256, 210, &[(208, 1e-4)]),
@@ -412,12 +416,14 @@ fn every_gguf_format_computed_as_stored_matches_its_f32_decode() {
 }
 
 /// Every stored format: its GGML type id and label.
-const FORMATS: [(u32, &str); 8] = [
+const FORMATS: [(u32, &str); 10] = [
     (1, "f16"),
     (30, "bf16"),
     (8, "q8_0"),
     (2, "q4_0"),
     (3, "q4_1"),
+    (6, "q5_0"),
+    (7, "q5_1"),
     (12, "q4_k"),
     (13, "q5_k"),
     (14, "q6_k"),

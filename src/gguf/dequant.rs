@@ -1,4 +1,4 @@
-//! Dequantisation of GGML tensor types to f32: F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the
+//! Dequantisation of GGML tensor types to f32: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the
 //! K-quants Q4_K, Q5_K, Q6_K. Block layouts follow the GGUF format: each block stores its
 //! scale(s) as f16 next to packed integers; K-quants group 256 values in super-blocks with
 //! 6-bit (Q4_K, Q5_K) or 8-bit (Q6_K) sub-block scales.
@@ -14,6 +14,8 @@ pub enum GgmlType {
     Q8_0,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q4K,
     Q5K,
     Q6K,
@@ -45,12 +47,14 @@ impl GgmlType {
             8 => GgmlType::Q8_0,
             2 => GgmlType::Q4_0,
             3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
             12 => GgmlType::Q4K,
             13 => GgmlType::Q5K,
             14 => GgmlType::Q6K,
             other => {
                 return Err(format!(
-                    "quantisation {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)",
+                    "quantisation {} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
                     type_name(other)
                 ))
             }
@@ -66,6 +70,8 @@ impl GgmlType {
             GgmlType::Q8_0 => 8,
             GgmlType::Q4_0 => 2,
             GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
             GgmlType::Q4K => 12,
             GgmlType::Q5K => 13,
             GgmlType::Q6K => 14,
@@ -80,6 +86,8 @@ impl GgmlType {
             GgmlType::Q8_0 => (32, 34),
             GgmlType::Q4_0 => (32, 18),
             GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
             GgmlType::Q4K => (256, 144),
             GgmlType::Q5K => (256, 176),
             GgmlType::Q6K => (256, 210),
@@ -176,6 +184,26 @@ fn decode_block(t: GgmlType, b: &[u8], y: &mut [f32]) {
                 let q = b[4 + j];
                 y[j] = d * (q & 0xF) as f32 + m;
                 y[j + 16] = d * (q >> 4) as f32 + m;
+            }
+        }
+        // Q5_0: d, 32 fifth bits (bit j for value j), then the low nibbles as Q4_0's, with
+        // value d·(q − 16); Q5_1: d, m, the bits and nibbles, value d·q + m.
+        GgmlType::Q5_0 | GgmlType::Q5_1 => {
+            let one = t == GgmlType::Q5_1;
+            let at = if one { 4 } else { 2 };
+            let (d, m) = (h(b, 0), if one { h(b, 2) } else { 0.0 });
+            let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            for j in 0..16 {
+                let q = b[at + 4 + j] as u32;
+                let q0 = (q & 0xF) | (((qh >> j) & 1) << 4);
+                let q1 = (q >> 4) | (((qh >> (j + 16)) & 1) << 4);
+                if one {
+                    y[j] = d * q0 as f32 + m;
+                    y[j + 16] = d * q1 as f32 + m;
+                } else {
+                    y[j] = d * (q0 as i32 - 16) as f32;
+                    y[j + 16] = d * (q1 as i32 - 16) as f32;
+                }
             }
         }
         GgmlType::Q4K => {

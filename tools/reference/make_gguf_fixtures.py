@@ -13,6 +13,7 @@ Usage: python tools/reference/make_gguf_fixtures.py   (pip install gguf transfor
 import base64
 import json
 import os
+import sys
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
@@ -31,7 +32,8 @@ F16_FIELDS = {T.Q8_0: [0], T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0,
 
 def quant_fixture():
     out = {}
-    for t in [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K]:
+    # New types go at the end, so the random blocks of the others stay as they were.
+    for t in [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K, T.Q5_0, T.Q5_1]:
         block, size = GGML_QUANT_SIZES[t]
         n_blocks = 3
         if t in (T.F32, T.F16, T.BF16):
@@ -92,4 +94,5 @@ def smollm2_fixture():
 
 if __name__ == "__main__":
     quant_fixture()
-    smollm2_fixture()
+    if "--quants-only" not in sys.argv:
+        smollm2_fixture()
