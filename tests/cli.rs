@@ -132,6 +132,8 @@ fn json_output_has_the_documented_fields() {
 #[test]
 fn every_method_and_format_runs_on_every_architecture() {
     let qwen3_gguf = common::gguf_writer::tiny_gguf("tiny-qwen3", "qwen3", "cli-qwen3", |_, _| {});
+    let gemma3_gguf =
+        common::gguf_writer::tiny_gguf("tiny-gemma3", "gemma3", "cli-gemma3", |_, _| {});
     let cases: Vec<(&str, std::path::PathBuf, &[&str])> = vec![
         (
             "tiny-bert",
@@ -166,6 +168,12 @@ fn every_method_and_format_runs_on_every_architecture() {
         ),
         ("tiny-qwen3", tiny_path("tiny-qwen3"), &[]),
         ("tiny-qwen3.gguf", qwen3_gguf, &[]),
+        (
+            "tiny-gemma3",
+            tiny_path("tiny-gemma3"),
+            &["--baseline", "pad"],
+        ),
+        ("tiny-gemma3.gguf", gemma3_gguf, &[]),
     ];
     let dir = scratch("formats");
     let methods: Vec<&str> = gradlens::attribution::methods::REGISTRY
@@ -331,7 +339,54 @@ fn unsupported_architecture_is_named() {
     let dir = scratch("arch");
     copy_model("tiny-llama", &dir);
     std::fs::write(dir.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
-    fails_with(&dir, &[], "unsupported architecture 'mamba'");
+    fails_with(
+        &dir,
+        &[],
+        "unsupported architecture 'mamba' (supported: bert, gpt2, llama, mistral, qwen2, qwen3, gemma3)",
+    );
+}
+
+/// What a family's config gets wrong is named: a Gemma 2 soft-cap, a layer list of the wrong
+/// length, a rope scaling not computed, a window of 0.
+#[test]
+fn family_config_errors_are_named() {
+    use serde_json::json;
+    let cases: [(&str, &str, serde_json::Value, &str); 4] = [
+        (
+            "tiny-gemma3",
+            "final_logit_softcapping",
+            json!(30.0),
+            "'final_logit_softcapping' is set: soft-capped logits (Gemma 2) are not supported yet",
+        ),
+        (
+            "tiny-qwen2",
+            "layer_types",
+            json!(["full_attention"]),
+            "'layer_types' lists 1 layers of 2",
+        ),
+        (
+            "tiny-llama3",
+            "rope_parameters",
+            json!({"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0}),
+            "unsupported rope scaling 'yarn' (supported: default, linear, llama3)",
+        ),
+        (
+            "tiny-mistral",
+            "sliding_window",
+            json!(0),
+            "'sliding_window' is 0, not a whole number >= 1",
+        ),
+    ];
+    for (model, key, value, needle) in cases {
+        let dir = scratch(model);
+        copy_model(model, &dir);
+        let path = dir.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg[key] = value;
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        fails_with(&dir, &[], needle);
+    }
 }
 
 #[test]

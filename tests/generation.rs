@@ -34,6 +34,7 @@ fn the_kv_cache_gives_the_uncached_logits() {
         "tiny-mistral",
         "tiny-qwen2",
         "tiny-qwen3",
+        "tiny-gemma3",
     ] {
         let model = tiny(name);
         let ids = model.tokenize(PROMPT).unwrap();

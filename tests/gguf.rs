@@ -101,6 +101,50 @@ fn smollm2_input_x_gradient_and_saliency_match_captum() {
     assert_close(&sal.scores, &floats(&fx["saliency"]), 1e-2, "saliency");
 }
 
+/// Gemma 3 270M (Q4_K_M, its matrices in Q5_0, Q4_K, Q6_K and Q8_0) against transformers
+/// loading the same file: the sentencepiece tokenizer rebuilt from the file on awkward text,
+/// logits (a sample of the 262144, the largest among them), the greedy continuation, and
+/// Captum's input x gradient and saliency through the scaled embeddings.
+#[test]
+fn gemma3_270m_matches_transformers() {
+    let Some(model) = gemma3() else { return };
+    let fx = fixture("gemma3-270m");
+    for (text, want) in fx["tokenizer_cases"].as_object().unwrap() {
+        assert_eq!(
+            model.tokenizer.encode(text, true).unwrap(),
+            ids(want),
+            "{text:?}"
+        );
+    }
+    let prompt = fx["prompt"].as_str().unwrap();
+    let ids_ = model.tokenize(prompt).unwrap();
+    assert_eq!(ids_, ids(&fx["token_ids"]));
+    let logits = attribution::next_token_logits(&model, &model.embed(&ids_).unwrap()).unwrap();
+    let sample: Vec<f32> = ids(&fx["logit_ids"])
+        .iter()
+        .map(|&i| logits[i as usize])
+        .collect();
+    assert_close(&sample, &floats(&fx["logit_values"]), 1e-4, "gemma3 logits");
+    let generated = gradlens::generation::greedy(&model, &ids_, 4, false).unwrap();
+    assert_eq!(generated, ids(&fx["greedy"]));
+    let opts = Settings::default();
+    let ixg = attribution::attribute(&model, prompt, &methods::InputXGradient, &opts).unwrap();
+    assert_eq!(ixg.target.id, Some(fx["target"].as_u64().unwrap() as u32));
+    assert_close(
+        &ixg.scores,
+        &floats(&fx["input_x_gradient"]),
+        1e-4,
+        "gemma3 input x gradient",
+    );
+    let sal = attribution::attribute(&model, prompt, &methods::Saliency, &opts).unwrap();
+    assert_close(
+        &sal.scores,
+        &floats(&fx["saliency"]),
+        1e-4,
+        "gemma3 saliency",
+    );
+}
+
 #[test]
 fn smollm2_continues_the_capital_of_france_with_paris() {
     let Some(model) = smollm2() else { return };
@@ -147,8 +191,9 @@ fn a_gguf_written_like_llama_cpp_loads_as_the_original_model() {
     );
 }
 
-/// Llama 3 (`llama`, its rope scaling as `rope_freqs.weight`), Qwen2 and Qwen3 written as
-/// llama.cpp writes them load as the folder they came from: the same tokens and logits.
+/// Llama 3 (`llama`, its rope scaling as `rope_freqs.weight`), Qwen2, Qwen3 and Gemma 3
+/// (its norms as 1 + w) written as llama.cpp writes them load as the folder they came from:
+/// the same tokens and logits; `gradlens convert` turns each back into that folder.
 /// llama.cpp keeps no sliding window for these architectures (Mistral is `llama` there, and
 /// released Qwen2.5 configs leave `use_sliding_window` off), so the tiny Qwen2's window is
 /// turned off in the folder it is compared with.
@@ -158,10 +203,21 @@ fn llama_family_ggufs_load_as_their_folders() {
         ("tiny-llama3", "llama"),
         ("tiny-qwen2", "qwen2"),
         ("tiny-qwen3", "qwen3"),
+        ("tiny-gemma3", "gemma3"),
     ] {
         let path = common::gguf_writer::tiny_gguf(folder, arch, folder, |_, _| {});
         let from_gguf = gradlens::Model::load(&path, gradlens::Device::Cpu).unwrap();
-        let original = without_sliding_window(folder);
+        let original = match arch {
+            // llama.cpp fixes what the tiny Gemma varies: the local RoPE base (10000, not
+            // 10), one global layer in six (so both of two are local) and the query scale
+            // (head_dim's, not 12's).
+            "gemma3" => tiny_with_config(folder, |cfg| {
+                cfg["rope_parameters"]["sliding_attention"]["rope_theta"] = 10000.0.into();
+                cfg["layer_types"] = serde_json::json!(["sliding_attention", "sliding_attention"]);
+                cfg["query_pre_attn_scalar"] = 16.into();
+            }),
+            _ => without_sliding_window(folder),
+        };
         assert_eq!(from_gguf.arch, original.arch, "{folder}");
         let ids_ = original.tokenize(PROMPT).unwrap();
         assert_eq!(
@@ -173,6 +229,14 @@ fn llama_family_ggufs_load_as_their_folders() {
             attribution::next_token_logits(&from_gguf, &from_gguf.embed(&ids_).unwrap()).unwrap();
         let b = attribution::next_token_logits(&original, &original.embed(&ids_).unwrap()).unwrap();
         assert_close(&a, &b, 1e-5, &format!("{folder} logits from its GGUF"));
+        // And converted back to a folder (Gemma's norms lose llama.cpp's + 1), the same model.
+        let out = path.with_extension("hf");
+        let _ = std::fs::remove_dir_all(&out);
+        gradlens::convert::convert(&path, &out, "f32".parse().unwrap()).unwrap();
+        let converted = gradlens::Model::load(&out, gradlens::Device::Cpu).unwrap();
+        let c =
+            attribution::next_token_logits(&converted, &converted.embed(&ids_).unwrap()).unwrap();
+        assert_close(&c, &a, 1e-6, &format!("{folder} converted from its GGUF"));
     }
 }
 

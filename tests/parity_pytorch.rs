@@ -1,6 +1,6 @@
 //! Tiny random models of every family against PyTorch/transformers/Captum fixtures made by
 //! tools/reference/make_fixtures.py (BERT, GPT-2, Llama) and make_family_fixtures.py (Llama 3,
-//! Mistral, Qwen2, Qwen3): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
+//! Mistral, Qwen2, Qwen3, Gemma 3): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
 //! the largest value) and integrated gradients (1e-3).
 
 mod common;
@@ -124,6 +124,13 @@ fn qwen2_matches_pytorch() {
 #[test]
 fn qwen3_matches_pytorch() {
     causal("tiny-qwen3");
+}
+
+/// Gemma 3: (1 + w) norms around attention and MLP, GeGLU, q/k norms, a local layer with its
+/// own RoPE base and window, a global one with linear rope scaling, scaled embeddings.
+#[test]
+fn gemma3_matches_pytorch() {
+    causal("tiny-gemma3");
 }
 
 #[test]

@@ -37,6 +37,8 @@ fn attnlrp_and_cp_lrp_match_lxt() {
         ("tiny-qwen2", "cp-lrp"),
         ("tiny-qwen3", "attnlrp"),
         ("tiny-qwen3", "cp-lrp"),
+        ("tiny-gemma3", "attnlrp"),
+        ("tiny-gemma3", "cp-lrp"),
     ];
     for (name, variant) in cases {
         let fx = fixture(&format!("lxt-{name}-{variant}"));
@@ -506,18 +508,20 @@ fn a_custom_rule_set_runs_through_the_public_api() {
 #[test]
 fn attnlrp_on_smollm2_matches_lxt() {
     let Some(model) = smollm2() else { return };
-    let fx = fixture("lxt-smollm2-attnlrp");
-    let target = TargetSpec::TokenId(fx["target"].as_u64().unwrap() as u32);
-    let r = relevance(&model, &ids(&fx["token_ids"]), target, &Lrp::attn_lrp(1e-6));
     // Per element, 30 layers of f32 rounding show: the worst element moves by 2e-4 of the
     // largest with the summation order of the attention scores alone (3.1e-4 sequential,
-    // 3.3e-4 in f64, 4.9e-4 in 16-wide SIMD blocks), so 2e-3 here and 1e-3 per token below.
-    assert_close(
-        &r,
-        &floats(&fx["relevance"]),
-        2e-3,
-        "smollm2 attnlrp relevance",
-    );
+    // 3.3e-4 in f64, 4.9e-4 in 16-wide SIMD blocks), so 2e-3 here and 1e-3 per token.
+    attnlrp_matches_lxt(&model, "smollm2", 2e-3);
+}
+
+/// AttnLRP's relevance map against `lxt-{name}-attnlrp.json`, per element (`per_element` of
+/// the largest) and per token (1e-3).
+fn attnlrp_matches_lxt(model: &gradlens::Model, name: &str, per_element: f32) {
+    let fx = fixture(&format!("lxt-{name}-attnlrp"));
+    let target = TargetSpec::TokenId(fx["target"].as_u64().unwrap() as u32);
+    let r = relevance(model, &ids(&fx["token_ids"]), target, &Lrp::attn_lrp(1e-6));
+    let what = format!("{name} attnlrp");
+    assert_close(&r, &floats(&fx["relevance"]), per_element, &what);
     let per_token: Vec<f32> = r
         .chunks(model.hidden_size())
         .map(|c| c.iter().sum())
@@ -526,7 +530,7 @@ fn attnlrp_on_smollm2_matches_lxt() {
         &per_token,
         &floats(&fx["scores"]),
         1e-3,
-        "smollm2 attnlrp token scores",
+        &format!("{what} per token"),
     );
 }
 
@@ -549,4 +553,18 @@ fn lrp_gamma_overflow_on_smollm2_is_an_error_with_a_way_out() {
     }
     let larger = run(1e-2).unwrap();
     assert!(larger.scores.iter().all(|s| s.is_finite()));
+}
+
+/// AttnLRP on Gemma 3 270M (the GGUF, its stored formats computed as stored) against LXT's
+/// efficient mode on the folder `gradlens convert` makes of it (transformers 4.x, which LXT
+/// needs, reads no gemma3 GGUF).
+#[test]
+fn attnlrp_on_gemma3_270m_matches_lxt() {
+    let Some(model) = gemma3() else { return };
+    // Measured: the worst element is 2.5e-3 of the largest off LXT's (the per-token sums
+    // 6e-4), where SmolLM2's is 2e-4. Our own summation orders (AVX-512, AVX2, portable) move
+    // that element by 4e-5 of the largest, and the tiny Gemma matches LXT to 1e-3, so the gap
+    // is in how the 18 layers' large activations round in PyTorch's f32 path against ours
+    // (f64 norm statistics); it is not pinned down further.
+    attnlrp_matches_lxt(&model, "gemma3-270m", 3e-3);
 }

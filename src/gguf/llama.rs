@@ -1,5 +1,5 @@
-//! Llama-family GGUF files (llama.cpp's `llama`, `qwen2` and `qwen3` architectures; Mistral
-//! and Llama 3 are `llama` there) as Hugging Face names and `config.json`.
+//! Llama-family GGUF files (llama.cpp's `llama`, `qwen2`, `qwen3` and `gemma3` architectures;
+//! Mistral and Llama 3 are `llama` there) as Hugging Face names and `config.json`.
 //!
 //! For `llama` only, llama.cpp stores the query and key projections with the rows of each head
 //! permuted for its RoPE layout (pairs interleaved instead of halves); `unpermute_order` undoes
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use serde_json::json;
 
 /// The architectures (`general.architecture`) read here; each names its metadata namespace.
-pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
 
 /// The file's `general.architecture`.
 pub fn architecture(file: &GgufFile) -> &str {
@@ -20,11 +20,12 @@ pub fn architecture(file: &GgufFile) -> &str {
         .unwrap_or("(none)")
 }
 
-/// The Hugging Face name of each GGUF tensor of a Llama block, and whether its rows are
+/// The Hugging Face name of each GGUF tensor of a block of `arch`, and whether its rows are
 /// permuted in a `llama` file (`Some(kv)`: permuted per head; `kv` says which head count
-/// applies).
-fn block_names() -> [(&'static str, &'static str, Option<bool>); 15] {
-    [
+/// applies). Gemma's block norms its sublayers' outputs too, and llama.cpp calls its norm
+/// before the MLP `ffn_norm`, which is the Llama block's second norm.
+fn block_names(arch: &str) -> Vec<(&'static str, &'static str, Option<bool>)> {
+    let mut names = vec![
         ("attn_norm.weight", "input_layernorm.weight", None),
         ("attn_q.weight", "self_attn.q_proj.weight", Some(false)),
         ("attn_k.weight", "self_attn.k_proj.weight", Some(true)),
@@ -36,11 +37,28 @@ fn block_names() -> [(&'static str, &'static str, Option<bool>); 15] {
         ("attn_q_norm.weight", "self_attn.q_norm.weight", None),
         ("attn_k_norm.weight", "self_attn.k_norm.weight", None),
         ("attn_output.weight", "self_attn.o_proj.weight", None),
-        ("ffn_norm.weight", "post_attention_layernorm.weight", None),
         ("ffn_gate.weight", "mlp.gate_proj.weight", None),
         ("ffn_up.weight", "mlp.up_proj.weight", None),
         ("ffn_down.weight", "mlp.down_proj.weight", None),
-    ]
+    ];
+    if arch == "gemma3" {
+        names.extend([
+            (
+                "post_attention_norm.weight",
+                "post_attention_layernorm.weight",
+                None,
+            ),
+            ("ffn_norm.weight", "pre_feedforward_layernorm.weight", None),
+            (
+                "post_ffw_norm.weight",
+                "post_feedforward_layernorm.weight",
+                None,
+            ),
+        ]);
+    } else {
+        names.push(("ffn_norm.weight", "post_attention_layernorm.weight", None));
+    }
+    names
 }
 
 /// Where a Hugging Face tensor lives in the file: (GGUF name, heads whose rows to un-permute).
@@ -59,7 +77,9 @@ pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)>
     }
     let rest = hf_name.strip_prefix("model.layers.")?;
     let (layer, suffix) = rest.split_once('.')?;
-    let (gguf, _, permute) = block_names().into_iter().find(|(_, hf, _)| *hf == suffix)?;
+    let (gguf, _, permute) = block_names(arch)
+        .into_iter()
+        .find(|(_, hf, _)| *hf == suffix)?;
     let name = format!("blk.{layer}.{gguf}");
     file.tensor(&name)?;
     let heads = match permute {
@@ -83,7 +103,7 @@ pub fn hf_names(file: &GgufFile) -> Vec<String> {
                 .strip_prefix("blk.")
                 .and_then(|r| r.split_once('.'))
                 .and_then(|(layer, suffix)| {
-                    block_names()
+                    block_names(architecture(file))
                         .into_iter()
                         .find(|(g, _, _)| *g == suffix)
                         .map(|(_, hf, _)| format!("model.layers.{layer}.{hf}"))
@@ -189,6 +209,7 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
     let class = match arch {
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "gemma3" => "Gemma3ForCausalLM",
         _ => "LlamaForCausalLM",
     };
     let mut config = json!({
@@ -212,6 +233,26 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         "pad_token_id": id("tokenizer.ggml.padding_token_id"),
         "torch_dtype": "float32",
     });
+    if arch == "gemma3" {
+        // transformers' names; llama.cpp fixes the local layers' RoPE base at 10000, one layer
+        // in six global, and (but for the 27B) the query scale at head_dim's.
+        config["model_type"] = json!("gemma3_text");
+        config["hidden_activation"] = json!("gelu_pytorch_tanh");
+        config["query_pre_attn_scalar"] = json!(head_dim);
+        config["sliding_window"] = json!(need("attention.sliding_window")?);
+        config["sliding_window_pattern"] = json!(6);
+        config["rope_parameters"] = json!({
+            "full_attention": rope,
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        });
+        // What transformers 4.x reads instead (LXT runs on it).
+        config["rope_theta"] = json!(theta);
+        config["rope_local_base_freq"] = json!(10000.0);
+        config["rope_scaling"] = match rope["rope_type"].as_str() {
+            Some("linear") => json!({"rope_type": "linear", "factor": rope["factor"]}),
+            _ => serde_json::Value::Null,
+        };
+    }
     // Llama 3's rope scaling, which llama.cpp keeps as per-frequency divisors.
     if let Some(info) = file.tensor("rope_freqs.weight") {
         let factors = file.dequantize(info)?;

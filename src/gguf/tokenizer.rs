@@ -72,9 +72,11 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         .get("tokenizer.ggml.model")
         .and_then(Value::as_str)
         .unwrap_or("(none)");
-    if model != "gpt2" {
+    // Gemma's sentencepiece vocabulary becomes a byte-fallback BPE (see `sentencepiece`).
+    let gemma = model == "llama" && super::llama::architecture(file) == "gemma3";
+    if model != "gpt2" && !gemma {
         return Err(Error::Tokenizer(format!(
-            "{}: tokenizer model '{model}' cannot be rebuilt (only byte-level BPE, 'gpt2', is supported)",
+            "{}: tokenizer model '{model}' cannot be rebuilt (only byte-level BPE, 'gpt2', and Gemma's sentencepiece are supported)",
             file.path.display()
         )));
     }
@@ -89,16 +91,11 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         )));
     }
     let tokens = strings(file, "tokenizer.ggml.tokens")?;
+    if gemma {
+        return gemma_tokenizer_json(file, &tokens);
+    }
     let merges = strings(file, "tokenizer.ggml.merges")?;
-    let types: Vec<i64> = file
-        .get("tokenizer.ggml.token_type")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| if let Value::Int(i) = v { *i } else { 1 })
-                .collect()
-        })
-        .unwrap_or_default();
+    let types = token_types(file);
     let alphabet = byte_alphabet();
     let in_alphabet = |t: &str| t.chars().all(|c| alphabet.contains(&c));
     let mut vocab = Map::new();
@@ -117,48 +114,13 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
             json!([a, b])
         })
         .collect();
-    let mut added = Vec::new();
-    for (id, (t, ty)) in tokens
-        .iter()
-        .zip(types.iter().chain(std::iter::repeat(&1)))
-        .enumerate()
-    {
-        // 3: control (special); 4: user-defined (matched whole, not special). A control token
-        // outside the byte alphabet is a mislabel in some files, and is skipped as transformers does.
-        let special = match ty {
-            3 if in_alphabet(t) => true,
-            4 => false,
-            _ => continue,
-        };
-        added.push(
-            json!({"id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                          "normalized": false, "special": special}),
-        );
-    }
-    let id_of = |key: &str| file.get(key).and_then(Value::as_u64).map(|v| v as usize);
-    let token_of = |key: &str| {
-        id_of(key)
-            .and_then(|i| tokens.get(i))
-            .map(|t| t.to_string())
-    };
-    let add_bos = file
-        .get("tokenizer.ggml.add_bos_token")
-        .map(|v| matches!(v, Value::Bool(true)))
-        .unwrap_or(false);
-    let bos = token_of("tokenizer.ggml.bos_token_id");
-    let (single, pair, specials) = match (&bos, add_bos) {
-        (Some(bos), true) => (
-            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]),
-            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                   {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]),
-            json!({bos.clone(): {"id": bos, "ids": [id_of("tokenizer.ggml.bos_token_id")], "tokens": [bos]}}),
-        ),
-        _ => (
-            json!([{"Sequence": {"id": "A", "type_id": 0}}]),
-            json!([{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}]),
-            json!({}),
-        ),
-    };
+    // 3: control (special); 4: user-defined (matched whole, not special). A control token
+    // outside the byte alphabet is a mislabel in some files, and is skipped as transformers does.
+    let added = added_tokens(tokens.iter().copied(), &types, |t, ty| match ty {
+        3 if in_alphabet(t) => Some(true),
+        4 => Some(false),
+        _ => None,
+    });
     let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
     let split = |regex: &str| {
         json!({"type": "Sequence", "pretokenizers": [
@@ -179,27 +141,137 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         "added_tokens": added,
         "normalizer": normalizer,
         "pre_tokenizer": pre_tokenizer,
-        "post_processor": {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials},
+        "post_processor": bos_template(file, &tokens),
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
                   "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges},
     });
+    Ok((tokenizer, tokenizer_config(file, &tokens)))
+}
+
+/// The id `key` names, and that token.
+fn special<'a>(file: &GgufFile, tokens: &[&'a str], key: &str) -> (Option<usize>, Option<&'a str>) {
+    let id = file.get(key).and_then(Value::as_u64).map(|v| v as usize);
+    (id, id.and_then(|i| tokens.get(i).copied()))
+}
+
+/// BOS in front of each sequence when `add_bos_token` says so.
+fn bos_template(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
+    let add_bos = file
+        .get("tokenizer.ggml.add_bos_token")
+        .map(|v| matches!(v, Value::Bool(true)))
+        .unwrap_or(false);
+    let (single, pair, specials) = match (
+        special(file, tokens, "tokenizer.ggml.bos_token_id"),
+        add_bos,
+    ) {
+        ((Some(id), Some(bos)), true) => (
+            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]),
+            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]),
+            json!({bos: {"id": bos, "ids": [id], "tokens": [bos]}}),
+        ),
+        _ => (
+            json!([{"Sequence": {"id": "A", "type_id": 0}}]),
+            json!([{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}]),
+            json!({}),
+        ),
+    };
+    json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
+}
+
+/// `tokenizer_config.json`: the special tokens, BOS, the context and the chat template.
+fn tokenizer_config(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
+    let token_of = |key: &str| special(file, tokens, key).1;
     let arch = super::llama::architecture(file);
     let context = file
         .get(&format!("{arch}.context_length"))
         .and_then(Value::as_u64);
-    let config = json!({
+    json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": add_bos,
-        "bos_token": bos,
+        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map(|v| matches!(v, Value::Bool(true))).unwrap_or(false),
+        "bos_token": token_of("tokenizer.ggml.bos_token_id"),
         "eos_token": token_of("tokenizer.ggml.eos_token_id"),
         "pad_token": token_of("tokenizer.ggml.padding_token_id"),
         "unk_token": token_of("tokenizer.ggml.unknown_token_id"),
         "model_max_length": context,
         "chat_template": file.get("tokenizer.chat_template").and_then(Value::as_str),
+    })
+}
+
+fn token_types(file: &GgufFile) -> Vec<i64> {
+    file.get("tokenizer.ggml.token_type")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| if let Value::Int(i) = v { *i } else { 1 })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gemma's vocabulary as transformers rebuilds it: a byte-fallback BPE over text whose spaces
+/// are "▁", with the merges `sentencepiece::merges` recovers; control tokens special, and
+/// user-defined ones (the runs of newlines) matched whole where the vocabulary spells them so.
+fn gemma_tokenizer_json(
+    file: &GgufFile,
+    tokens: &[&str],
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let types = token_types(file);
+    let respelled: Vec<String> = tokens
+        .iter()
+        .map(|t| super::sentencepiece::respell(t))
+        .collect();
+    let mut vocab = Map::new();
+    for (id, t) in respelled.iter().enumerate() {
+        vocab.insert(t.clone(), json!(id));
+    }
+    let merges: Vec<serde_json::Value> = super::sentencepiece::merges(&respelled)
+        .into_iter()
+        .map(|(l, r)| json!([l, r]))
+        .collect();
+    let added = added_tokens(tokens.iter().copied(), &types, |t, ty| match ty {
+        3 => Some(true),
+        4 if vocab.contains_key(t) => Some(false),
+        _ => None,
     });
-    Ok((tokenizer, config))
+    let unk = special(file, tokens, "tokenizer.ggml.unknown_token_id")
+        .1
+        .unwrap_or("<unk>");
+    let space = |from: &str, to: &str| json!({"type": "Replace", "pattern": {"String": from}, "content": to});
+    let tokenizer = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": space(" ", "\u{2581}"),
+        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false},
+        "post_processor": bos_template(file, tokens),
+        "decoder": {"type": "Sequence", "decoders": [space("\u{2581}", " "), {"type": "ByteFallback"}, {"type": "Fuse"}]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    });
+    Ok((tokenizer, tokenizer_config(file, tokens)))
+}
+
+/// `added_tokens` entries: each token `kind(token, type)` marks (`Some(special)`), by id.
+fn added_tokens<'a>(
+    tokens: impl Iterator<Item = &'a str>,
+    types: &[i64],
+    kind: impl Fn(&str, i64) -> Option<bool>,
+) -> Vec<serde_json::Value> {
+    tokens
+        .zip(types.iter().copied().chain(std::iter::repeat(1)))
+        .enumerate()
+        .filter_map(|(id, (t, ty))| {
+            kind(t, ty).map(|special| {
+                json!({"id": id, "content": t, "single_word": false, "lstrip": false,
+                       "rstrip": false, "normalized": false, "special": special})
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

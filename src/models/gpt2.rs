@@ -98,10 +98,10 @@ impl Gpt2 {
                     o: conv1d(w, &format!("{b}.attn.c_proj"), d, d)?,
                     heads,
                     kv_heads: heads,
-                    head_dim: d / heads,
                     causal: true,
                     window: None,
                     qk_norm: None,
+                    scale: 1.0 / ((d / heads) as f32).sqrt(),
                 },
                 ln_2: LayerNorm::load(w, &format!("{b}.ln_2"), d, eps)?,
                 fc: conv1d(w, &format!("{b}.mlp.c_fc"), d, inter)?,
@@ -131,10 +131,7 @@ impl Gpt2 {
         hook: &mut AttentionHook,
     ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
-        let start = cache
-            .as_ref()
-            .and_then(|c| c.first())
-            .map_or(0, |c| c.len());
+        let start = LayerCache::positions(cache.as_deref());
         let pos = Tensor::from_vec(
             self.wpe[start * self.d..(start + len) * self.d].to_vec(),
             [len, self.d],

@@ -90,6 +90,11 @@ impl LayerCache {
         Ok(all)
     }
 
+    /// Positions a model's caches (if any) hold: where a pass continues.
+    pub fn positions(cache: Option<&[LayerCache]>) -> usize {
+        cache.and_then(|c| c.first()).map_or(0, |c| c.len())
+    }
+
     /// Positions cached.
     pub fn len(&self) -> usize {
         self.k.as_ref().map_or(0, |k| k.dims()[2])
@@ -115,11 +120,12 @@ pub struct Attention {
     pub o: Linear,
     pub heads: usize,
     pub kv_heads: usize,
-    pub head_dim: usize,
     pub causal: bool,
     /// A sliding window: each query sees only its last `w` keys (itself included).
     pub window: Option<usize>,
     pub qk_norm: Option<QkNorm>,
+    /// The query scale: `1/√head_dim`, or Gemma's `query_pre_attn_scalar^-½`.
+    pub scale: f32,
 }
 
 impl Attention {
@@ -170,8 +176,7 @@ impl Attention {
         } else {
             SoftmaxMask::None
         };
-        let scale = 1.0 / (self.head_dim as f32).sqrt();
-        let probs = tape.attention_probs(q, k, scale, mask)?;
+        let probs = tape.attention_probs(q, k, self.scale, mask)?;
         let probs = hook.see(tape, probs)?;
         let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;

@@ -210,10 +210,10 @@ impl Llama {
                     o: lin("self_attn.o_proj", d, heads * head_dim, variant.o_bias)?,
                     heads,
                     kv_heads,
-                    head_dim,
                     causal: true,
                     window: variant.windows[i],
                     qk_norm,
+                    scale: 1.0 / (head_dim as f32).sqrt(),
                 },
                 mlp_norm: w.get(&format!("{l}.post_attention_layernorm.weight"), &[d])?,
                 gate: lin("mlp.gate_proj", inter, d, mlp_bias)?,
@@ -248,10 +248,7 @@ impl Llama {
         hook: &mut AttentionHook,
     ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
-        let start = cache
-            .as_ref()
-            .and_then(|c| c.first())
-            .map_or(0, |c| c.len());
+        let start = LayerCache::positions(cache.as_deref());
         let rope = self.rope.slice(start, len)?;
         let mut h = x;
         for (i, l) in self.layers.iter().enumerate() {

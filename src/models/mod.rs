@@ -5,6 +5,7 @@
 mod attention_hook;
 mod bert;
 mod config;
+mod gemma;
 mod gpt2;
 mod layers;
 mod llama;
@@ -33,17 +34,19 @@ pub enum Architecture {
     Mistral,
     Qwen2,
     Qwen3,
+    Gemma3,
 }
 
 impl Architecture {
     /// Every architecture, by its `model_type`.
-    pub const ALL: [Architecture; 6] = [
+    pub const ALL: [Architecture; 7] = [
         Architecture::Bert,
         Architecture::Gpt2,
         Architecture::Llama,
         Architecture::Mistral,
         Architecture::Qwen2,
         Architecture::Qwen3,
+        Architecture::Gemma3,
     ];
 
     /// The `model_type` of `config.json` (and the GGUF architecture, where llama.cpp has one).
@@ -55,11 +58,16 @@ impl Architecture {
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Gemma3 => "gemma3",
         }
     }
 
     /// The architecture of a `model_type`, or an error that lists the supported ones.
     pub fn from_model_type(model_type: &str) -> Result<Self> {
+        // The text-only Gemma 3 checkpoints (270M, 1B) name their config `gemma3_text`.
+        if model_type == "gemma3_text" {
+            return Ok(Architecture::Gemma3);
+        }
         Architecture::ALL
             .into_iter()
             .find(|a| a.name() == model_type)
@@ -82,6 +90,7 @@ enum Network {
     Bert(bert::Bert),
     Gpt2(gpt2::Gpt2),
     Llama(llama::Llama),
+    Gemma(gemma::Gemma),
 }
 
 /// Facts about a loaded model (for `gradlens info` and for choosing defaults).
@@ -179,6 +188,12 @@ impl Model {
             | Architecture::Mistral
             | Architecture::Qwen2
             | Architecture::Qwen3 => Network::Llama(llama::Llama::load(arch, &cfg, &weights)?),
+            Architecture::Gemma3 => Network::Gemma(gemma::Gemma::load(&cfg, &weights)?),
+        };
+        // The sizes below are the text model's (Gemma 3's may sit under `text_config`).
+        let cfg = match arch {
+            Architecture::Gemma3 => gemma::text_config(&cfg),
+            _ => cfg,
         };
         let (parameters, dtype) = weights.summary();
         let heads = cfg.usize(&["num_attention_heads", "n_head"])?;
@@ -195,6 +210,7 @@ impl Model {
                 Network::Bert(m) => m.max_positions,
                 Network::Gpt2(m) => m.max_positions,
                 Network::Llama(m) => m.max_positions,
+                Network::Gemma(m) => m.max_positions,
             },
             parameters,
             dtype,
@@ -253,6 +269,15 @@ impl Model {
             Network::Bert(m) => &m.word_embeddings,
             Network::Gpt2(m) => &m.wte,
             Network::Llama(m) => &m.embed_tokens,
+            Network::Gemma(m) => &m.embed_tokens,
+        }
+    }
+
+    /// What `embed` multiplies the table's rows by: Gemma's `√hidden`, else 1.
+    pub fn embed_scale(&self) -> f32 {
+        match &self.net {
+            Network::Gemma(m) => m.embed_scale,
+            _ => 1.0,
         }
     }
 
@@ -271,6 +296,7 @@ impl Model {
             Network::Bert(_) => None,
             Network::Gpt2(m) => Some(&m.wte),
             Network::Llama(m) => Some(&m.lm_head),
+            Network::Gemma(m) => Some(&m.embed_tokens),
         }
     }
 
@@ -305,11 +331,15 @@ impl Model {
         Ok(ids)
     }
 
-    /// Input embeddings `[len, hidden]` of `ids`.
+    /// Input embeddings `[len, hidden]` of `ids`: the table's rows, times `embed_scale`.
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
         let table = self.input_embeddings();
         let d = self.hidden_size();
-        let s = table.backend().gather_rows(table.storage(), ids, d)?;
+        let be = table.backend();
+        let mut s = be.gather_rows(table.storage(), ids, d)?;
+        if self.embed_scale() != 1.0 {
+            s = be.scale(&s, self.embed_scale())?;
+        }
         Ok(Tensor::from_storage(s, [ids.len(), d].into()))
     }
 
@@ -338,6 +368,7 @@ impl Model {
             Network::Bert(m) => m.forward(tape, x, hook),
             Network::Gpt2(m) => m.forward(tape, x, None, hook),
             Network::Llama(m) => m.forward(tape, x, None, hook),
+            Network::Gemma(m) => m.forward(tape, x, None, hook),
         }
     }
 
@@ -364,6 +395,7 @@ impl Model {
             )),
             Network::Gpt2(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
             Network::Llama(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
+            Network::Gemma(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
         }
     }
 }

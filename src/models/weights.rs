@@ -396,6 +396,12 @@ impl Weights {
         Tensor::from_vec(h.data, h.dims, self.device)
     }
 
+    /// Whether the weights come from a GGUF file (whose converters change some tensors, such
+    /// as Gemma's norms).
+    pub fn is_gguf(&self) -> bool {
+        self.gguf.is_some()
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }

@@ -160,7 +160,12 @@ pub fn tiny_gguf(
     let head_dim = cfg["head_dim"]
         .as_u64()
         .map_or(size("hidden_size") / heads, |h| h as u32);
-    let theta = cfg["rope_parameters"]["rope_theta"]
+    // Gemma 3 keeps rope settings per layer type: the file's are the global layers'.
+    let rope = match arch {
+        "gemma3" => &cfg["rope_parameters"]["full_attention"],
+        _ => &cfg["rope_parameters"],
+    };
+    let theta = rope["rope_theta"]
         .as_f64()
         .or(cfg["rope_theta"].as_f64())
         .unwrap() as f32;
@@ -229,10 +234,26 @@ pub fn tiny_gguf(
     ];
     // As llama.cpp, the head size only where it is not hidden / heads (after the rest, so the
     // tests that change metadata by position find it where it always was).
-    if head_dim != size("hidden_size") / heads {
+    if arch == "gemma3" {
+        let window = cfg["sliding_window"].as_u64().unwrap() as u32;
+        meta.push((key("attention.sliding_window"), Meta::U32(window)));
+    }
+    if rope["rope_type"] == "linear" {
+        meta.push((key("rope.scaling.type"), Meta::Str("linear".into())));
+        let factor = rope["factor"].as_f64().unwrap() as f32;
+        meta.push((key("rope.scaling.factor"), Meta::F32(factor)));
+    }
+    if head_dim != size("hidden_size") / heads || arch == "gemma3" {
         meta.push((key("attention.key_length"), Meta::U32(head_dim)));
         meta.push((key("attention.value_length"), Meta::U32(head_dim)));
     }
+    // Gemma's second norm follows attention (llama.cpp's `post_attention_norm`); the Llama
+    // block's second norm is before the MLP (`ffn_norm`).
+    let post_attention = if arch == "gemma3" {
+        "post_attention_norm"
+    } else {
+        "ffn_norm"
+    };
     let rename = |n: &str| -> String {
         let n = n
             .replace("model.embed_tokens", "token_embd")
@@ -246,7 +267,9 @@ pub fn tiny_gguf(
             ("self_attn.o_proj", "attn_output"),
             ("self_attn.q_norm", "attn_q_norm"),
             ("self_attn.k_norm", "attn_k_norm"),
-            ("post_attention_layernorm", "ffn_norm"),
+            ("pre_feedforward_layernorm", "ffn_norm"),
+            ("post_feedforward_layernorm", "post_ffw_norm"),
+            ("post_attention_layernorm", post_attention),
             ("mlp.gate_proj", "ffn_gate"),
             ("mlp.up_proj", "ffn_up"),
             ("mlp.down_proj", "ffn_down"),
@@ -263,6 +286,10 @@ pub fn tiny_gguf(
             .collect();
         let dims = view.shape().to_vec();
         let cols = dims.get(1).copied().unwrap_or(1);
+        // llama.cpp's converter stores Gemma's norms as 1 + w.
+        if arch == "gemma3" && n.ends_with("norm.weight") {
+            f.iter_mut().for_each(|v| *v += 1.0);
+        }
         if arch == "llama" && n.contains("q_proj") {
             f = permute_rows(&f, dims[0], cols, heads as usize);
         }

@@ -33,15 +33,20 @@ pub fn tiny(name: &str) -> Model {
 
 /// The tiny model in `folder`, with `use_sliding_window` off.
 pub fn without_sliding_window(folder: &str) -> Model {
+    tiny_with_config(folder, |cfg| cfg["use_sliding_window"] = false.into())
+}
+
+/// The tiny model in `folder` (a copy) with its config changed by `change`.
+pub fn tiny_with_config(folder: &str, change: impl Fn(&mut Value)) -> Model {
     let src = root().join("tests/fixtures/models").join(folder);
     let dir = std::env::temp_dir().join(format!("gradlens-{folder}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["model.safetensors", "tokenizer.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
-    let mut cfg: serde_json::Value =
+    let mut cfg: Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
-    cfg["use_sliding_window"] = false.into();
+    change(&mut cfg);
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     Model::load(&dir, gradlens::Device::Cpu).unwrap()
 }
@@ -98,12 +103,21 @@ pub fn hidden_states(model: &Model, ids: &[u32]) -> Vec<f32> {
 /// SmolLM2-135M-Instruct from scripts/fetch-models.sh (the GGUF file). Under CI=true its
 /// absence fails the test.
 pub fn smollm2() -> Option<Model> {
-    let path = root().join("models/smollm2.gguf");
+    real_model("smollm2.gguf")
+}
+
+/// Gemma 3 270M (Q4_K_M) from scripts/fetch-models.sh; under CI=true its absence fails.
+pub fn gemma3() -> Option<Model> {
+    real_model("gemma3-270m.gguf")
+}
+
+fn real_model(file: &str) -> Option<Model> {
+    let path = root().join("models").join(file);
     if !path.exists() {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("models/smollm2.gguf is missing under CI=true: run scripts/fetch-models.sh");
+            panic!("models/{file} is missing under CI=true: run scripts/fetch-models.sh");
         }
-        eprintln!("SKIP: models/smollm2.gguf missing (run scripts/fetch-models.sh)");
+        eprintln!("SKIP: models/{file} missing (run scripts/fetch-models.sh)");
         return None;
     }
     Some(Model::load(&path, Device::Cpu).unwrap())

@@ -12,8 +12,9 @@ Usage: python tools/reference/make_family_fixtures.py  (from the repository root
        `pip install torch transformers captum safetensors`)
 """
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM,
+                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 from make_fixtures import bytelevel_tokenizer, causal_fixture, save, scramble
 
@@ -58,6 +59,16 @@ def main():
     # Qwen3: RMSNorm of each head's queries and keys before RoPE; an explicit head_dim.
     build("tiny-qwen3", scramble(Qwen3ForCausalLM(Qwen3Config(
         **common(tok), head_dim=16, rope_theta=500.0))), tok)
+
+    # Gemma 3: a local layer (window 3, its own RoPE base) then a global one (linear rope
+    # scaling, as the 4B and larger sizes have), a query scale that is not head_dim's, and
+    # (1 + w) norms whose w are far from 0.
+    rope = {"sliding_attention": {"rope_type": "default", "rope_theta": 10.0},
+            "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}}
+    build("tiny-gemma3", scramble(Gemma3ForCausalLM(Gemma3TextConfig(
+        **common(tok), head_dim=16, query_pre_attn_scalar=12, sliding_window=3,
+        layer_types=["sliding_attention", "full_attention"], rope_parameters=rope,
+        hidden_activation="gelu_pytorch_tanh"))), tok)
 
 
 if __name__ == "__main__":

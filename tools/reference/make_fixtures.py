@@ -109,8 +109,9 @@ def grad_of(forward, x):
 
 def causal_fixture(model, tok, prompt, name, pad_id=None):
     ids = tok.encode(prompt).ids
-    emb = model.get_input_embeddings().weight
-    x = emb[torch.tensor(ids)].unsqueeze(0).detach()
+    # The embedding module, not its weight: Gemma's scales the rows by sqrt(hidden).
+    embed = model.get_input_embeddings()
+    x = embed(torch.tensor(ids)).unsqueeze(0).detach()
     with torch.no_grad():
         logits = model(inputs_embeds=x).logits[0, -1]
     target = int(logits.argmax())
@@ -133,7 +134,7 @@ def causal_fixture(model, tok, prompt, name, pad_id=None):
     attr, delta = ig(logit, x, torch.zeros_like(x), 16)
     out.update(ig_zero_gl16=flat(attr), ig_zero_gl16_delta=delta)
     if pad_id is not None:
-        base = emb[pad_id].expand_as(x).contiguous().detach()
+        base = embed(torch.tensor([pad_id]))[0].expand_as(x).contiguous().detach()
         attr, delta = ig(logit, x, base, 16)
         out.update(ig_pad_gl16=flat(attr), ig_pad_gl16_delta=delta)
     json.dump(out, open(os.path.join(FIX, name + ".json"), "w"))

@@ -8,6 +8,7 @@ Writes:
                                    logits and greedy continuation that transformers gets from
                                    the same GGUF file, and the input x gradient and saliency
                                    scores from Captum
+  tests/fixtures/gemma3-270m.json  the same for models/gemma3-270m.gguf
 Usage: python tools/reference/make_gguf_fixtures.py   (pip install gguf transformers torch captum accelerate)
 """
 import base64
@@ -56,21 +57,23 @@ def quant_fixture():
     json.dump(out, open(os.path.join(FIX, "gguf-quants.json"), "w"))
 
 
-def smollm2_fixture():
-    path = os.path.join(ROOT, "models", "smollm2.gguf")
+def real_model_fixture(file, name):
+    """What transformers gets from the GGUF `models/{file}`, written to tests/fixtures/{name}.json."""
+    path = os.path.join(ROOT, "models", file)
     if not os.path.exists(path):
-        print("models/smollm2.gguf missing: run scripts/fetch-models.sh")
+        print(f"models/{file} missing: run scripts/fetch-models.sh")
         return
     import torch
     from captum.attr import InputXGradient, Saliency
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    folder, name = os.path.split(path)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32).eval()
+    folder, fname = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, torch_dtype=torch.float32).eval()
     model.requires_grad_(False)
     out = {"tokenizer_cases": {}}
     for text in ["The capital of France is", "Hello, world! It's 2026.", "  spaces\tand\nnewlines",
-                 "naïve café — ünïcödé 東京", "<|im_start|>user\nHi<|im_end|>", "x=1+2; print(x)"]:
+                 "naïve café — ünïcödé 東京", "<|im_start|>user\nHi<|im_end|>", "x=1+2; print(x)",
+                 "<start_of_turn>user\nHi<end_of_turn>\n", "a  b   c\n\n\nd", "emoji 🦀🔥 and \x00 bytes"]:
         out["tokenizer_cases"][text] = tok.encode(text)
     prompt = "The capital of France is"
     ids = tok.encode(prompt)
@@ -78,21 +81,30 @@ def smollm2_fixture():
         logits = model(torch.tensor([ids])).logits[0, -1]
         gen = model.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False)[0, len(ids):]
     target = int(logits.argmax())
-    emb = model.get_input_embeddings().weight[torch.tensor(ids)].unsqueeze(0).detach()
+    # The embedding module, not its weight: Gemma's scales the rows by sqrt(hidden).
+    emb = model.get_input_embeddings()(torch.tensor(ids)).unsqueeze(0).detach()
 
     def f(e):
         return model(inputs_embeds=e).logits[:, -1, target]
     ixg = InputXGradient(f).attribute(emb.clone())[0].sum(-1)
     sal = Saliency(f).attribute(emb.clone(), abs=False)[0].norm(dim=-1)
+    # A large vocabulary's logits are a sample: every 97th id and the 64 largest.
+    if len(logits) > 100000:
+        sample = sorted(set(range(0, len(logits), 97)) | set(torch.topk(logits, 64).indices.tolist()))
+        out.update(logit_ids=sample, logit_values=[round(float(logits[i]), 5) for i in sample])
+    else:
+        out.update(last_logits=[round(float(v), 5) for v in logits])
     out.update(prompt=prompt, token_ids=ids, target=target, target_token=tok.decode([target]),
-               last_logits=[round(float(v), 5) for v in logits], greedy=[int(i) for i in gen],
+               greedy=[int(i) for i in gen],
                greedy_text=tok.decode(gen), input_x_gradient=[float(v) for v in ixg],
                saliency=[float(v) for v in sal])
-    json.dump(out, open(os.path.join(FIX, "smollm2.json"), "w"))
-    print("smollm2:", tok.decode(gen), ids)
+    json.dump(out, open(os.path.join(FIX, name + ".json"), "w"))
+    print(name, tok.decode(gen), ids)
 
 
 if __name__ == "__main__":
     quant_fixture()
     if "--quants-only" not in sys.argv:
-        smollm2_fixture()
+        for file, name in [("smollm2.gguf", "smollm2"), ("gemma3-270m.gguf", "gemma3-270m")]:
+            if len(sys.argv) < 2 or name in sys.argv:
+                real_model_fixture(file, name)

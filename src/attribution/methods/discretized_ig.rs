@@ -99,12 +99,14 @@ pub fn discretized_path(
             "discretized-ig needs --steps and --neighbors of at least 1".into(),
         ));
     }
+    // The candidates are the rows `embed` gives: the table's times `embed_scale` (Gemma).
     let table = model.input_embeddings();
+    let scale = model.embed_scale();
     let vocab = table.dims()[0];
     let sq_norms: Vec<f32> = table
         .to_vec()?
         .chunks(d)
-        .map(|r| r.iter().map(|v| v * v).sum())
+        .map(|r| r.iter().map(|v| v * v).sum::<f32>() * scale * scale)
         .collect();
     let mut cur = x.to_vec();
     let mut path = vec![cur.clone()];
@@ -123,7 +125,7 @@ pub fn discretized_path(
                 continue;
             }
             let mut order: Vec<(f32, u32)> = (0..vocab)
-                .map(|v| (sq_norms[v] - 2.0 * dots[i * vocab + v], v as u32))
+                .map(|v| (sq_norms[v] - 2.0 * scale * dots[i * vocab + v], v as u32))
                 .collect();
             let k = neighbors.min(vocab);
             order.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));

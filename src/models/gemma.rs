@@ -1,0 +1,261 @@
+//! Gemma 3 (text): the Llama block with
+//! - RMSNorms that scale by `1 + w`, before and after both attention and the MLP;
+//! - a GeGLU MLP (tanh GELU gate);
+//! - RMSNorm of each head's queries and keys, and a query scale of `query_pre_attn_scalar^-½`;
+//! - local layers (a sliding window, their own RoPE base) between global ones, as
+//!   `layer_types` (or 4.x's `sliding_window_pattern`) says;
+//! - embeddings scaled by `√hidden`, which `Model::embed` applies, as the scaled embedding
+//!   module of transformers does, so attributions are to the embeddings the network reads.
+//!
+//! Gemma 2's soft-capping of the attention and final logits is refused by name.
+
+use super::config::Config;
+use super::layers::{Attention, LayerCache, Linear, QkNorm};
+use super::rope::RopeTables;
+use super::weights::Weights;
+use super::AttentionHook;
+use crate::autodiff::{Tape, Var};
+use crate::backend::Activation;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use serde_json::{json, Value};
+
+struct Layer {
+    input_norm: Tensor,
+    attn: Attention,
+    post_attn_norm: Tensor,
+    pre_mlp_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    post_mlp_norm: Tensor,
+    /// Whether the layer is local (windowed, with the local RoPE tables).
+    local: bool,
+}
+
+pub struct Gemma {
+    pub embed_tokens: Tensor,
+    pub embed_scale: f32,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    eps: f32,
+    global_rope: RopeTables,
+    local_rope: RopeTables,
+    pub max_positions: usize,
+}
+
+/// The text model's settings: `config.json` itself, or its `text_config` (the multimodal
+/// checkpoints' `model_type: gemma3`).
+pub fn text_config(cfg: &Config) -> Config {
+    match cfg.json.get("text_config") {
+        Some(t) if t.is_object() => Config::from_json(&cfg.path, t.clone()),
+        _ => Config::from_json(&cfg.path, cfg.json.clone()),
+    }
+}
+
+/// The RoPE settings of one layer type, as a config `RopeTables::from_config` reads:
+/// transformers 5 keeps one `rope_parameters` entry per layer type; 4.x a global `rope_theta`
+/// and `rope_scaling`, and `rope_local_base_freq` for the local layers.
+fn rope_config(cfg: &Config, layer_type: &str) -> Config {
+    let per_type = cfg
+        .json
+        .get("rope_parameters")
+        .and_then(|p| p.get(layer_type))
+        .cloned();
+    let json = match (per_type, layer_type) {
+        (Some(p), _) => json!({ "rope_parameters": p }),
+        (None, "sliding_attention") => json!({
+            "rope_theta": cfg.json.get("rope_local_base_freq").cloned().unwrap_or(json!(10000.0))
+        }),
+        (None, _) => json!({
+            "rope_theta": cfg.json.get("rope_theta").cloned().unwrap_or(json!(1000000.0)),
+            "rope_scaling": cfg.json.get("rope_scaling").cloned().unwrap_or(Value::Null),
+            "max_position_embeddings": cfg.json.get("max_position_embeddings").cloned(),
+        }),
+    };
+    Config::from_json(&cfg.path, json)
+}
+
+impl Gemma {
+    pub fn load(cfg: &Config, w: &Weights) -> Result<Self> {
+        let cfg = &text_config(cfg);
+        let err = |reason: String| Error::Config {
+            path: cfg.path.clone(),
+            reason,
+        };
+        let d = cfg.usize(&["hidden_size"])?;
+        let heads = cfg.usize(&["num_attention_heads"])?;
+        let kv_heads = cfg.usize_or(&["num_key_value_heads"], heads)?;
+        let n_layers = cfg.usize(&["num_hidden_layers"])?;
+        let inter = cfg.usize(&["intermediate_size"])?;
+        let vocab = cfg.usize(&["vocab_size"])?;
+        let max_positions = cfg.usize(&["max_position_embeddings"])?;
+        let head_dim = cfg.usize_or(&["head_dim"], 256)?;
+        let eps = cfg.eps_or(&["rms_norm_eps"], 1e-6)?;
+        if heads % kv_heads != 0 || head_dim % 2 != 0 {
+            return Err(err(format!(
+                "{heads} attention heads of {head_dim} cannot share {kv_heads} key/value heads with rotary embeddings"
+            )));
+        }
+        for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
+            if cfg.json.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(err(format!(
+                    "'{key}' is set: soft-capped logits (Gemma 2) are not supported yet"
+                )));
+            }
+        }
+        let act = cfg.str_or(&["hidden_activation", "hidden_act"], "gelu_pytorch_tanh");
+        if !matches!(act, "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast") {
+            return Err(err(format!("unsupported hidden_activation '{act}'")));
+        }
+        let query_scalar = cfg.f32_or(&["query_pre_attn_scalar"], head_dim as f32)?;
+        if !(query_scalar.is_finite() && query_scalar > 0.0) {
+            return Err(err(format!(
+                "'query_pre_attn_scalar' is {query_scalar}: it must be > 0"
+            )));
+        }
+        let window = cfg.usize(&["sliding_window"])?;
+        let local = local_layers(cfg, n_layers)?;
+        let last = n_layers - 1;
+        if !w.contains(&format!("model.layers.{last}.input_layernorm.weight")) {
+            return Err(err(format!(
+                "'num_hidden_layers' is {n_layers}, but the weights have no layer {last}"
+            )));
+        }
+        // Hugging Face stores the norms' `w` of `x·(1 + w)`; llama.cpp's converter adds the 1.
+        let shift = if w.is_gguf() { 0.0 } else { 1.0 };
+        let norm = |name: &str, dim: usize| -> Result<Tensor> {
+            let t = w.host(name, Some(&[dim]))?;
+            let shifted: Vec<f32> = t.data.iter().map(|v| v + shift).collect();
+            Tensor::from_vec(shifted, [dim], w.device())
+        };
+        let mut layers = Vec::new();
+        for (i, &local) in local.iter().enumerate() {
+            let l = format!("model.layers.{i}");
+            let lin = |name: &str, o, n| Linear::load(w, &format!("{l}.{name}"), o, n, false);
+            layers.push(Layer {
+                input_norm: norm(&format!("{l}.input_layernorm.weight"), d)?,
+                attn: Attention {
+                    q: lin("self_attn.q_proj", heads * head_dim, d)?,
+                    k: lin("self_attn.k_proj", kv_heads * head_dim, d)?,
+                    v: lin("self_attn.v_proj", kv_heads * head_dim, d)?,
+                    o: lin("self_attn.o_proj", d, heads * head_dim)?,
+                    heads,
+                    kv_heads,
+                    causal: true,
+                    window: local.then_some(window),
+                    qk_norm: Some(QkNorm {
+                        q: norm(&format!("{l}.self_attn.q_norm.weight"), head_dim)?,
+                        k: norm(&format!("{l}.self_attn.k_norm.weight"), head_dim)?,
+                        eps,
+                    }),
+                    scale: 1.0 / query_scalar.sqrt(),
+                },
+                post_attn_norm: norm(&format!("{l}.post_attention_layernorm.weight"), d)?,
+                pre_mlp_norm: norm(&format!("{l}.pre_feedforward_layernorm.weight"), d)?,
+                gate: lin("mlp.gate_proj", inter, d)?,
+                up: lin("mlp.up_proj", inter, d)?,
+                down: lin("mlp.down_proj", d, inter)?,
+                post_mlp_norm: norm(&format!("{l}.post_feedforward_layernorm.weight"), d)?,
+                local,
+            });
+        }
+        if w.contains("lm_head.weight") && !cfg.bool_or(&["tie_word_embeddings"], true) {
+            return Err(err(
+                "an untied lm_head is not supported for Gemma (every released size ties it)".into(),
+            ));
+        }
+        Ok(Gemma {
+            embed_tokens: w.matrix("model.embed_tokens.weight", &[vocab, d])?,
+            // transformers multiplies by √hidden rounded to the weights' dtype; in f32 that
+            // is √hidden in f32.
+            embed_scale: (d as f32).sqrt(),
+            layers,
+            norm: norm("model.norm.weight", d)?,
+            eps,
+            global_rope: RopeTables::from_config(
+                &rope_config(cfg, "full_attention"),
+                head_dim,
+                w.device(),
+            )?,
+            local_rope: RopeTables::from_config(
+                &rope_config(cfg, "sliding_attention"),
+                head_dim,
+                w.device(),
+            )?,
+            max_positions,
+        })
+    }
+
+    /// `x: [b, l, d]` (scaled) token embeddings -> final hidden states (after the last norm).
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        mut cache: Option<&mut [LayerCache]>,
+        hook: &mut AttentionHook,
+    ) -> Result<Var> {
+        let len = tape.value(x).dims()[1];
+        let start = LayerCache::positions(cache.as_deref());
+        let (global, local) = (
+            self.global_rope.slice(start, len)?,
+            self.local_rope.slice(start, len)?,
+        );
+        let mut h = x;
+        for (i, l) in self.layers.iter().enumerate() {
+            let rope = if l.local { &local } else { &global };
+            let a = tape.rms_norm(h, &l.input_norm, self.eps)?;
+            let a = l.attn.forward(
+                tape,
+                a,
+                Some(rope),
+                cache.as_deref_mut().map(|c| &mut c[i]),
+                hook,
+            )?;
+            let a = tape.rms_norm(a, &l.post_attn_norm, self.eps)?;
+            h = tape.add(h, a)?;
+            let m = tape.rms_norm(h, &l.pre_mlp_norm, self.eps)?;
+            let g = l.gate.forward(tape, m)?;
+            let g = tape.activation(g, Activation::GeluTanh)?;
+            let u = l.up.forward(tape, m)?;
+            let m = tape.gate(g, u)?;
+            let m = l.down.forward(tape, m)?;
+            let m = tape.rms_norm(m, &l.post_mlp_norm, self.eps)?;
+            h = tape.add(h, m)?;
+        }
+        tape.rms_norm(h, &self.norm, self.eps)
+    }
+}
+
+/// Which layers are local: `layer_types` where given, else every `sliding_window_pattern`-th
+/// layer is global (transformers 4.x; 6 for every released Gemma 3).
+fn local_layers(cfg: &Config, n_layers: usize) -> Result<Vec<bool>> {
+    let err = |reason: String| Error::Config {
+        path: cfg.path.clone(),
+        reason,
+    };
+    match cfg.json.get("layer_types").and_then(Value::as_array) {
+        Some(types) => {
+            if types.len() != n_layers {
+                return Err(err(format!(
+                    "'layer_types' lists {} layers of {n_layers}",
+                    types.len()
+                )));
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    Some("sliding_attention") => Ok(true),
+                    Some("full_attention") => Ok(false),
+                    _ => Err(err(format!(
+                        "layer type {t} is neither 'full_attention' nor 'sliding_attention'"
+                    ))),
+                })
+                .collect()
+        }
+        None => {
+            let pattern = cfg.usize_or(&["sliding_window_pattern"], 6)?;
+            Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())
+        }
+    }
+}
