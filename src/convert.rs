@@ -76,7 +76,7 @@ pub fn convert(input: &Path, out: &Path, dtype: OutDtype) -> Result<()> {
     });
     let (tok, tok_config) = tokenizer::tokenizer_json(&file)?;
     // llama.cpp stores Gemma's norm weights as 1 + w; Hugging Face keeps w.
-    let norm_shift = if llama::architecture(&file) == "gemma3" {
+    let norm_shift = if llama::is_gemma(llama::architecture(&file)) {
         1.0
     } else {
         0.0

@@ -174,6 +174,21 @@ fn every_method_and_format_runs_on_every_architecture() {
             &["--baseline", "pad"],
         ),
         ("tiny-gemma3.gguf", gemma3_gguf, &[]),
+        (
+            "tiny-gemma2",
+            tiny_path("tiny-gemma2"),
+            &["--target-kind", "log-prob"],
+        ),
+        (
+            "tiny-roberta",
+            tiny_path("tiny-roberta"),
+            &["--target-class", "1"],
+        ),
+        (
+            "tiny-xlm-roberta",
+            tiny_path("tiny-xlm-roberta"),
+            &["--compare-text", "a small model"],
+        ),
     ];
     let dir = scratch("formats");
     let methods: Vec<&str> = gradlens::attribution::methods::REGISTRY
@@ -342,7 +357,7 @@ fn unsupported_architecture_is_named() {
     fails_with(
         &dir,
         &[],
-        "unsupported architecture 'mamba' (supported: bert, gpt2, llama, mistral, qwen2, qwen3, gemma3)",
+        "unsupported architecture 'mamba' (supported: bert, roberta, xlm-roberta, gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3)",
     );
 }
 
@@ -353,10 +368,10 @@ fn family_config_errors_are_named() {
     use serde_json::json;
     let cases: [(&str, &str, serde_json::Value, &str); 4] = [
         (
-            "tiny-gemma3",
+            "tiny-gemma2",
             "final_logit_softcapping",
-            json!(30.0),
-            "'final_logit_softcapping' is set: soft-capped logits (Gemma 2) are not supported yet",
+            json!(-30.0),
+            "'final_logit_softcapping' is -30: it must be a finite number > 0",
         ),
         (
             "tiny-qwen2",

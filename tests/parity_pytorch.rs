@@ -1,6 +1,6 @@
 //! Tiny random models of every family against PyTorch/transformers/Captum fixtures made by
 //! tools/reference/make_fixtures.py (BERT, GPT-2, Llama) and make_family_fixtures.py (Llama 3,
-//! Mistral, Qwen2, Qwen3, Gemma 3): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
+//! Mistral, Qwen2, Qwen3, Gemma 2 and 3, RoBERTa, XLM-R): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
 //! the largest value) and integrated gradients (1e-3).
 
 mod common;
@@ -126,6 +126,13 @@ fn qwen3_matches_pytorch() {
     causal("tiny-qwen3");
 }
 
+/// Gemma 2: soft-capped attention scores and final logits (caps of 3 and 8, which the tiny
+/// model reaches), a local layer and a global one, (1 + w) norms, scaled embeddings.
+#[test]
+fn gemma2_matches_pytorch() {
+    causal("tiny-gemma2");
+}
+
 /// Gemma 3: (1 + w) norms around attention and MLP, GeGLU, q/k norms, a local layer with its
 /// own RoPE base and window, a global one with linear rope scaling, scaled embeddings.
 #[test]
@@ -135,8 +142,18 @@ fn gemma3_matches_pytorch() {
 
 #[test]
 fn bert_cosine_target_matches_pytorch() {
-    let fx = fixture("tiny-bert");
-    let model = tiny("tiny-bert");
+    cosine_target("tiny-bert");
+}
+
+/// XLM-R: BERT with positions from pad_token_id + 1 (made by make_family_fixtures.py).
+#[test]
+fn xlm_roberta_cosine_target_matches_pytorch() {
+    cosine_target("tiny-xlm-roberta");
+}
+
+fn cosine_target(name: &str) {
+    let fx = fixture(name);
+    let model = tiny(name);
     let prompt = fx["prompt"].as_str().unwrap();
     let compare = fx["compare"].as_str().unwrap().to_string();
     assert_eq!(model.tokenize(prompt).unwrap(), ids(&fx["token_ids"]));
@@ -145,7 +162,7 @@ fn bert_cosine_target_matches_pytorch() {
         &hidden_states(&model, &ids_),
         &floats(&fx["last_hidden"]),
         1e-4,
-        "bert hidden",
+        &format!("{name} hidden"),
     );
 
     let (f, g) = grad_for(
@@ -159,7 +176,7 @@ fn bert_cosine_target_matches_pytorch() {
         &g,
         &floats(&fx["grad_cosine"]),
         1e-4,
-        "bert cosine gradient",
+        &format!("{name} cosine gradient"),
     );
 
     let opts = Settings {
@@ -171,21 +188,36 @@ fn bert_cosine_target_matches_pytorch() {
         &ig.scores,
         &floats(&fx["ig_scores"]),
         1e-3,
-        "bert IG scores",
+        &format!("{name} IG scores"),
     );
     assert_close(
         ig.map.as_ref().unwrap(),
         &floats(&fx["ig_map"]),
         1e-3,
-        "bert IG map",
+        &format!("{name} IG map"),
     );
 }
 
 #[test]
 fn bert_classifier_head_matches_pytorch() {
-    let fx = fixture("tiny-bert-cls");
-    let model = tiny("tiny-bert-cls");
+    classifier_head("tiny-bert-cls");
+}
+
+/// RoBERTa's head (dense, tanh, out_proj on <s>) and its offset positions.
+#[test]
+fn roberta_classifier_head_matches_pytorch() {
+    classifier_head("tiny-roberta");
+}
+
+fn classifier_head(name: &str) {
+    let fx = fixture(name);
+    let model = tiny(name);
     let prompt = fx["prompt"].as_str().unwrap();
+    assert_eq!(
+        model.tokenize(prompt).unwrap(),
+        ids(&fx["token_ids"]),
+        "{name}: token ids"
+    );
     let (_, g) = grad_for(&model, prompt, TargetSpec::Class(1), ScoreKind::Logit);
     assert_close(&g, &floats(&fx["grad_class1"]), 1e-4, "classifier gradient");
     let opts = Settings {

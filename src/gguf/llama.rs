@@ -11,7 +11,12 @@ use crate::error::{Error, Result};
 use serde_json::json;
 
 /// The architectures (`general.architecture`) read here; each names its metadata namespace.
-pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+pub const ARCHITECTURES: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"];
+
+/// Gemma's architectures, whose norms llama.cpp stores as `1 + w`.
+pub fn is_gemma(arch: &str) -> bool {
+    matches!(arch, "gemma2" | "gemma3")
+}
 
 /// The file's `general.architecture`.
 pub fn architecture(file: &GgufFile) -> &str {
@@ -41,7 +46,7 @@ fn block_names(arch: &str) -> Vec<(&'static str, &'static str, Option<bool>)> {
         ("ffn_up.weight", "mlp.up_proj.weight", None),
         ("ffn_down.weight", "mlp.down_proj.weight", None),
     ];
-    if arch == "gemma3" {
+    if is_gemma(arch) {
         names.extend([
             (
                 "post_attention_norm.weight",
@@ -209,6 +214,7 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
     let class = match arch {
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "gemma2" => "Gemma2ForCausalLM",
         "gemma3" => "Gemma3ForCausalLM",
         _ => "LlamaForCausalLM",
     };
@@ -233,6 +239,20 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         "pad_token_id": id("tokenizer.ggml.padding_token_id"),
         "torch_dtype": "float32",
     });
+    if arch == "gemma2" {
+        // llama.cpp: every other layer local, one RoPE base for all, the query scale (but for
+        // the 27B) head_dim's, and the caps in the metadata.
+        config["hidden_activation"] = json!("gelu_pytorch_tanh");
+        config["query_pre_attn_scalar"] = json!(head_dim);
+        config["sliding_window"] = json!(need("attention.sliding_window")?);
+        config["sliding_window_pattern"] = json!(2);
+        for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
+            config[cap] = match file.get(&key(cap)) {
+                Some(_) => json!(f(&key(cap), 0.0)?),
+                None => serde_json::Value::Null,
+            };
+        }
+    }
     if arch == "gemma3" {
         // transformers' names; llama.cpp fixes the local layers' RoPE base at 10000, one layer
         // in six global, and (but for the 27B) the query scale at head_dim's.

@@ -73,7 +73,7 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         .and_then(Value::as_str)
         .unwrap_or("(none)");
     // Gemma's sentencepiece vocabulary becomes a byte-fallback BPE (see `sentencepiece`).
-    let gemma = model == "llama" && super::llama::architecture(file) == "gemma3";
+    let gemma = model == "llama" && super::llama::is_gemma(super::llama::architecture(file));
     if model != "gpt2" && !gemma {
         return Err(Error::Tokenizer(format!(
             "{}: tokenizer model '{model}' cannot be rebuilt (only byte-level BPE, 'gpt2', and Gemma's sentencepiece are supported)",

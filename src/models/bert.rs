@@ -1,5 +1,7 @@
-//! BERT encoders (`BertModel`, and `BertForSequenceClassification` heads when present).
-//! Post-norm: `h = LN(h + attn(h)); h = LN(h + mlp(h))`.
+//! BERT encoders (`BertModel`, and `BertForSequenceClassification` heads when present), and
+//! RoBERTa and XLM-R, which are BERT with positions counted from `pad_token_id + 1` and a
+//! classification head of their own (`dense`, tanh, `out_proj`, on `<s>`: the same shape as
+//! BERT's pooler and classifier). Post-norm: `h = LN(h + attn(h)); h = LN(h + mlp(h))`.
 
 use super::config::Config;
 use super::layers::{activation_from_name, Attention, LayerNorm, Linear};
@@ -45,13 +47,33 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(cfg: &Config, w: &Weights) -> Result<Self> {
+    pub fn load(arch: super::Architecture, cfg: &Config, w: &Weights) -> Result<Self> {
+        let roberta = matches!(
+            arch,
+            super::Architecture::Roberta | super::Architecture::XlmRoberta
+        );
         let d = cfg.usize(&["hidden_size"])?;
         let heads = cfg.usize(&["num_attention_heads"])?;
         let inter = cfg.usize(&["intermediate_size"])?;
         let n_layers = cfg.usize(&["num_hidden_layers"])?;
         let vocab = cfg.usize(&["vocab_size"])?;
-        let max_positions = cfg.usize(&["max_position_embeddings"])?;
+        let position_rows_total = cfg.usize(&["max_position_embeddings"])?;
+        // RoBERTa's position ids start after the pad token's (transformers'
+        // `create_position_ids_from_inputs_embeds`).
+        let first_position = if roberta {
+            cfg.token_id("pad_token_id").unwrap_or(1) as usize + 1
+        } else {
+            0
+        };
+        let max_positions = position_rows_total
+            .checked_sub(first_position)
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| Error::Config {
+                path: cfg.path.clone(),
+                reason: format!(
+                    "{position_rows_total} position embeddings leave none after the first position {first_position}"
+                ),
+            })?;
         let eps = cfg.eps_or(&["layer_norm_eps"], 1e-12)?;
         let act_name = cfg.str_or(&["hidden_act"], "gelu");
         let act = activation_from_name(act_name).ok_or_else(|| Error::Config {
@@ -64,11 +86,10 @@ impl Bert {
                 reason: format!("hidden_size {d} is not a multiple of num_attention_heads {heads}"),
             });
         }
-        let p = if w.contains("bert.embeddings.word_embeddings.weight") {
-            "bert."
-        } else {
-            ""
-        };
+        let p = ["bert.", "roberta."]
+            .into_iter()
+            .find(|p| w.contains(&format!("{p}embeddings.word_embeddings.weight")))
+            .unwrap_or("");
         let type_table = w.host(&format!("{p}embeddings.token_type_embeddings.weight"), None)?;
         if type_table.dims.len() != 2 || type_table.dims[1] != d || type_table.dims[0] == 0 {
             return Err(Error::BadTensor {
@@ -95,6 +116,7 @@ impl Bert {
                     window: None,
                     qk_norm: None,
                     scale: 1.0 / ((d / heads) as f32).sqrt(),
+                    softcap: None,
                 },
                 attn_norm: LayerNorm::load(w, &format!("{l}.attention.output.LayerNorm"), d, eps)?,
                 up: lin("intermediate.dense", inter, d)?,
@@ -105,13 +127,20 @@ impl Bert {
         let mut position_rows = w
             .host(
                 &format!("{p}embeddings.position_embeddings.weight"),
-                Some(&[max_positions, d]),
+                Some(&[position_rows_total, d]),
             )?
-            .data;
+            .data
+            .split_off(first_position * d);
         for (i, v) in position_rows.iter_mut().enumerate() {
             *v += type_table.data[i % d];
         }
-        let head = if w.contains("classifier.weight") {
+        let head = if w.contains("classifier.out_proj.weight") {
+            let labels = w.host("classifier.out_proj.weight", None)?.dims[0];
+            Some(ClassifierHead {
+                pooler: Linear::load(w, "classifier.dense", d, d, true)?,
+                classifier: Linear::load(w, "classifier.out_proj", labels, d, true)?,
+            })
+        } else if w.contains("classifier.weight") {
             let labels = w.host("classifier.weight", None)?.dims[0];
             Some(ClassifierHead {
                 pooler: Linear::load(w, &format!("{p}pooler.dense"), d, d, true)?,

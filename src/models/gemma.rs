@@ -1,13 +1,15 @@
-//! Gemma 3 (text): the Llama block with
+//! Gemma 2 and 3 (text): the Llama block with
 //! - RMSNorms that scale by `1 + w`, before and after both attention and the MLP;
 //! - a GeGLU MLP (tanh GELU gate);
-//! - RMSNorm of each head's queries and keys, and a query scale of `query_pre_attn_scalar^-½`;
-//! - local layers (a sliding window, their own RoPE base) between global ones, as
-//!   `layer_types` (or 4.x's `sliding_window_pattern`) says;
+//! - a query scale of `query_pre_attn_scalar^-½`, and (Gemma 3) RMSNorm of each head's queries
+//!   and keys;
+//! - local layers (a sliding window; in Gemma 3 their own RoPE base) between global ones, as
+//!   `layer_types` (or 4.x's `sliding_window_pattern`: every other layer in Gemma 2, five in
+//!   six in Gemma 3) says;
+//! - (Gemma 2) soft-capping `c·tanh(x/c)` of the attention scores and of the final logits
+//!   (`Model::logit_softcap`);
 //! - embeddings scaled by `√hidden`, which `Model::embed` applies, as the scaled embedding
 //!   module of transformers does, so attributions are to the embeddings the network reads.
-//!
-//! Gemma 2's soft-capping of the attention and final logits is refused by name.
 
 use super::config::Config;
 use super::layers::{Attention, LayerCache, Linear, QkNorm};
@@ -42,6 +44,8 @@ pub struct Gemma {
     global_rope: RopeTables,
     local_rope: RopeTables,
     pub max_positions: usize,
+    /// Soft-capping of the final logits (Gemma 2's `final_logit_softcapping`).
+    pub logit_softcap: Option<f32>,
 }
 
 /// The text model's settings: `config.json` itself, or its `text_config` (the multimodal
@@ -62,13 +66,19 @@ fn rope_config(cfg: &Config, layer_type: &str) -> Config {
         .get("rope_parameters")
         .and_then(|p| p.get(layer_type))
         .cloned();
-    let json = match (per_type, layer_type) {
+    // Gemma 2 has one set for every layer.
+    let shared = cfg
+        .json
+        .get("rope_parameters")
+        .filter(|p| p.get("rope_theta").is_some())
+        .cloned();
+    let json = match (per_type.or(shared), layer_type) {
         (Some(p), _) => json!({ "rope_parameters": p }),
-        (None, "sliding_attention") => json!({
-            "rope_theta": cfg.json.get("rope_local_base_freq").cloned().unwrap_or(json!(10000.0))
+        (None, "sliding_attention") if cfg.json.get("rope_local_base_freq").is_some() => json!({
+            "rope_theta": cfg.json["rope_local_base_freq"].clone()
         }),
         (None, _) => json!({
-            "rope_theta": cfg.json.get("rope_theta").cloned().unwrap_or(json!(1000000.0)),
+            "rope_theta": cfg.json.get("rope_theta").cloned().unwrap_or(json!(10000.0)),
             "rope_scaling": cfg.json.get("rope_scaling").cloned().unwrap_or(Value::Null),
             "max_position_embeddings": cfg.json.get("max_position_embeddings").cloned(),
         }),
@@ -77,7 +87,8 @@ fn rope_config(cfg: &Config, layer_type: &str) -> Config {
 }
 
 impl Gemma {
-    pub fn load(cfg: &Config, w: &Weights) -> Result<Self> {
+    pub fn load(arch: super::Architecture, cfg: &Config, w: &Weights) -> Result<Self> {
+        let gemma2 = arch == super::Architecture::Gemma2;
         let cfg = &text_config(cfg);
         let err = |reason: String| Error::Config {
             path: cfg.path.clone(),
@@ -97,13 +108,23 @@ impl Gemma {
                 "{heads} attention heads of {head_dim} cannot share {kv_heads} key/value heads with rotary embeddings"
             )));
         }
-        for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
-            if cfg.json.get(key).is_some_and(|v| !v.is_null()) {
+        // Gemma 2's config defaults the caps to 50 and 30, Gemma 3's to none.
+        let cap = |key: &str, default: f32| -> Result<Option<f32>> {
+            let c = match cfg.json.get(key) {
+                Some(Value::Null) => return Ok(None),
+                None if !gemma2 => return Ok(None),
+                None => default,
+                Some(_) => cfg.f32_or(&[key], default)?,
+            };
+            if !(c.is_finite() && c > 0.0) {
                 return Err(err(format!(
-                    "'{key}' is set: soft-capped logits (Gemma 2) are not supported yet"
+                    "'{key}' is {c}: it must be a finite number > 0"
                 )));
             }
-        }
+            Ok(Some(c))
+        };
+        let attn_softcap = cap("attn_logit_softcapping", 50.0)?;
+        let logit_softcap = cap("final_logit_softcapping", 30.0)?;
         let act = cfg.str_or(&["hidden_activation", "hidden_act"], "gelu_pytorch_tanh");
         if !matches!(act, "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast") {
             return Err(err(format!("unsupported hidden_activation '{act}'")));
@@ -115,7 +136,7 @@ impl Gemma {
             )));
         }
         let window = cfg.usize(&["sliding_window"])?;
-        let local = local_layers(cfg, n_layers)?;
+        let local = local_layers(cfg, n_layers, if gemma2 { 2 } else { 6 })?;
         let last = n_layers - 1;
         if !w.contains(&format!("model.layers.{last}.input_layernorm.weight")) {
             return Err(err(format!(
@@ -144,12 +165,16 @@ impl Gemma {
                     kv_heads,
                     causal: true,
                     window: local.then_some(window),
-                    qk_norm: Some(QkNorm {
-                        q: norm(&format!("{l}.self_attn.q_norm.weight"), head_dim)?,
-                        k: norm(&format!("{l}.self_attn.k_norm.weight"), head_dim)?,
-                        eps,
-                    }),
+                    qk_norm: match gemma2 {
+                        true => None,
+                        false => Some(QkNorm {
+                            q: norm(&format!("{l}.self_attn.q_norm.weight"), head_dim)?,
+                            k: norm(&format!("{l}.self_attn.k_norm.weight"), head_dim)?,
+                            eps,
+                        }),
+                    },
                     scale: 1.0 / query_scalar.sqrt(),
+                    softcap: attn_softcap,
                 },
                 post_attn_norm: norm(&format!("{l}.post_attention_layernorm.weight"), d)?,
                 pre_mlp_norm: norm(&format!("{l}.pre_feedforward_layernorm.weight"), d)?,
@@ -184,6 +209,7 @@ impl Gemma {
                 w.device(),
             )?,
             max_positions,
+            logit_softcap,
         })
     }
 
@@ -228,8 +254,8 @@ impl Gemma {
 }
 
 /// Which layers are local: `layer_types` where given, else every `sliding_window_pattern`-th
-/// layer is global (transformers 4.x; 6 for every released Gemma 3).
-fn local_layers(cfg: &Config, n_layers: usize) -> Result<Vec<bool>> {
+/// layer is global (transformers 4.x; 2 for Gemma 2, 6 for every released Gemma 3).
+fn local_layers(cfg: &Config, n_layers: usize, pattern: usize) -> Result<Vec<bool>> {
     let err = |reason: String| Error::Config {
         path: cfg.path.clone(),
         reason,
@@ -254,7 +280,7 @@ fn local_layers(cfg: &Config, n_layers: usize) -> Result<Vec<bool>> {
                 .collect()
         }
         None => {
-            let pattern = cfg.usize_or(&["sliding_window_pattern"], 6)?;
+            let pattern = cfg.usize_or(&["sliding_window_pattern"], pattern)?;
             Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())
         }
     }

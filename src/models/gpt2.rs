@@ -102,6 +102,7 @@ impl Gpt2 {
                     window: None,
                     qk_norm: None,
                     scale: 1.0 / ((d / heads) as f32).sqrt(),
+                    softcap: None,
                 },
                 ln_2: LayerNorm::load(w, &format!("{b}.ln_2"), d, eps)?,
                 fc: conv1d(w, &format!("{b}.mlp.c_fc"), d, inter)?,

@@ -126,6 +126,8 @@ pub struct Attention {
     pub qk_norm: Option<QkNorm>,
     /// The query scale: `1/√head_dim`, or Gemma's `query_pre_attn_scalar^-½`.
     pub scale: f32,
+    /// Gemma 2's soft-capping of the scaled scores, `c·tanh(s/c)`, before the softmax.
+    pub softcap: Option<f32>,
 }
 
 impl Attention {
@@ -176,7 +178,18 @@ impl Attention {
         } else {
             SoftmaxMask::None
         };
-        let probs = tape.attention_probs(q, k, self.scale, mask)?;
+        let probs = match self.softcap {
+            None => tape.attention_probs(q, k, self.scale, mask)?,
+            // The fused kernel has no cap: the scores are a matmul, capped by the tape's
+            // elementwise ops (whose rules every rule set has), then a masked softmax.
+            Some(cap) => {
+                let s = tape.matmul(q, k, false, true)?;
+                let s = tape.scale(s, self.scale / cap)?;
+                let s = tape.activation(s, Activation::Tanh)?;
+                let s = tape.scale(s, cap)?;
+                tape.softmax(s, mask)?
+            }
+        };
         let probs = hook.see(tape, probs)?;
         let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;

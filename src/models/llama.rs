@@ -214,6 +214,7 @@ impl Llama {
                     window: variant.windows[i],
                     qk_norm,
                     scale: 1.0 / (head_dim as f32).sqrt(),
+                    softcap: None,
                 },
                 mlp_norm: w.get(&format!("{l}.post_attention_layernorm.weight"), &[d])?,
                 gate: lin("mlp.gate_proj", inter, d, mlp_bias)?,

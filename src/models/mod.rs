@@ -29,23 +29,29 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Architecture {
     Bert,
+    Roberta,
+    XlmRoberta,
     Gpt2,
     Llama,
     Mistral,
     Qwen2,
     Qwen3,
+    Gemma2,
     Gemma3,
 }
 
 impl Architecture {
     /// Every architecture, by its `model_type`.
-    pub const ALL: [Architecture; 7] = [
+    pub const ALL: [Architecture; 10] = [
         Architecture::Bert,
+        Architecture::Roberta,
+        Architecture::XlmRoberta,
         Architecture::Gpt2,
         Architecture::Llama,
         Architecture::Mistral,
         Architecture::Qwen2,
         Architecture::Qwen3,
+        Architecture::Gemma2,
         Architecture::Gemma3,
     ];
 
@@ -53,11 +59,14 @@ impl Architecture {
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Bert => "bert",
+            Architecture::Roberta => "roberta",
+            Architecture::XlmRoberta => "xlm-roberta",
             Architecture::Gpt2 => "gpt2",
             Architecture::Llama => "llama",
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Gemma2 => "gemma2",
             Architecture::Gemma3 => "gemma3",
         }
     }
@@ -82,7 +91,10 @@ impl Architecture {
 
     /// Decoders predict the next token; encoders do not.
     pub fn is_causal(self) -> bool {
-        !matches!(self, Architecture::Bert)
+        !matches!(
+            self,
+            Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta
+        )
     }
 }
 
@@ -182,17 +194,21 @@ impl Model {
         let model_type = cfg.model_type()?;
         let arch = Architecture::from_model_type(&model_type)?;
         let net = match arch {
-            Architecture::Bert => Network::Bert(bert::Bert::load(&cfg, &weights)?),
+            Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => {
+                Network::Bert(bert::Bert::load(arch, &cfg, &weights)?)
+            }
             Architecture::Gpt2 => Network::Gpt2(gpt2::Gpt2::load(&cfg, &weights)?),
             Architecture::Llama
             | Architecture::Mistral
             | Architecture::Qwen2
             | Architecture::Qwen3 => Network::Llama(llama::Llama::load(arch, &cfg, &weights)?),
-            Architecture::Gemma3 => Network::Gemma(gemma::Gemma::load(&cfg, &weights)?),
+            Architecture::Gemma2 | Architecture::Gemma3 => {
+                Network::Gemma(gemma::Gemma::load(arch, &cfg, &weights)?)
+            }
         };
         // The sizes below are the text model's (Gemma 3's may sit under `text_config`).
         let cfg = match arch {
-            Architecture::Gemma3 => gemma::text_config(&cfg),
+            Architecture::Gemma2 | Architecture::Gemma3 => gemma::text_config(&cfg),
             _ => cfg,
         };
         let (parameters, dtype) = weights.summary();
@@ -270,6 +286,15 @@ impl Model {
             Network::Gpt2(m) => &m.wte,
             Network::Llama(m) => &m.embed_tokens,
             Network::Gemma(m) => &m.embed_tokens,
+        }
+    }
+
+    /// Soft-capping `c·tanh(l/c)` of the next-token logits (Gemma 2), which every target and
+    /// logit read applies after the output projection.
+    pub fn logit_softcap(&self) -> Option<f32> {
+        match &self.net {
+            Network::Gemma(m) => m.logit_softcap,
+            _ => None,
         }
     }
 

@@ -234,22 +234,27 @@ pub fn tiny_gguf(
     ];
     // As llama.cpp, the head size only where it is not hidden / heads (after the rest, so the
     // tests that change metadata by position find it where it always was).
-    if arch == "gemma3" {
+    if arch.starts_with("gemma") {
         let window = cfg["sliding_window"].as_u64().unwrap() as u32;
         meta.push((key("attention.sliding_window"), Meta::U32(window)));
+    }
+    for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
+        if let Some(c) = cfg[cap].as_f64() {
+            meta.push((key(cap), Meta::F32(c as f32)));
+        }
     }
     if rope["rope_type"] == "linear" {
         meta.push((key("rope.scaling.type"), Meta::Str("linear".into())));
         let factor = rope["factor"].as_f64().unwrap() as f32;
         meta.push((key("rope.scaling.factor"), Meta::F32(factor)));
     }
-    if head_dim != size("hidden_size") / heads || arch == "gemma3" {
+    if head_dim != size("hidden_size") / heads || arch.starts_with("gemma") {
         meta.push((key("attention.key_length"), Meta::U32(head_dim)));
         meta.push((key("attention.value_length"), Meta::U32(head_dim)));
     }
     // Gemma's second norm follows attention (llama.cpp's `post_attention_norm`); the Llama
     // block's second norm is before the MLP (`ffn_norm`).
-    let post_attention = if arch == "gemma3" {
+    let post_attention = if arch.starts_with("gemma") {
         "post_attention_norm"
     } else {
         "ffn_norm"
@@ -287,7 +292,7 @@ pub fn tiny_gguf(
         let dims = view.shape().to_vec();
         let cols = dims.get(1).copied().unwrap_or(1);
         // llama.cpp's converter stores Gemma's norms as 1 + w.
-        if arch == "gemma3" && n.ends_with("norm.weight") {
+        if arch.starts_with("gemma") && n.ends_with("norm.weight") {
             f.iter_mut().for_each(|v| *v += 1.0);
         }
         if arch == "llama" && n.contains("q_proj") {

@@ -11,12 +11,18 @@ prompt, rope scaling that moves the low frequencies, q/k norms with non-unit wei
 Usage: python tools/reference/make_family_fixtures.py  (from the repository root; needs
        `pip install torch transformers captum safetensors`)
 """
-import torch
-from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM,
-                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+import json
+import os
 
-from make_fixtures import bytelevel_tokenizer, causal_fixture, save, scramble
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM,
+                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM, RobertaConfig,
+                          RobertaForSequenceClassification, XLMRobertaConfig, XLMRobertaModel)
+
+from make_fixtures import (CORPUS, FIX, bert_cosine_fixture, bytelevel_tokenizer, causal_fixture,
+                           flat, grad_of, ig, save, scramble)
 
 PROMPT = "The quick brown fox jumps over the lazy dog"
 
@@ -33,6 +39,26 @@ def build(name, model, tok):
     save(model, tok, name)
     causal_fixture(model, tok, PROMPT, name, pad_id=tok.token_to_id("<pad>"))
     print(name, "written")
+
+
+def roberta_tokenizer():
+    """Byte-level BPE with RoBERTa's specials (<s>=0, <pad>=1, </s>=2) and `<s> A </s>`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=False, add_prefix_space=False)
+    return tok
+
+
+def roberta_common(tok):
+    # Positions start at pad_token_id + 1 = 2: 42 position rows leave 40 usable.
+    return dict(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                num_attention_heads=4, intermediate_size=64, max_position_embeddings=42,
+                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=1,
+                bos_token_id=0, eos_token_id=2, type_vocab_size=1)
 
 
 def main():
@@ -69,6 +95,38 @@ def main():
         **common(tok), head_dim=16, query_pre_attn_scalar=12, sliding_window=3,
         layer_types=["sliding_attention", "full_attention"], rope_parameters=rope,
         hidden_activation="gelu_pytorch_tanh"))), tok)
+
+    # Gemma 2: caps small enough that the fixture's scores and logits reach them (the
+    # released 50 and 30 bind on long prompts), a local layer then a global one.
+    build("tiny-gemma2", scramble(Gemma2ForCausalLM(Gemma2Config(
+        **common(tok), head_dim=16, query_pre_attn_scalar=12, sliding_window=3,
+        layer_types=["sliding_attention", "full_attention"], rope_theta=500.0,
+        attn_logit_softcapping=3.0, final_logit_softcapping=8.0,
+        hidden_activation="gelu_pytorch_tanh"))), tok)
+
+    # RoBERTa (a classifier: dense, tanh, out_proj on <s>) and XLM-R (an encoder, cosine
+    # target): BERT with positions from pad_token_id + 1 and its own head.
+    rt = roberta_tokenizer()
+    cls = scramble(RobertaForSequenceClassification(RobertaConfig(num_labels=3, **roberta_common(rt))))
+    save(cls, rt, "tiny-roberta")
+    prompt = "Attribution methods explain predictions."
+    ids = rt.encode(prompt).ids
+    x = cls.get_input_embeddings()(torch.tensor(ids)).unsqueeze(0).detach()
+    with torch.no_grad():
+        logits = cls(inputs_embeds=x).logits[0]
+
+    def class1(e):
+        return cls(inputs_embeds=e).logits[:, 1]
+    attr, delta = ig(class1, x, torch.zeros_like(x), 16)
+    json.dump({"prompt": prompt, "token_ids": ids, "logits": flat(logits),
+               "grad_class1": flat(grad_of(class1, x)), "ig_class1_zero_gl16": flat(attr),
+               "ig_delta": float(delta)}, open(os.path.join(FIX, "tiny-roberta.json"), "w"))
+    print("tiny-roberta written")
+    xlmr = scramble(XLMRobertaModel(XLMRobertaConfig(**roberta_common(rt)), add_pooling_layer=False))
+    save(xlmr, rt, "tiny-xlm-roberta")
+    bert_cosine_fixture(xlmr, rt, "The quick brown fox jumps over the lazy dog.",
+                        "A small model predicts the next token.", "tiny-xlm-roberta", 16)
+    print("tiny-xlm-roberta written")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ pub(crate) fn last_logits(model: &Model, tape: &mut Tape, h: Var) -> Result<Vec<
         .output_embeddings()
         .ok_or_else(|| crate::Error::Other("model has no output head".into()))?;
     let logits = tape.linear(last, out, None)?;
+    let logits = super::targets::softcap(tape, logits, model.logit_softcap())?;
     tape.value(logits).to_vec()
 }
 

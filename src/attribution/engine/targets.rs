@@ -170,7 +170,12 @@ impl Target {
                 let out = model
                     .output_embeddings()
                     .ok_or_else(|| Error::Other("model has no output head".into()))?;
-                pick(tape, last, out, None, *id as usize, *kind, b)
+                let head = Head {
+                    weight: out,
+                    bias: None,
+                    softcap: model.logit_softcap(),
+                };
+                pick(tape, last, &head, *id as usize, *kind, b)
             }
             Target::Class { index, kind } => {
                 let head = model
@@ -178,7 +183,12 @@ impl Target {
                     .ok_or_else(|| Error::Other("model has no classifier".into()))?;
                 let pooled = head.pooled(tape, h)?;
                 let c = &head.classifier;
-                pick(tape, pooled, &c.weight, c.bias.as_ref(), *index, *kind, b)
+                let head = Head {
+                    weight: &c.weight,
+                    bias: c.bias.as_ref(),
+                    softcap: None,
+                };
+                pick(tape, pooled, &head, *index, *kind, b)
             }
             Target::Cosine { reference, .. } => {
                 let w = vec![1.0 / len as f32; len];
@@ -210,15 +220,22 @@ impl Target {
 }
 
 /// Row `index` of `x Wᵀ + b`: only that row of `W` for a logit, every row under a softmax.
+/// An output layer: `x Wᵀ + b`, then (Gemma 2's logits) soft-capped.
+struct Head<'a> {
+    weight: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    softcap: Option<f32>,
+}
+
 fn pick(
     tape: &mut Tape,
     x: Var,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
+    head: &Head,
     index: usize,
     kind: ScoreKind,
     batch: usize,
 ) -> Result<Var> {
+    let (weight, bias) = (head.weight, head.bias);
     let d = weight.dims()[1];
     match kind {
         ScoreKind::Logit => {
@@ -233,10 +250,12 @@ fn pick(
                 None => None,
             };
             let y = tape.linear(x, &row, b.as_ref())?;
+            let y = softcap(tape, y, head.softcap)?;
             tape.reshape(y, vec![batch])
         }
         ScoreKind::Prob | ScoreKind::LogProb => {
             let logits = tape.linear(x, weight, bias)?;
+            let logits = softcap(tape, logits, head.softcap)?;
             let pk = if kind == ScoreKind::Prob {
                 PickKind::Prob
             } else {
@@ -245,4 +264,12 @@ fn pick(
             tape.pick_softmax(logits, index, pk)
         }
     }
+}
+
+/// `c·tanh(v/c)` with a cap `c`, else `v`.
+pub(crate) fn softcap(tape: &mut Tape, v: Var, cap: Option<f32>) -> Result<Var> {
+    let Some(c) = cap else { return Ok(v) };
+    let v = tape.scale(v, 1.0 / c)?;
+    let v = tape.activation(v, crate::backend::Activation::Tanh)?;
+    tape.scale(v, c)
 }
