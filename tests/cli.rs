@@ -179,6 +179,7 @@ fn every_method_and_format_runs_on_every_architecture() {
             tiny_path("tiny-gemma2"),
             &["--target-kind", "log-prob"],
         ),
+        ("tiny-phi3", tiny_path("tiny-phi3"), &["--baseline", "pad"]),
         (
             "tiny-roberta",
             tiny_path("tiny-roberta"),
@@ -357,7 +358,7 @@ fn unsupported_architecture_is_named() {
     fails_with(
         &dir,
         &[],
-        "unsupported architecture 'mamba' (supported: bert, roberta, xlm-roberta, gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3)",
+        "unsupported architecture 'mamba' (supported: bert, roberta, xlm-roberta, gpt2, llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3)",
     );
 }
 

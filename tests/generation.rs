@@ -34,6 +34,7 @@ fn the_kv_cache_gives_the_uncached_logits() {
         "tiny-mistral",
         "tiny-qwen2",
         "tiny-qwen3",
+        "tiny-phi3",
         "tiny-gemma2",
         "tiny-gemma3",
     ] {
@@ -72,12 +73,7 @@ fn the_kv_cache_gives_the_uncached_logits() {
                 .into_iter()
                 .map(cap)
                 .collect();
-            assert_close(
-                &cached,
-                &full,
-                1e-5,
-                &format!("{name} cached step {split}"),
-            );
+            assert_close(&cached, &full, 1e-5, &format!("{name} cached step {split}"));
         }
     }
 }

@@ -191,8 +191,8 @@ fn a_gguf_written_like_llama_cpp_loads_as_the_original_model() {
     );
 }
 
-/// Llama 3 (`llama`, its rope scaling as `rope_freqs.weight`), Qwen2, Qwen3 and Gemma 2 and 3
-/// (their norms as 1 + w) written as llama.cpp writes them load as the folder they came from:
+/// Llama 3 (`llama`, its rope scaling as `rope_freqs.weight`), Qwen2, Qwen3, Phi-3 (its fused
+/// projections as llama.cpp keeps them) and Gemma 2 and 3 (their norms as 1 + w) written as llama.cpp writes them load as the folder they came from:
 /// the same tokens and logits; `gradlens convert` turns each back into that folder.
 /// llama.cpp keeps no sliding window for these architectures (Mistral is `llama` there, and
 /// released Qwen2.5 configs leave `use_sliding_window` off), so the tiny Qwen2's window is
@@ -203,6 +203,7 @@ fn llama_family_ggufs_load_as_their_folders() {
         ("tiny-llama3", "llama"),
         ("tiny-qwen2", "qwen2"),
         ("tiny-qwen3", "qwen3"),
+        ("tiny-phi3", "phi3"),
         ("tiny-gemma2", "gemma2"),
         ("tiny-gemma3", "gemma3"),
     ] {

@@ -1,6 +1,6 @@
 //! Tiny random models of every family against PyTorch/transformers/Captum fixtures made by
 //! tools/reference/make_fixtures.py (BERT, GPT-2, Llama) and make_family_fixtures.py (Llama 3,
-//! Mistral, Qwen2, Qwen3, Gemma 2 and 3, RoBERTa, XLM-R): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
+//! Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 and 3, RoBERTa, XLM-R): tokenisation, outputs, gradients w.r.t. input embeddings (1e-4 of
 //! the largest value) and integrated gradients (1e-3).
 
 mod common;
@@ -124,6 +124,12 @@ fn qwen2_matches_pytorch() {
 #[test]
 fn qwen3_matches_pytorch() {
     causal("tiny-qwen3");
+}
+
+/// Phi-3: fused qkv_proj and gate_up_proj (cut by rows at load), a sliding window of 5.
+#[test]
+fn phi3_matches_pytorch() {
+    causal("tiny-phi3");
 }
 
 /// Gemma 2: soft-capped attention scores and final logits (caps of 3 and 8, which the tiny

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use serde_json::json;
 
 /// The architectures (`general.architecture`) read here; each names its metadata namespace.
-pub const ARCHITECTURES: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"];
+pub const ARCHITECTURES: [&str; 6] = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
 
 /// Gemma's architectures, whose norms llama.cpp stores as `1 + w`.
 pub fn is_gemma(arch: &str) -> bool {
@@ -43,9 +43,17 @@ fn block_names(arch: &str) -> Vec<(&'static str, &'static str, Option<bool>)> {
         ("attn_k_norm.weight", "self_attn.k_norm.weight", None),
         ("attn_output.weight", "self_attn.o_proj.weight", None),
         ("ffn_gate.weight", "mlp.gate_proj.weight", None),
-        ("ffn_up.weight", "mlp.up_proj.weight", None),
         ("ffn_down.weight", "mlp.down_proj.weight", None),
     ];
+    // Phi-3's fused projections: llama.cpp's `ffn_up` holds gate and up.
+    if arch == "phi3" {
+        names.extend([
+            ("attn_qkv.weight", "self_attn.qkv_proj.weight", None),
+            ("ffn_up.weight", "mlp.gate_up_proj.weight", None),
+        ]);
+    } else {
+        names.push(("ffn_up.weight", "mlp.up_proj.weight", None));
+    }
     if is_gemma(arch) {
         names.extend([
             (
@@ -214,6 +222,7 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
     let class = match arch {
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         "gemma2" => "Gemma2ForCausalLM",
         "gemma3" => "Gemma3ForCausalLM",
         _ => "LlamaForCausalLM",
@@ -239,6 +248,18 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         "pad_token_id": id("tokenizer.ggml.padding_token_id"),
         "torch_dtype": "float32",
     });
+    if arch == "phi3" {
+        if file.tensor("rope_factors_long.weight").is_some() {
+            return Err(Error::Config {
+                path: file.path.clone(),
+                reason: "unsupported rope scaling 'longrope' (rope_factors_long.weight)".into(),
+            });
+        }
+        config["sliding_window"] = match meta_usize(file, &key("attention.sliding_window")) {
+            Some(w) => json!(w),
+            None => serde_json::Value::Null,
+        };
+    }
     if arch == "gemma2" {
         // llama.cpp: every other layer local, one RoPE base for all, the query scale (but for
         // the 27B) head_dim's, and the caps in the metadata.

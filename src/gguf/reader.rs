@@ -154,6 +154,7 @@ fn metadata_key(name: &str) -> bool {
         "llama.",
         "qwen2.",
         "qwen3.",
+        "phi3.",
         "gemma2.",
         "gemma3.",
         "gpt2.",

@@ -5,7 +5,9 @@
 //! - Mistral: a sliding window on every layer;
 //! - Qwen2/2.5: biases on q, k and v only, and a window on the layers from
 //!   `max_window_layers` up when `use_sliding_window` is set (or as `layer_types` says);
-//! - Qwen3: an RMSNorm of each head's queries and keys before RoPE.
+//! - Qwen3: an RMSNorm of each head's queries and keys before RoPE;
+//! - Phi-3: q/k/v fused in `qkv_proj` and gate/up in `gate_up_proj` (cut by rows at load,
+//!   still as stored), a sliding window on every layer.
 
 use super::config::Config;
 use super::layers::{Attention, LayerCache, Linear, QkNorm};
@@ -43,6 +45,8 @@ struct Variant {
     o_bias: bool,
     mlp_bias: bool,
     qk_norm: bool,
+    /// Phi-3's fused `qkv_proj` and `gate_up_proj`.
+    fused: bool,
     /// Each layer's sliding window, if it has one.
     windows: Vec<Option<usize>>,
 }
@@ -61,7 +65,7 @@ impl Variant {
             }
         };
         let windows = match arch {
-            Architecture::Mistral => vec![window()?; n_layers],
+            Architecture::Mistral | Architecture::Phi3 => vec![window()?; n_layers],
             Architecture::Qwen2 | Architecture::Qwen3 => {
                 // transformers drops the window unless `use_sliding_window` is set.
                 let w = if cfg.bool_or(&["use_sliding_window"], false) {
@@ -105,6 +109,7 @@ impl Variant {
                 o_bias: false,
                 mlp_bias: false,
                 qk_norm: false,
+                fused: false,
                 windows,
             },
             Architecture::Qwen3 => Variant {
@@ -112,13 +117,15 @@ impl Variant {
                 o_bias: attention_bias,
                 mlp_bias: false,
                 qk_norm: true,
+                fused: false,
                 windows,
             },
-            Architecture::Mistral => Variant {
+            Architecture::Mistral | Architecture::Phi3 => Variant {
                 qkv_bias: false,
                 o_bias: false,
                 mlp_bias: false,
                 qk_norm: false,
+                fused: arch == Architecture::Phi3,
                 windows,
             },
             _ => Variant {
@@ -126,6 +133,7 @@ impl Variant {
                 o_bias: attention_bias,
                 mlp_bias: cfg.bool_or(&["mlp_bias"], false),
                 qk_norm: false,
+                fused: false,
                 windows,
             },
         })
@@ -169,6 +177,20 @@ impl Llama {
                 ),
             });
         }
+        let partial = cfg
+            .json
+            .get("rope_parameters")
+            .and_then(|p| p.get("partial_rotary_factor"))
+            .and_then(Value::as_f64)
+            .unwrap_or(cfg.f32_or(&["partial_rotary_factor"], 1.0)? as f64);
+        if partial != 1.0 {
+            return Err(Error::Config {
+                path: cfg.path.clone(),
+                reason: format!(
+                    "'partial_rotary_factor' is {partial}: rotary embeddings of part of a head are not supported yet"
+                ),
+            });
+        }
         let rope = RopeTables::from_config(cfg, head_dim, w.device())?;
         let act = cfg.str_or(&["hidden_act"], "silu");
         if act != "silu" {
@@ -201,12 +223,40 @@ impl Llama {
                 }),
             };
             let (qkv_bias, mlp_bias) = (variant.qkv_bias, variant.mlp_bias);
+            let (q_rows, kv_rows) = (heads * head_dim, kv_heads * head_dim);
+            let [q, k, v] = if variant.fused {
+                fused(
+                    w,
+                    &format!("{l}.self_attn.qkv_proj.weight"),
+                    d,
+                    [q_rows, kv_rows, kv_rows],
+                )?
+            } else {
+                [
+                    lin("self_attn.q_proj", q_rows, d, qkv_bias)?,
+                    lin("self_attn.k_proj", kv_rows, d, qkv_bias)?,
+                    lin("self_attn.v_proj", kv_rows, d, qkv_bias)?,
+                ]
+            };
+            let [gate, up] = if variant.fused {
+                fused(
+                    w,
+                    &format!("{l}.mlp.gate_up_proj.weight"),
+                    d,
+                    [inter, inter],
+                )?
+            } else {
+                [
+                    lin("mlp.gate_proj", inter, d, mlp_bias)?,
+                    lin("mlp.up_proj", inter, d, mlp_bias)?,
+                ]
+            };
             layers.push(Layer {
                 attn_norm: w.get(&format!("{l}.input_layernorm.weight"), &[d])?,
                 attn: Attention {
-                    q: lin("self_attn.q_proj", heads * head_dim, d, qkv_bias)?,
-                    k: lin("self_attn.k_proj", kv_heads * head_dim, d, qkv_bias)?,
-                    v: lin("self_attn.v_proj", kv_heads * head_dim, d, qkv_bias)?,
+                    q,
+                    k,
+                    v,
                     o: lin("self_attn.o_proj", d, heads * head_dim, variant.o_bias)?,
                     heads,
                     kv_heads,
@@ -217,8 +267,8 @@ impl Llama {
                     softcap: None,
                 },
                 mlp_norm: w.get(&format!("{l}.post_attention_layernorm.weight"), &[d])?,
-                gate: lin("mlp.gate_proj", inter, d, mlp_bias)?,
-                up: lin("mlp.up_proj", inter, d, mlp_bias)?,
+                gate,
+                up,
                 down: lin("mlp.down_proj", d, inter, mlp_bias)?,
             });
         }
@@ -272,4 +322,27 @@ impl Llama {
         }
         tape.rms_norm(h, &self.norm, self.eps)
     }
+}
+
+/// The bias-free linear layers stacked by rows in the fused weight `name` (`[Σ rows, d]`).
+fn fused<const N: usize>(
+    w: &Weights,
+    name: &str,
+    d: usize,
+    rows: [usize; N],
+) -> Result<[Linear; N]> {
+    let mut ranges = Vec::with_capacity(N);
+    let mut at = 0;
+    for r in rows {
+        ranges.push(at..at + r);
+        at += r;
+    }
+    let parts = w.matrix_parts(name, &[at, d], &ranges)?;
+    let layers: Vec<Linear> = parts
+        .into_iter()
+        .map(|weight| Linear { weight, bias: None })
+        .collect();
+    Ok(layers
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one part per range")))
 }

@@ -36,13 +36,14 @@ pub enum Architecture {
     Mistral,
     Qwen2,
     Qwen3,
+    Phi3,
     Gemma2,
     Gemma3,
 }
 
 impl Architecture {
     /// Every architecture, by its `model_type`.
-    pub const ALL: [Architecture; 10] = [
+    pub const ALL: [Architecture; 11] = [
         Architecture::Bert,
         Architecture::Roberta,
         Architecture::XlmRoberta,
@@ -51,6 +52,7 @@ impl Architecture {
         Architecture::Mistral,
         Architecture::Qwen2,
         Architecture::Qwen3,
+        Architecture::Phi3,
         Architecture::Gemma2,
         Architecture::Gemma3,
     ];
@@ -66,6 +68,7 @@ impl Architecture {
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Phi3 => "phi3",
             Architecture::Gemma2 => "gemma2",
             Architecture::Gemma3 => "gemma3",
         }
@@ -201,7 +204,8 @@ impl Model {
             Architecture::Llama
             | Architecture::Mistral
             | Architecture::Qwen2
-            | Architecture::Qwen3 => Network::Llama(llama::Llama::load(arch, &cfg, &weights)?),
+            | Architecture::Qwen3
+            | Architecture::Phi3 => Network::Llama(llama::Llama::load(arch, &cfg, &weights)?),
             Architecture::Gemma2 | Architecture::Gemma3 => {
                 Network::Gemma(gemma::Gemma::load(arch, &cfg, &weights)?)
             }

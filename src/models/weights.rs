@@ -186,6 +186,42 @@ impl Weights {
         self.get(name, expect)
     }
 
+    /// The weight matrix `name` of shape `expect` cut into the row ranges `parts` (a fused
+    /// projection such as Phi-3's `qkv_proj`), each as `matrix` would hold it: still stored
+    /// where it is, and read once.
+    pub fn matrix_parts(
+        &self,
+        name: &str,
+        expect: &[usize],
+        parts: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Tensor>> {
+        let bad = |reason: String| Error::BadTensor {
+            name: name.to_string(),
+            reason,
+        };
+        if self.mode == WeightMode::Stored && expect.len() == 2 {
+            if let Some(m) = self.stored(name, expect)? {
+                self.record(name, &m.format_label(), m.stored_bytes());
+                return parts
+                    .iter()
+                    .map(|r| Tensor::stored_on(m.row_range(r.clone()).map_err(bad)?, self.device))
+                    .collect();
+            }
+        }
+        let cols = expect.get(1).copied().unwrap_or(1);
+        let h = self.host(name, Some(expect))?;
+        parts
+            .iter()
+            .map(|r| {
+                let part = h
+                    .data
+                    .get(r.start * cols..r.end * cols)
+                    .ok_or_else(|| bad(format!("no rows {r:?}")))?;
+                Tensor::from_vec(part.to_vec(), [r.len(), cols], self.device)
+            })
+            .collect()
+    }
+
     /// The stored-format matrix behind `name`, or `None` where it is stored as f32 (then the
     /// f32 path is the same thing, without the decode).
     fn stored(&self, name: &str, expect: &[usize]) -> Result<Option<StoredMatrix>> {

@@ -129,6 +129,33 @@ impl StoredMatrix {
         self.format
     }
 
+    /// Rows `rows` of the matrix, still as stored (the same mapped bytes): one part of a fused
+    /// projection such as Phi-3's `qkv_proj`. Only a matrix without a row order splits so.
+    pub fn row_range(&self, rows: std::ops::Range<usize>) -> Result<StoredMatrix, String> {
+        if self.order.is_some() || rows.end > self.rows || rows.start > rows.end {
+            return Err(format!(
+                "rows {rows:?} of a [{}, {}] matrix{}",
+                self.rows,
+                self.cols,
+                if self.order.is_some() {
+                    " with a row order"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let (from, len) = (rows.start * self.row_bytes, rows.len() * self.row_bytes);
+        let bytes = match &self.bytes {
+            StoredBytes::Mapped { map, start, .. } => StoredBytes::Mapped {
+                map: map.clone(),
+                start: start + from,
+                len,
+            },
+            StoredBytes::Owned(v) => StoredBytes::Owned(v[from..from + len].to_vec()),
+        };
+        StoredMatrix::new(self.format, rows.len(), self.cols, bytes, None)
+    }
+
     /// The format's lower-case name (`q4_1`, `bf16`).
     pub fn format_label(&self) -> String {
         format!("{:?}", self.format)

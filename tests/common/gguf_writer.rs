@@ -234,7 +234,7 @@ pub fn tiny_gguf(
     ];
     // As llama.cpp, the head size only where it is not hidden / heads (after the rest, so the
     // tests that change metadata by position find it where it always was).
-    if arch.starts_with("gemma") {
+    if arch.starts_with("gemma") || arch == "phi3" {
         let window = cfg["sliding_window"].as_u64().unwrap() as u32;
         meta.push((key("attention.sliding_window"), Meta::U32(window)));
     }
@@ -277,6 +277,8 @@ pub fn tiny_gguf(
             ("post_attention_layernorm", post_attention),
             ("mlp.gate_proj", "ffn_gate"),
             ("mlp.up_proj", "ffn_up"),
+            ("mlp.gate_up_proj", "ffn_up"),
+            ("self_attn.qkv_proj", "attn_qkv"),
             ("mlp.down_proj", "ffn_down"),
         ]
         .iter()

@@ -17,7 +17,8 @@ import os
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM,
-                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          MistralConfig, MistralForCausalLM, Phi3Config, Phi3ForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM,
                           Qwen3Config, Qwen3ForCausalLM, RobertaConfig,
                           RobertaForSequenceClassification, XLMRobertaConfig, XLMRobertaModel)
 
@@ -103,6 +104,11 @@ def main():
         layer_types=["sliding_attention", "full_attention"], rope_theta=500.0,
         attn_logit_softcapping=3.0, final_logit_softcapping=8.0,
         hidden_activation="gelu_pytorch_tanh"))), tok)
+
+    # Phi-3: fused qkv_proj and gate_up_proj, a sliding window of 5 on every layer.
+    build("tiny-phi3", scramble(Phi3ForCausalLM(Phi3Config(
+        **common(tok), sliding_window=5, rope_theta=500.0, original_max_position_embeddings=64,
+        resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0))), tok)
 
     # RoBERTa (a classifier: dense, tanh, out_proj on <s>) and XLM-R (an encoder, cosine
     # target): BERT with positions from pad_token_id + 1 and its own head.
