@@ -225,6 +225,23 @@ fn composed_attention_block() {
         let o = tp.matmul(p, q, false, false).unwrap();
         tp.merge_heads(o).unwrap()
     });
+    // Gemma 2's soft-capped scores, c·tanh(s/c) with a cap they reach, under a sliding window:
+    // the composition `models::layers::Attention` runs for a capped model.
+    check("soft-capped windowed attention", &[&[1, 5, 6]], |tp, v| {
+        let q = tp.split_heads(v[0], 2).unwrap();
+        let s = tp.matmul(q, q, false, true).unwrap();
+        let s = tp.scale(s, 0.8 / 0.5).unwrap();
+        let s = tp.activation(s, Activation::Tanh).unwrap();
+        let s = tp.scale(s, 0.5).unwrap();
+        let mask = SoftmaxMask::Causal {
+            len: 5,
+            offset: 0,
+            window: Some(2),
+        };
+        let p = tp.softmax(s, mask).unwrap();
+        let o = tp.matmul(p, q, false, false).unwrap();
+        tp.merge_heads(o).unwrap()
+    });
 }
 
 #[test]
