@@ -180,6 +180,7 @@ fn every_method_and_format_runs_on_every_architecture() {
             &["--target-kind", "log-prob"],
         ),
         ("tiny-phi3", tiny_path("tiny-phi3"), &["--baseline", "pad"]),
+        ("tiny-phi3-partial", tiny_path("tiny-phi3-partial"), &[]),
         (
             "tiny-roberta",
             tiny_path("tiny-roberta"),
@@ -384,7 +385,7 @@ fn family_config_errors_are_named() {
             "tiny-llama3",
             "rope_parameters",
             json!({"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0}),
-            "unsupported rope scaling 'yarn' (supported: default, linear, llama3)",
+            "unsupported rope scaling 'yarn' (supported: default, linear, llama3, longrope)",
         ),
         (
             "tiny-mistral",

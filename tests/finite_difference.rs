@@ -179,6 +179,12 @@ fn rope() {
     check("rope", &[&[2, 3, len, hd]], |tp, v| {
         tp.rope(v[0], &cos, &sin).unwrap()
     });
+    // Partial: the first 4 of 6 dimensions rotate.
+    let rot = |f: fn(f32) -> f32| t((0..len * 2).map(|i| f(i as f32 * 0.3)).collect(), &[len, 2]);
+    let (cos, sin) = (rot(f32::cos), rot(f32::sin));
+    check("partial rope", &[&[2, 3, len, hd]], |tp, v| {
+        tp.rope(v[0], &cos, &sin).unwrap()
+    });
 }
 
 #[test]

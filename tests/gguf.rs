@@ -204,6 +204,8 @@ fn llama_family_ggufs_load_as_their_folders() {
         ("tiny-qwen2", "qwen2"),
         ("tiny-qwen3", "qwen3"),
         ("tiny-phi3", "phi3"),
+        ("tiny-phi3-longrope", "phi3"),
+        ("tiny-phi3-partial", "phi3"),
         ("tiny-gemma2", "gemma2"),
         ("tiny-gemma3", "gemma3"),
     ] {

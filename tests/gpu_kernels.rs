@@ -325,6 +325,15 @@ fn rope_forward_and_inverse() {
             &move |be, v| Ok(vec![be.rope(&v[0], &v[1], &v[2], len, hd, inverse)?]),
         );
     }
+    // A partial rotary factor: tables for the first 6 of 10 dimensions, the other 4 pass.
+    let (cos, sin) = (rand(len * 3, 22, 1.0), rand(len * 3, 23, 1.0));
+    for inverse in [false, true] {
+        check(
+            &format!("partial rope inverse={inverse}"),
+            &[x.clone(), cos.clone(), sin.clone()],
+            &move |be, v| Ok(vec![be.rope(&v[0], &v[1], &v[2], len, hd, inverse)?]),
+        );
+    }
 }
 
 #[test]

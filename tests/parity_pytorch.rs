@@ -132,6 +132,31 @@ fn phi3_matches_pytorch() {
     causal("tiny-phi3");
 }
 
+/// Phi-3 with longrope: the fixture prompt (35 tokens) reaches past the original 16
+/// positions, so the long factors and the attention factor apply; its first 10 tokens take the
+/// short factors.
+#[test]
+fn phi3_longrope_matches_pytorch() {
+    causal("tiny-phi3-longrope");
+    let fx = fixture("tiny-phi3-longrope");
+    let model = tiny("tiny-phi3-longrope");
+    let n = fx["short_prefix"].as_u64().unwrap() as usize;
+    let prefix = &ids(&fx["token_ids"])[..n];
+    let logits = attribution::next_token_logits(&model, &model.embed(prefix).unwrap()).unwrap();
+    assert_close(
+        &logits,
+        &floats(&fx["short_logits"]),
+        1e-4,
+        "phi3 short factors",
+    );
+}
+
+/// Phi-4-mini's partial rotary embedding: the first 8 of each head's 16 dimensions rotate.
+#[test]
+fn phi3_partial_rotary_matches_pytorch() {
+    causal("tiny-phi3-partial");
+}
+
 /// Gemma 2: soft-capped attention scores and final logits (caps of 3 and 8, which the tiny
 /// model reaches), a local layer and a global one, (1 + w) norms, scaled embeddings.
 #[test]

@@ -58,12 +58,14 @@ pub fn halves(len: usize, what: &str) -> Result<usize> {
     Ok(len / 2)
 }
 
-/// `x` of `x_len` values rotated over `len` positions with `cos`/`sin` tables of half a head.
+/// `x` of `x_len` values rotated over `len` positions with `cos`/`sin` tables of up to half a
+/// head (fewer: only the head's first `2·cos/len` dimensions rotate, as Phi-4-mini's do).
 pub fn rope(x_len: usize, cos: usize, sin: usize, len: usize, head_dim: usize) -> Result<()> {
     if !head_dim.is_multiple_of(2)
         || len == 0
         || !x_len.is_multiple_of(len * head_dim)
-        || cos != len * head_dim / 2
+        || !cos.is_multiple_of(len)
+        || cos / len > head_dim / 2
         || sin != cos
     {
         return Err(Error::Shape(format!(

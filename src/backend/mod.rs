@@ -212,7 +212,9 @@ pub trait Backend: Send + Sync {
     ) -> Result<Storage>;
 
     /// Rotary embedding of `x: [rows, len, head_dim]` (rotate-half layout) with tables
-    /// `cos, sin: [len, head_dim/2]`; `inverse` rotates back (the exact backward).
+    /// `cos, sin: [len, r/2]`: the first `r` dimensions of each head rotate (`r = head_dim`
+    /// but for a partial rotary factor), the rest pass through; `inverse` rotates back (the
+    /// exact backward).
     fn rope(
         &self,
         x: &Storage,

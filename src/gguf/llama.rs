@@ -249,11 +249,22 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         "torch_dtype": "float32",
     });
     if arch == "phi3" {
-        if file.tensor("rope_factors_long.weight").is_some() {
-            return Err(Error::Config {
-                path: file.path.clone(),
-                reason: "unsupported rope scaling 'longrope' (rope_factors_long.weight)".into(),
+        // Longrope (Phi-3's 128k sizes): llama.cpp keeps the factors as two tensors.
+        if let (Some(long), Some(short)) = (
+            file.tensor("rope_factors_long.weight"),
+            file.tensor("rope_factors_short.weight"),
+        ) {
+            let mut p = json!({
+                "rope_type": "longrope",
+                "rope_theta": theta,
+                "long_factor": file.dequantize(long)?,
+                "short_factor": file.dequantize(short)?,
+                "original_max_position_embeddings": need("rope.scaling.original_context_length")?,
             });
+            if file.get(&key("rope.scaling.attn_factor")).is_some() {
+                p["attention_factor"] = json!(f(&key("rope.scaling.attn_factor"), 1.0)?);
+            }
+            config["rope_parameters"] = p;
         }
         config["sliding_window"] = match meta_usize(file, &key("attention.sliding_window")) {
             Some(w) => json!(w),
@@ -293,6 +304,10 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
             Some("linear") => json!({"rope_type": "linear", "factor": rope["factor"]}),
             _ => serde_json::Value::Null,
         };
+    }
+    // A rotary part smaller than the head (Phi-4-mini).
+    if let Some(rot) = meta_usize(file, &key("rope.dimension_count")).filter(|&r| r != head_dim) {
+        config["partial_rotary_factor"] = json!(rot as f64 / head_dim.max(1) as f64);
     }
     // Llama 3's rope scaling, which llama.cpp keeps as per-frequency divisors.
     if let Some(info) = file.tensor("rope_freqs.weight") {

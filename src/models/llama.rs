@@ -7,7 +7,8 @@
 //!   `max_window_layers` up when `use_sliding_window` is set (or as `layer_types` says);
 //! - Qwen3: an RMSNorm of each head's queries and keys before RoPE;
 //! - Phi-3: q/k/v fused in `qkv_proj` and gate/up in `gate_up_proj` (cut by rows at load,
-//!   still as stored), a sliding window on every layer.
+//!   still as stored), a sliding window on every layer, longrope (see `rope.rs`), and (Phi-4-mini)
+//!   RoPE on the first `partial_rotary_factor` of each head.
 
 use super::config::Config;
 use super::layers::{Attention, LayerCache, Linear, QkNorm};
@@ -183,15 +184,18 @@ impl Llama {
             .and_then(|p| p.get("partial_rotary_factor"))
             .and_then(Value::as_f64)
             .unwrap_or(cfg.f32_or(&["partial_rotary_factor"], 1.0)? as f64);
-        if partial != 1.0 {
+        // Phi-4-mini rotates the first `partial · head_dim` dimensions of each head (as
+        // transformers rounds them, down).
+        let rotary_dim = (head_dim as f64 * partial) as usize;
+        if !(partial > 0.0 && partial <= 1.0) || rotary_dim < 2 || !rotary_dim.is_multiple_of(2) {
             return Err(Error::Config {
                 path: cfg.path.clone(),
                 reason: format!(
-                    "'partial_rotary_factor' is {partial}: rotary embeddings of part of a head are not supported yet"
+                    "'partial_rotary_factor' is {partial}: it must rotate an even number of a head's {head_dim} dimensions"
                 ),
             });
         }
-        let rope = RopeTables::from_config(cfg, head_dim, w.device())?;
+        let rope = RopeTables::from_config(cfg, rotary_dim, w.device())?;
         let act = cfg.str_or(&["hidden_act"], "silu");
         if act != "silu" {
             return Err(Error::Config {

@@ -1,7 +1,7 @@
-//! Rotary position embeddings: the inverse frequencies a config asks for (plain, linear or
-//! Llama 3 scaling, or llama.cpp's stored frequency factors) and the cos/sin tables a pass
-//! needs, computed for the positions it covers (so a claimed context of millions of positions
-//! costs nothing until it is used).
+//! Rotary position embeddings: the inverse frequencies a config asks for (plain, linear, Llama 3
+//! or Phi-3's longrope scaling, or llama.cpp's stored frequency factors) and the cos/sin tables
+//! a pass needs, computed for the positions it covers (so a claimed context of millions of
+//! positions costs nothing until it is used).
 
 use super::config::Config;
 use crate::error::{Error, Result};
@@ -10,6 +10,11 @@ use serde_json::Value;
 
 pub struct RopeTables {
     inv_freq: Vec<f32>,
+    /// Longrope: the frequencies for a pass reaching past `original` positions, which replace
+    /// `inv_freq` there (transformers' `longrope_frequency_update`, per pass).
+    long: Option<(Vec<f32>, usize)>,
+    /// What cos and sin are multiplied by (longrope's attention factor; else 1).
+    attention_factor: f32,
     device: Device,
 }
 
@@ -61,6 +66,7 @@ impl RopeTables {
             number(key)?.ok_or_else(|| err(format!("rope scaling '{rope_type}' lacks '{key}'")))
         };
         let mut inv_freq = default_inv_freq(head_dim, theta);
+        let (mut long, mut attention_factor) = (None, 1.0f64);
         match rope_type {
             "default" => {}
             "linear" => {
@@ -84,10 +90,55 @@ impl RopeTables {
                 }
                 llama3_scaling(&mut inv_freq, factor, low, high, original);
             }
+            "longrope" => {
+                let original = match number("original_max_position_embeddings")? {
+                    Some(n) => n,
+                    None => cfg.usize(&["original_max_position_embeddings"])? as f64,
+                };
+                let max = cfg.usize(&["max_position_embeddings"])? as f64;
+                let factors = |key: &str| -> Result<Vec<f64>> {
+                    let list = params
+                        .and_then(|p| p.get(key))
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| err(format!("longrope scaling lacks '{key}'")))?;
+                    let f: Option<Vec<f64>> = list
+                        .iter()
+                        .map(|v| v.as_f64().filter(|v| v.is_finite() && *v > 0.0))
+                        .collect();
+                    match f {
+                        Some(f) if f.len() == inv_freq.len() => Ok(f),
+                        _ => Err(err(format!(
+                            "longrope '{key}' must hold {} numbers > 0",
+                            inv_freq.len()
+                        ))),
+                    }
+                };
+                let (short, long_f) = (factors("short_factor")?, factors("long_factor")?);
+                if original < 1.0 {
+                    return Err(err(
+                        "longrope's original_max_position_embeddings is 0".into()
+                    ));
+                }
+                let factor = number("factor")?.unwrap_or(max / original);
+                attention_factor = match number("attention_factor")? {
+                    Some(a) => a,
+                    None if factor <= 1.0 => 1.0,
+                    None => (1.0 + factor.ln() / original.ln()).sqrt(),
+                };
+                let scaled = |ext: &[f64]| -> Vec<f32> {
+                    inv_freq
+                        .iter()
+                        .zip(ext)
+                        .map(|(f, e)| (f / e) as f32)
+                        .collect()
+                };
+                long = Some((scaled(&long_f), original as usize));
+                inv_freq = inv_freq.iter().zip(&short).map(|(f, e)| f / e).collect();
+            }
             other => {
                 return Err(err(format!(
-                    "unsupported rope scaling '{other}' (supported: default, linear, llama3)"
-                )))
+                "unsupported rope scaling '{other}' (supported: default, linear, llama3, longrope)"
+            )))
             }
         }
         // llama.cpp keeps Llama 3's scaling as a tensor of per-frequency divisors
@@ -108,22 +159,28 @@ impl RopeTables {
         }
         Ok(RopeTables {
             inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
+            long,
+            attention_factor: attention_factor as f32,
             device,
         })
     }
 
     /// Tables `[len, head_dim / 2]` for positions `start..start+len`.
     pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
+        let inv_freq = match &self.long {
+            Some((long, original)) if start + len > *original => long,
+            _ => &self.inv_freq,
+        };
+        let (a, half) = (self.attention_factor, inv_freq.len());
         let (mut cos, mut sin) = (
             Vec::with_capacity(len * half),
             Vec::with_capacity(len * half),
         );
         for pos in start..start + len {
-            for &f in &self.inv_freq {
+            for &f in inv_freq {
                 let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
+                cos.push(angle.cos() * a);
+                sin.push(angle.sin() * a);
             }
         }
         Ok((

@@ -235,13 +235,25 @@ pub fn tiny_gguf(
     // As llama.cpp, the head size only where it is not hidden / heads (after the rest, so the
     // tests that change metadata by position find it where it always was).
     if arch.starts_with("gemma") || arch == "phi3" {
-        let window = cfg["sliding_window"].as_u64().unwrap() as u32;
-        meta.push((key("attention.sliding_window"), Meta::U32(window)));
+        if let Some(window) = cfg["sliding_window"].as_u64() {
+            meta.push((key("attention.sliding_window"), Meta::U32(window as u32)));
+        }
     }
     for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
         if let Some(c) = cfg[cap].as_f64() {
             meta.push((key(cap), Meta::F32(c as f32)));
         }
+    }
+    if let Some(p) = cfg["partial_rotary_factor"].as_f64().filter(|&p| p != 1.0) {
+        let rot = (head_dim as f64 * p) as u32;
+        meta.push((key("rope.dimension_count"), Meta::U32(rot)));
+    }
+    if rope["rope_type"] == "longrope" {
+        let original = rope["original_max_position_embeddings"].as_u64().unwrap() as u32;
+        meta.push((
+            key("rope.scaling.original_context_length"),
+            Meta::U32(original),
+        ));
     }
     if rope["rope_type"] == "linear" {
         meta.push((key("rope.scaling.type"), Meta::Str("linear".into())));
@@ -309,6 +321,25 @@ pub fn tiny_gguf(
             0u32,
             f.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ));
+    }
+    if rope["rope_type"] == "longrope" {
+        for (which, name) in [
+            ("long_factor", "rope_factors_long.weight"),
+            ("short_factor", "rope_factors_short.weight"),
+        ] {
+            let f: Vec<f32> = rope[which]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            tensors.push((
+                name.into(),
+                vec![f.len()],
+                0,
+                f.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ));
+        }
     }
     if let Some(freqs) = llama3_rope_freqs(&cfg, head_dim as usize) {
         tensors.push((

@@ -134,6 +134,29 @@ def main():
                         "A small model predicts the next token.", "tiny-xlm-roberta", 16)
     print("tiny-xlm-roberta written")
 
+    # Phi-3 with longrope: the 35-token prompt reaches past the original 16 positions, so the
+    # long factors and the attention factor sqrt(1 + ln 4 / ln 16) apply. (Added last, so the
+    # models above keep their random draws.)
+    rope = {"rope_type": "longrope", "rope_theta": 500.0, "original_max_position_embeddings": 16,
+            "short_factor": [1.0, 1.3, 2.1, 3.0], "long_factor": [1.1, 2.5, 4.0, 9.0]}
+    phi = scramble(Phi3ForCausalLM(Phi3Config(
+        **common(tok), rope_parameters=rope, original_max_position_embeddings=16,
+        resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)))
+    build("tiny-phi3-longrope", phi, tok)
+    # And within the original context: the short factors, 10 tokens of the prompt.
+    path = os.path.join(FIX, "tiny-phi3-longrope.json")
+    fx = json.load(open(path))
+    with torch.no_grad():
+        short = phi(torch.tensor([fx["token_ids"][:10]])).logits[0, -1]
+    fx["short_prefix"] = 10
+    fx["short_logits"] = flat(short)
+    json.dump(fx, open(path, "w"))
+
+    # Phi-4-mini's layout: RoPE on the first half of each head only (partial_rotary_factor).
+    build("tiny-phi3-partial", scramble(Phi3ForCausalLM(Phi3Config(
+        **common(tok), head_dim=16, rope_theta=500.0, partial_rotary_factor=0.5,
+        resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0))), tok)
+
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-//! Rotary position embedding in the rotate-half layout used by Hugging Face Llama.
+//! Rotary position embedding in the rotate-half layout used by Hugging Face Llama, over the
+//! whole head or (a partial rotary factor) its first dimensions.
 
 use super::for_rows;
 use crate::error::Result;
@@ -11,12 +12,14 @@ pub fn apply(
     head_dim: usize,
     inverse: bool,
 ) -> Result<Vec<f32>> {
-    let half = head_dim / 2;
+    // The rotated part's half: the tables' width.
+    let half = cos.len() / len;
     let sign = if inverse { -1.0 } else { 1.0 };
     let mut out = vec![0.0f32; x.len()];
     for_rows(&mut out, head_dim, |r, o| {
         let pos = r % len;
         let v = &x[r * head_dim..(r + 1) * head_dim];
+        o[2 * half..].copy_from_slice(&v[2 * half..]);
         let (c, s) = (
             &cos[pos * half..(pos + 1) * half],
             &sin[pos * half..(pos + 1) * half],

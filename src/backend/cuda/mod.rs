@@ -434,6 +434,7 @@ impl Backend for CudaBackend {
             u(pairs),
             u(len),
             u(head_dim / 2),
+            u(cos.len() / len),
             Arg::F32(sign),
         ];
         self.run("rope.cu", "rope", x.len(), &args, Grid::Threads(pairs))

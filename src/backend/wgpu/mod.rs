@@ -600,7 +600,13 @@ impl Backend for WgpuBackend {
         let sign: f32 = if inverse { -1.0 } else { 1.0 };
         self.ctx.launch(
             k("rope.wgsl", "rope"),
-            &[u(pairs), u(len), u(half), sign.to_bits()],
+            &[
+                u(pairs),
+                u(len),
+                u(half),
+                sign.to_bits(),
+                u(cos.len() / len),
+            ],
             &[(1, &out), (2, x), (3, cos), (4, sin)],
             Grid::Threads(pairs),
         )?;
