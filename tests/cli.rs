@@ -384,8 +384,8 @@ fn family_config_errors_are_named() {
         (
             "tiny-llama3",
             "rope_parameters",
-            json!({"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0}),
-            "unsupported rope scaling 'yarn' (supported: default, linear, llama3, longrope)",
+            json!({"rope_type": "dynamic", "rope_theta": 500.0, "factor": 4.0}),
+            "unsupported rope scaling 'dynamic' (supported: default, linear, llama3, longrope, yarn)",
         ),
         (
             "tiny-mistral",

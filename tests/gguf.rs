@@ -203,6 +203,7 @@ fn llama_family_ggufs_load_as_their_folders() {
         ("tiny-llama3", "llama"),
         ("tiny-qwen2", "qwen2"),
         ("tiny-qwen3", "qwen3"),
+        ("tiny-qwen3-yarn", "qwen3"),
         ("tiny-phi3", "phi3"),
         ("tiny-phi3-longrope", "phi3"),
         ("tiny-phi3-partial", "phi3"),

@@ -132,6 +132,13 @@ fn phi3_matches_pytorch() {
     causal("tiny-phi3");
 }
 
+/// Qwen3 with YaRN rope scaling (factor 4 over an original 16 positions) and its attention
+/// factor.
+#[test]
+fn qwen3_yarn_matches_pytorch() {
+    causal("tiny-qwen3-yarn");
+}
+
 /// Phi-3 with longrope: the fixture prompt (35 tokens) reaches past the original 16
 /// positions, so the long factors and the attention factor apply; its first 10 tokens take the
 /// short factors.

@@ -212,6 +212,9 @@ pub fn config(file: &GgufFile) -> Result<serde_json::Value> {
         None | Some("none") => json!({"rope_type": "default", "rope_theta": theta}),
         Some("linear") => json!({"rope_type": "linear", "rope_theta": theta,
                                  "factor": f(&key("rope.scaling.factor"), 1.0)?}),
+        Some("yarn") => json!({"rope_type": "yarn", "rope_theta": theta,
+                               "factor": f(&key("rope.scaling.factor"), 1.0)?,
+                               "original_max_position_embeddings": need("rope.scaling.original_context_length")?}),
         Some(other) => {
             return Err(Error::Config {
                 path: file.path.clone(),

@@ -135,10 +135,47 @@ impl RopeTables {
                 long = Some((scaled(&long_f), original as usize));
                 inv_freq = inv_freq.iter().zip(&short).map(|(f, e)| f / e).collect();
             }
+            "yarn" => {
+                let original = match number("original_max_position_embeddings")? {
+                    Some(n) => n,
+                    None => cfg.usize_or(
+                        &["original_max_position_embeddings"],
+                        cfg.usize(&["max_position_embeddings"])?,
+                    )? as f64,
+                };
+                let factor = match number("factor")? {
+                    Some(f) => f,
+                    None => cfg.usize(&["max_position_embeddings"])? as f64 / original,
+                };
+                if !(factor > 0.0 && original >= 1.0) {
+                    return Err(err(format!(
+                        "yarn rope scaling needs factor > 0 and an original context, got {factor} and {original}"
+                    )));
+                }
+                let truncate = params
+                    .and_then(|p| p.get("truncate"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                // transformers takes a beta of 0 as unset (`or`).
+                let beta = |key: &str, default: f64| -> Result<f64> {
+                    Ok(number(key)?.filter(|b| *b != 0.0).unwrap_or(default))
+                };
+                let (fast, slow) = (beta("beta_fast", 32.0)?, beta("beta_slow", 1.0)?);
+                attention_factor = match (
+                    number("attention_factor")?,
+                    number("mscale")?.filter(|m| *m != 0.0),
+                    number("mscale_all_dim")?.filter(|m| *m != 0.0),
+                ) {
+                    (Some(a), _, _) => a,
+                    (None, Some(m), Some(all)) => yarn_mscale(factor, m) / yarn_mscale(factor, all),
+                    _ => yarn_mscale(factor, 1.0),
+                };
+                yarn_scaling(&mut inv_freq, theta, factor, original, fast, slow, truncate);
+            }
             other => {
                 return Err(err(format!(
-                "unsupported rope scaling '{other}' (supported: default, linear, llama3, longrope)"
-            )))
+                    "unsupported rope scaling '{other}' (supported: default, linear, llama3, longrope, yarn)"
+                )))
             }
         }
         // llama.cpp keeps Llama 3's scaling as a tensor of per-frequency divisors
@@ -203,6 +240,46 @@ fn llama3_scaling(inv_freq: &mut [f64], factor: f64, low: f64, high: f64, origin
             let smooth = (original / wavelen - low) / (high - low);
             *f = (1.0 - smooth) * *f / factor + smooth * *f;
         }
+    }
+}
+
+/// YaRN's attention scale for a context `scale` times longer.
+fn yarn_mscale(scale: f64, mscale: f64) -> f64 {
+    if scale <= 1.0 {
+        1.0
+    } else {
+        0.1 * mscale * scale.ln() + 1.0
+    }
+}
+
+/// YaRN (transformers' `_compute_yarn_parameters`): each frequency blends its interpolated
+/// (`/ factor`) and original values by a linear ramp over the dimensions between the
+/// corrections for `fast` and `slow` rotations within the original context.
+fn yarn_scaling(
+    inv_freq: &mut [f64],
+    theta: f64,
+    factor: f64,
+    original: f64,
+    fast: f64,
+    slow: f64,
+    truncate: bool,
+) {
+    let dim = (2 * inv_freq.len()) as f64;
+    let correction = |rotations: f64| {
+        dim * (original / (rotations * 2.0 * std::f64::consts::PI)).ln() / (2.0 * theta.ln())
+    };
+    let (mut low, mut high) = (correction(fast), correction(slow));
+    if truncate {
+        (low, high) = (low.floor(), high.ceil());
+    }
+    let (low, mut high) = (low.max(0.0), high.min(dim - 1.0));
+    if low == high {
+        high += 0.001;
+    }
+    for (i, f) in inv_freq.iter_mut().enumerate() {
+        let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+        let extrapolation = 1.0 - ramp;
+        *f = *f / factor * (1.0 - extrapolation) + *f * extrapolation;
     }
 }
 

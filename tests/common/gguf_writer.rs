@@ -255,6 +255,16 @@ pub fn tiny_gguf(
             Meta::U32(original),
         ));
     }
+    if rope["rope_type"] == "yarn" {
+        let original = rope["original_max_position_embeddings"].as_u64().unwrap() as u32;
+        meta.push((key("rope.scaling.type"), Meta::Str("yarn".into())));
+        let factor = rope["factor"].as_f64().unwrap() as f32;
+        meta.push((key("rope.scaling.factor"), Meta::F32(factor)));
+        meta.push((
+            key("rope.scaling.original_context_length"),
+            Meta::U32(original),
+        ));
+    }
     if rope["rope_type"] == "linear" {
         meta.push((key("rope.scaling.type"), Meta::Str("linear".into())));
         let factor = rope["factor"].as_f64().unwrap() as f32;

@@ -157,6 +157,13 @@ def main():
         **common(tok), head_dim=16, rope_theta=500.0, partial_rotary_factor=0.5,
         resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0))), tok)
 
+    # Qwen3 with YaRN (factor 4 over an original context of 16): frequencies blended across
+    # the head, and the attention factor 0.1 ln 4 + 1.
+    rope = {"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0,
+            "original_max_position_embeddings": 16}
+    build("tiny-qwen3-yarn", scramble(Qwen3ForCausalLM(Qwen3Config(
+        **common(tok), head_dim=16, rope_parameters=rope))), tok)
+
 
 if __name__ == "__main__":
     main()
