@@ -106,6 +106,7 @@ pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)>
 
 /// Every Hugging Face tensor name the file provides, in file order.
 pub fn hf_names(file: &GgufFile) -> Vec<String> {
+    let blocks = block_names(architecture(file));
     let mut names = Vec::new();
     for t in &file.tensors {
         let hf = match t.name.as_str() {
@@ -116,8 +117,8 @@ pub fn hf_names(file: &GgufFile) -> Vec<String> {
                 .strip_prefix("blk.")
                 .and_then(|r| r.split_once('.'))
                 .and_then(|(layer, suffix)| {
-                    block_names(architecture(file))
-                        .into_iter()
+                    blocks
+                        .iter()
                         .find(|(g, _, _)| *g == suffix)
                         .map(|(_, hf, _)| format!("model.layers.{layer}.{hf}"))
                 }),

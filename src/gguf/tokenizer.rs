@@ -156,12 +156,17 @@ fn special<'a>(file: &GgufFile, tokens: &[&'a str], key: &str) -> (Option<usize>
     (id, id.and_then(|i| tokens.get(i).copied()))
 }
 
+/// Whether the file asks for BOS in front of each sequence.
+fn add_bos(file: &GgufFile) -> bool {
+    matches!(
+        file.get("tokenizer.ggml.add_bos_token"),
+        Some(Value::Bool(true))
+    )
+}
+
 /// BOS in front of each sequence when `add_bos_token` says so.
 fn bos_template(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
-    let add_bos = file
-        .get("tokenizer.ggml.add_bos_token")
-        .map(|v| matches!(v, Value::Bool(true)))
-        .unwrap_or(false);
+    let add_bos = add_bos(file);
     let (single, pair, specials) = match (
         special(file, tokens, "tokenizer.ggml.bos_token_id"),
         add_bos,
@@ -190,7 +195,7 @@ fn tokenizer_config(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
         .and_then(Value::as_u64);
     json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map(|v| matches!(v, Value::Bool(true))).unwrap_or(false),
+        "add_bos_token": add_bos(file),
         "bos_token": token_of("tokenizer.ggml.bos_token_id"),
         "eos_token": token_of("tokenizer.ggml.eos_token_id"),
         "pad_token": token_of("tokenizer.ggml.padding_token_id"),

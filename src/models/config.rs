@@ -104,6 +104,31 @@ impl Config {
         }
     }
 
+    /// `layer_types` as whether each of `n_layers` layers is local (`sliding_attention`)
+    /// rather than global (`full_attention`); `None` where the config gives no list.
+    pub fn sliding_layers(&self, n_layers: usize) -> Result<Option<Vec<bool>>> {
+        let Some(types) = self.json.get("layer_types").and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        if types.len() != n_layers {
+            return Err(self.err(format!(
+                "'layer_types' lists {} layers of {n_layers}",
+                types.len()
+            )));
+        }
+        types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("sliding_attention") => Ok(true),
+                Some("full_attention") => Ok(false),
+                _ => Err(self.err(format!(
+                    "layer type {t} is neither 'full_attention' nor 'sliding_attention'"
+                ))),
+            })
+            .collect::<Result<Vec<bool>>>()
+            .map(Some)
+    }
+
     pub fn model_type(&self) -> Result<String> {
         if let Some(t) = self.json.get("model_type").and_then(Value::as_str) {
             return Ok(t.to_string());

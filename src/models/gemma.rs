@@ -256,29 +256,8 @@ impl Gemma {
 /// Which layers are local: `layer_types` where given, else every `sliding_window_pattern`-th
 /// layer is global (transformers 4.x; 2 for Gemma 2, 6 for every released Gemma 3).
 fn local_layers(cfg: &Config, n_layers: usize, pattern: usize) -> Result<Vec<bool>> {
-    let err = |reason: String| Error::Config {
-        path: cfg.path.clone(),
-        reason,
-    };
-    match cfg.json.get("layer_types").and_then(Value::as_array) {
-        Some(types) => {
-            if types.len() != n_layers {
-                return Err(err(format!(
-                    "'layer_types' lists {} layers of {n_layers}",
-                    types.len()
-                )));
-            }
-            types
-                .iter()
-                .map(|t| match t.as_str() {
-                    Some("sliding_attention") => Ok(true),
-                    Some("full_attention") => Ok(false),
-                    _ => Err(err(format!(
-                        "layer type {t} is neither 'full_attention' nor 'sliding_attention'"
-                    ))),
-                })
-                .collect()
-        }
+    match cfg.sliding_layers(n_layers)? {
+        Some(local) => Ok(local),
         None => {
             let pattern = cfg.usize_or(&["sliding_window_pattern"], pattern)?;
             Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())

@@ -55,10 +55,6 @@ struct Variant {
 impl Variant {
     fn read(arch: Architecture, cfg: &Config, n_layers: usize) -> Result<Self> {
         let attention_bias = cfg.bool_or(&["attention_bias"], false);
-        let err = |reason: String| Error::Config {
-            path: cfg.path.clone(),
-            reason,
-        };
         let window = || -> Result<Option<usize>> {
             match cfg.json.get("sliding_window") {
                 None | Some(Value::Null) => Ok(None),
@@ -74,28 +70,8 @@ impl Variant {
                 } else {
                     None
                 };
-                match cfg.json.get("layer_types").and_then(Value::as_array) {
-                    Some(types) => {
-                        if types.len() != n_layers {
-                            return Err(err(format!(
-                                "'layer_types' lists {} layers of {n_layers}",
-                                types.len()
-                            )));
-                        }
-                        let mut out = Vec::new();
-                        for t in types {
-                            out.push(match t.as_str() {
-                                Some("full_attention") => None,
-                                Some("sliding_attention") => w,
-                                _ => {
-                                    return Err(err(format!(
-                                    "layer type {t} is neither 'full_attention' nor 'sliding_attention'"
-                                )))
-                                }
-                            });
-                        }
-                        out
-                    }
+                match cfg.sliding_layers(n_layers)? {
+                    Some(local) => local.into_iter().map(|l| w.filter(|_| l)).collect(),
                     None => {
                         let from = cfg.usize_or(&["max_window_layers"], 28)?;
                         (0..n_layers).map(|i| w.filter(|_| i >= from)).collect()
