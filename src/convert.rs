@@ -68,7 +68,7 @@ pub fn convert(input: &Path, out: &Path, dtype: OutDtype) -> Result<()> {
     // (a block count of 1e9, say) on to whoever loads it next.
     crate::Model::load(input, Device::Cpu)?;
     let file = GgufFile::open(input)?;
-    let mut config = llama::config(&file)?;
+    let mut config = crate::gguf::config(&file)?;
     config["torch_dtype"] = serde_json::json!(match dtype {
         OutDtype::F32 => "float32",
         OutDtype::F16 => "float16",

@@ -247,6 +247,107 @@ fn llama_family_ggufs_load_as_their_folders() {
     }
 }
 
+/// The encoders written as llama.cpp's converter writes its `bert` architecture (BERT with a
+/// WordPiece vocabulary, RoBERTa with its head and byte-level BPE, XLM-R with a Unigram
+/// vocabulary) load as the folders they came from: the same tokens (but for XLM-R, whose
+/// fixture tokenizer is a BPE), hidden states and class gradients, and `convert` gives them back.
+#[test]
+fn bert_family_ggufs_load_as_their_folders() {
+    for folder in ["tiny-bert", "tiny-roberta", "tiny-xlm-roberta"] {
+        let path = tiny_encoder_gguf(folder, folder);
+        let from_gguf = gradlens::Model::load(&path, gradlens::Device::Cpu).unwrap();
+        let original = tiny(folder);
+        let ids_ = from_gguf.tokenize(PROMPT).unwrap();
+        if folder != "tiny-xlm-roberta" {
+            assert_eq!(ids_, original.tokenize(PROMPT).unwrap(), "{folder}: tokens");
+        }
+        let a = hidden_states(&from_gguf, &ids_);
+        let b = hidden_states(&original, &ids_);
+        assert_close(
+            &a,
+            &b,
+            1e-5,
+            &format!("{folder} hidden states from its GGUF"),
+        );
+        assert_eq!(
+            from_gguf.info.max_positions, original.info.max_positions,
+            "{folder}: positions"
+        );
+        if folder == "tiny-roberta" {
+            let opts = Settings {
+                target: TargetSpec::Class(1),
+                ..with_map()
+            };
+            let saliency = method("saliency", &[]);
+            let x = attribution::attribute(&from_gguf, PROMPT, saliency.as_ref(), &opts).unwrap();
+            let y = attribution::attribute(&original, PROMPT, saliency.as_ref(), &opts).unwrap();
+            assert_close(&x.scores, &y.scores, 1e-5, "tiny-roberta class gradient");
+            assert!((x.target_score - y.target_score).abs() < 1e-5);
+        }
+        let out = path.with_extension("hf");
+        let _ = std::fs::remove_dir_all(&out);
+        gradlens::convert::convert(&path, &out, "f32".parse().unwrap()).unwrap();
+        let converted = gradlens::Model::load(&out, gradlens::Device::Cpu).unwrap();
+        assert_eq!(
+            converted.tokenize(PROMPT).unwrap(),
+            ids_,
+            "{folder}: converted tokens"
+        );
+        let c = hidden_states(&converted, &ids_);
+        assert_close(&c, &a, 1e-6, &format!("{folder} converted from its GGUF"));
+    }
+}
+
+/// A `t5` (Unigram) vocabulary keeps its scores: "cats" is "▁ca" + "ts" (-3), not the longest
+/// first piece "▁cat" + "s" (-4); runs of spaces collapse, "▁" is prepended, unknown characters
+/// fuse into one `<unk>`, and each sequence is `<s> … </s>`.
+#[test]
+fn a_unigram_vocabulary_tokenises_by_its_scores() {
+    let pieces = [
+        ("<s>", 0.0, 3),
+        ("<pad>", 0.0, 3),
+        ("</s>", 0.0, 3),
+        ("<unk>", 0.0, 2),
+        ("\u{2581}the", -1.0, 1),
+        ("\u{2581}", -2.0, 1),
+        ("t", -3.0, 1),
+        ("h", -3.0, 1),
+        ("e", -3.0, 1),
+        ("\u{2581}cat", -2.0, 1),
+        ("s", -2.0, 1),
+        ("c", -4.0, 1),
+        ("a", -4.0, 1),
+        ("\u{2581}ca", -1.5, 1),
+        ("ts", -1.5, 1),
+    ];
+    let path = tiny_encoder_gguf("tiny-xlm-roberta", "unigram");
+    let meta = vec![
+        ("general.architecture", Meta::Str("bert".into())),
+        ("tokenizer.ggml.model", Meta::Str("t5".into())),
+        (
+            "tokenizer.ggml.tokens",
+            Meta::Strs(pieces.iter().map(|p| p.0.to_string()).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores",
+            Meta::F32s(pieces.iter().map(|p| p.1).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Meta::I32s(pieces.iter().map(|p| p.2).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id", Meta::U32(0)),
+        ("tokenizer.ggml.eos_token_id", Meta::U32(2)),
+    ];
+    write_gguf(&path, &meta, &[]);
+    let gguf = gradlens::gguf::GgufFile::open(&path).unwrap();
+    let (json, _) = gradlens::gguf::tokenizer::tokenizer_json(&gguf).unwrap();
+    let tokenizer: tokenizers::Tokenizer = json.to_string().parse().unwrap();
+    let ids = |text: &str| tokenizer.encode(text, true).unwrap().get_ids().to_vec();
+    assert_eq!(ids("the  cats"), [0, 4, 13, 14, 2]);
+    assert_eq!(ids("the xyz"), [0, 4, 5, 3, 2]);
+}
+
 /// A file whose pre-tokenizer is `qwen2` gets Qwen2's: NFC normalisation first (a decomposed
 /// "é" is the composed one), then its split regex.
 #[test]

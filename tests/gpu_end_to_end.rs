@@ -9,20 +9,6 @@ use common::*;
 use gradlens::attribution::{self, methods, Method, ScoreKind, Settings, TargetSpec};
 use gradlens::{Device, Model};
 
-/// The GPU devices this build has and this machine can open.
-fn gpu_devices() -> Vec<Device> {
-    let mut all = Vec::new();
-    #[cfg(feature = "wgpu")]
-    if wgpu_backend().is_some() {
-        all.push(Device::Wgpu);
-    }
-    #[cfg(feature = "cuda")]
-    if cuda_backend().is_some() {
-        all.push(Device::Cuda);
-    }
-    all
-}
-
 fn load(path: &std::path::Path, device: Device) -> Model {
     Model::load(path, device).unwrap_or_else(|e| panic!("{} on {device}: {e}", path.display()))
 }

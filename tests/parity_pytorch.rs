@@ -32,8 +32,13 @@ fn grad_for(
 }
 
 fn causal(name: &str) {
+    causal_on(name, gradlens::Device::Cpu);
+}
+
+fn causal_on(name: &str, device: gradlens::Device) {
     let fx = fixture(name);
-    let model = tiny(name);
+    let model = tiny_on(name, device);
+    let name = &format!("{name} on {device}");
     let prompt = fx["prompt"].as_str().unwrap();
     assert_eq!(
         model.tokenize(prompt).unwrap(),
@@ -66,6 +71,9 @@ fn causal(name: &str) {
         &format!("{name} auto target"),
     );
 
+    if on_emulator(device) {
+        return;
+    }
     let opts = with_map();
     let mut method = ig16();
     let ig = attribution::attribute(&model, prompt, &method, &opts).unwrap();
@@ -190,8 +198,13 @@ fn xlm_roberta_cosine_target_matches_pytorch() {
 }
 
 fn cosine_target(name: &str) {
+    cosine_target_on(name, gradlens::Device::Cpu);
+}
+
+fn cosine_target_on(name: &str, device: gradlens::Device) {
     let fx = fixture(name);
-    let model = tiny(name);
+    let model = tiny_on(name, device);
+    let name = &format!("{name} on {device}");
     let prompt = fx["prompt"].as_str().unwrap();
     let compare = fx["compare"].as_str().unwrap().to_string();
     assert_eq!(model.tokenize(prompt).unwrap(), ids(&fx["token_ids"]));
@@ -217,6 +230,9 @@ fn cosine_target(name: &str) {
         &format!("{name} cosine gradient"),
     );
 
+    if on_emulator(device) {
+        return;
+    }
     let opts = Settings {
         target: TargetSpec::Compare(compare),
         ..with_map()
@@ -248,8 +264,13 @@ fn roberta_classifier_head_matches_pytorch() {
 }
 
 fn classifier_head(name: &str) {
+    classifier_head_on(name, gradlens::Device::Cpu);
+}
+
+fn classifier_head_on(name: &str, device: gradlens::Device) {
     let fx = fixture(name);
-    let model = tiny(name);
+    let model = tiny_on(name, device);
+    let name = &format!("{name} on {device}");
     let prompt = fx["prompt"].as_str().unwrap();
     assert_eq!(
         model.tokenize(prompt).unwrap(),
@@ -257,7 +278,15 @@ fn classifier_head(name: &str) {
         "{name}: token ids"
     );
     let (_, g) = grad_for(&model, prompt, TargetSpec::Class(1), ScoreKind::Logit);
-    assert_close(&g, &floats(&fx["grad_class1"]), 1e-4, "classifier gradient");
+    assert_close(
+        &g,
+        &floats(&fx["grad_class1"]),
+        1e-4,
+        &format!("{name} classifier gradient"),
+    );
+    if on_emulator(device) {
+        return;
+    }
     let opts = Settings {
         target: TargetSpec::Class(1),
         ..with_map()
@@ -267,6 +296,47 @@ fn classifier_head(name: &str) {
         ig.map.as_ref().unwrap(),
         &floats(&fx["ig_class1_zero_gl16"]),
         1e-3,
-        "classifier IG",
+        &format!("{name} classifier IG"),
     );
+}
+
+/// Whether `device` is CUDA on its host emulator, which runs a kernel thousands of times slower
+/// than a GPU: there the parity checks stop after the outputs and gradients, as IG's batched
+/// passes are the same kernels (and run on the emulator in `tests/gpu_end_to_end.rs`).
+fn on_emulator(device: gradlens::Device) -> bool {
+    #[cfg(feature = "cuda")]
+    if device == gradlens::Device::Cuda {
+        return cuda_backend().is_some_and(|b| b.is_emulated());
+    }
+    let _ = device;
+    false
+}
+
+/// Every family's checks above on each GPU backend this build and machine have (lavapipe and
+/// the CUDA emulator in CI): the same fixtures, the same tolerances.
+#[test]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn every_family_matches_pytorch_on_each_gpu() {
+    for device in gpu_devices() {
+        for name in [
+            "tiny-gpt2",
+            "tiny-llama",
+            "tiny-llama3",
+            "tiny-mistral",
+            "tiny-qwen2",
+            "tiny-qwen3",
+            "tiny-qwen3-yarn",
+            "tiny-phi3",
+            "tiny-phi3-longrope",
+            "tiny-phi3-partial",
+            "tiny-gemma2",
+            "tiny-gemma3",
+        ] {
+            causal_on(name, device);
+        }
+        cosine_target_on("tiny-bert", device);
+        cosine_target_on("tiny-xlm-roberta", device);
+        classifier_head_on("tiny-bert-cls", device);
+        classifier_head_on("tiny-roberta", device);
+    }
 }

@@ -27,6 +27,19 @@ fn relevance(
 
 #[test]
 fn attnlrp_and_cp_lrp_match_lxt() {
+    attnlrp_and_cp_lrp_match_lxt_on(Device::Cpu);
+}
+
+/// The same fixtures on each GPU backend (lavapipe and the CUDA emulator in CI).
+#[test]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn attnlrp_and_cp_lrp_match_lxt_on_each_gpu() {
+    for device in gpu_devices() {
+        attnlrp_and_cp_lrp_match_lxt_on(device);
+    }
+}
+
+fn attnlrp_and_cp_lrp_match_lxt_on(device: Device) {
     let cases = [
         ("tiny-llama", "attnlrp"),
         ("tiny-llama", "cp-lrp"),
@@ -48,6 +61,7 @@ fn attnlrp_and_cp_lrp_match_lxt() {
             "tiny-qwen2" => without_sliding_window(name),
             _ => tiny(name),
         };
+        let model = gradlens::Model::load(&model.path, device).unwrap();
         let target = if name == "tiny-bert-cls" {
             TargetSpec::Class(1)
         } else {
@@ -63,7 +77,7 @@ fn attnlrp_and_cp_lrp_match_lxt() {
             &r,
             &floats(&fx["relevance"]),
             1e-3,
-            &format!("{name} {variant} relevance"),
+            &format!("{name} {variant} relevance on {device}"),
         );
     }
 }

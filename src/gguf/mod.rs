@@ -1,14 +1,50 @@
 //! GGUF files (versions 2 and 3): metadata, tensor directory and dequantisation, memory-mapped.
-//! `llama` maps a Llama-family file onto the Hugging Face names and config the models use, and
-//! `tokenizer` rebuilds its `tokenizer.json` (byte-level BPE, and Gemma's sentencepiece
-//! vocabulary as `sentencepiece` recovers its merges).
+//! `llama` maps a Llama-family file and `bert` a BERT-family one onto the Hugging Face names
+//! and config the models use; `tokenizer` rebuilds its `tokenizer.json` (byte-level BPE,
+//! Gemma's sentencepiece vocabulary as `sentencepiece` recovers its merges, and the encoders'
+//! WordPiece and Unigram vocabularies in `encoder_vocab`).
 
+pub mod bert;
 mod dequant;
 mod dequant_simd;
+mod encoder_vocab;
 pub mod llama;
 mod reader;
 mod sentencepiece;
 pub mod tokenizer;
 
 pub use dequant::{byte_size, decode_into, dequantize, type_label, GgmlType};
+pub use llama::architecture;
 pub use reader::{GgufFile, TensorInfo, Value};
+
+/// Whether the file is llama.cpp's `bert` (BERT, RoBERTa, XLM-R).
+fn is_bert(file: &GgufFile) -> bool {
+    architecture(file) == "bert"
+}
+
+/// A Hugging Face `config.json` for the file's model.
+pub fn config(file: &GgufFile) -> crate::error::Result<serde_json::Value> {
+    if is_bert(file) {
+        bert::config(file)
+    } else {
+        llama::config(file)
+    }
+}
+
+/// Where a Hugging Face tensor lives in the file: (GGUF name, heads whose rows to un-permute).
+pub fn locate(file: &GgufFile, hf_name: &str) -> Option<(String, Option<usize>)> {
+    if is_bert(file) {
+        bert::locate(file, hf_name).map(|n| (n, None))
+    } else {
+        llama::locate(file, hf_name)
+    }
+}
+
+/// Every Hugging Face tensor name the file provides, in file order.
+pub fn hf_names(file: &GgufFile) -> Vec<String> {
+    if is_bert(file) {
+        bert::hf_names(file)
+    } else {
+        llama::hf_names(file)
+    }
+}

@@ -74,9 +74,10 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
         .unwrap_or("(none)");
     // Gemma's sentencepiece vocabulary becomes a byte-fallback BPE (see `sentencepiece`).
     let gemma = model == "llama" && super::llama::is_gemma(super::llama::architecture(file));
-    if model != "gpt2" && !gemma {
+    let encoder = matches!(model, "bert" | "t5");
+    if model != "gpt2" && !gemma && !encoder {
         return Err(Error::Tokenizer(format!(
-            "{}: tokenizer model '{model}' cannot be rebuilt (only byte-level BPE, 'gpt2', and Gemma's sentencepiece are supported)",
+            "{}: tokenizer model '{model}' cannot be rebuilt (supported: byte-level BPE 'gpt2', WordPiece 'bert', Unigram 't5', and Gemma's sentencepiece)",
             file.path.display()
         )));
     }
@@ -93,6 +94,13 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
     let tokens = strings(file, "tokenizer.ggml.tokens")?;
     if gemma {
         return gemma_tokenizer_json(file, &tokens);
+    }
+    if encoder {
+        let tokenizer = match model {
+            "bert" => super::encoder_vocab::wordpiece(file, &tokens)?,
+            _ => super::encoder_vocab::unigram(file, &tokens)?,
+        };
+        return Ok((tokenizer, tokenizer_config(file, &tokens)));
     }
     let merges = strings(file, "tokenizer.ggml.merges")?;
     let types = token_types(file);
@@ -151,9 +159,23 @@ pub fn tokenizer_json(file: &GgufFile) -> Result<(serde_json::Value, serde_json:
 }
 
 /// The id `key` names, and that token.
-fn special<'a>(file: &GgufFile, tokens: &[&'a str], key: &str) -> (Option<usize>, Option<&'a str>) {
+pub(super) fn special<'a>(
+    file: &GgufFile,
+    tokens: &[&'a str],
+    key: &str,
+) -> (Option<usize>, Option<&'a str>) {
     let id = file.get(key).and_then(Value::as_u64).map(|v| v as usize);
     (id, id.and_then(|i| tokens.get(i).copied()))
+}
+
+/// The id and token `key` names, where both exist.
+pub(super) fn special_token<'a>(
+    file: &GgufFile,
+    tokens: &[&'a str],
+    key: &str,
+) -> Option<(usize, &'a str)> {
+    let (id, token) = special(file, tokens, key);
+    id.zip(token)
 }
 
 /// Whether the file asks for BOS in front of each sequence.
@@ -164,25 +186,47 @@ fn add_bos(file: &GgufFile) -> bool {
     )
 }
 
-/// BOS in front of each sequence when `add_bos_token` says so.
+/// BOS in front of each sequence when `add_bos_token` says so, and EOS after it when
+/// `add_eos_token` does (RoBERTa's `<s> … </s>`).
 fn bos_template(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
-    let add_bos = add_bos(file);
-    let (single, pair, specials) = match (
-        special(file, tokens, "tokenizer.ggml.bos_token_id"),
-        add_bos,
-    ) {
-        ((Some(id), Some(bos)), true) => (
-            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]),
-            json!([{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                   {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]),
-            json!({bos: {"id": bos, "ids": [id], "tokens": [bos]}}),
-        ),
-        _ => (
-            json!([{"Sequence": {"id": "A", "type_id": 0}}]),
-            json!([{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}]),
-            json!({}),
-        ),
-    };
+    let first =
+        special_token(file, tokens, "tokenizer.ggml.bos_token_id").filter(|_| add_bos(file));
+    let last = special_token(file, tokens, "tokenizer.ggml.eos_token_id").filter(|_| {
+        matches!(
+            file.get("tokenizer.ggml.add_eos_token"),
+            Some(Value::Bool(true))
+        )
+    });
+    wrap_template(first, last)
+}
+
+/// A post-processor that puts `first` before and `last` after each sequence (of a pair, `last`
+/// after each of the two, as BERT does).
+pub(super) fn wrap_template(
+    first: Option<(usize, &str)>,
+    last: Option<(usize, &str)>,
+) -> serde_json::Value {
+    let token = |t: &str, ty: u32| json!({"SpecialToken": {"id": t, "type_id": ty}});
+    let seq = |id: &str, ty: u32| json!({"Sequence": {"id": id, "type_id": ty}});
+    let mut single = Vec::new();
+    let mut pair = Vec::new();
+    let mut specials = Map::new();
+    if let Some((id, t)) = first {
+        single.push(token(t, 0));
+        pair.push(token(t, 0));
+        specials.insert(t.into(), json!({"id": t, "ids": [id], "tokens": [t]}));
+    }
+    single.push(seq("A", 0));
+    pair.push(seq("A", 0));
+    if let Some((_, t)) = last {
+        single.push(token(t, 0));
+        pair.push(token(t, 0));
+    }
+    pair.push(seq("B", 1));
+    if let Some((id, t)) = last {
+        pair.push(token(t, 1));
+        specials.insert(t.into(), json!({"id": t, "ids": [id], "tokens": [t]}));
+    }
     json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
 }
 
@@ -205,7 +249,7 @@ fn tokenizer_config(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
     })
 }
 
-fn token_types(file: &GgufFile) -> Vec<i64> {
+pub(super) fn token_types(file: &GgufFile) -> Vec<i64> {
     file.get("tokenizer.ggml.token_type")
         .and_then(Value::as_array)
         .map(|a| {
@@ -262,7 +306,7 @@ fn gemma_tokenizer_json(
 }
 
 /// `added_tokens` entries: each token `kind(token, type)` marks (`Some(special)`), by id.
-fn added_tokens<'a>(
+pub(super) fn added_tokens<'a>(
     tokens: impl Iterator<Item = &'a str>,
     types: &[i64],
     kind: impl Fn(&str, i64) -> Option<bool>,

@@ -184,7 +184,7 @@ impl Model {
                 )));
             }
             let file = crate::gguf::GgufFile::open(path)?;
-            let cfg = Config::from_json(path, crate::gguf::llama::config(&file)?);
+            let cfg = Config::from_json(path, crate::gguf::config(&file)?);
             let (tok, _) = crate::gguf::tokenizer::tokenizer_json(&file)?;
             let tokenizer = TextTokenizer::from_json(&tok.to_string(), path)?;
             (cfg, Weights::from_gguf(file, device, mode), tokenizer)

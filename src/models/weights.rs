@@ -4,7 +4,7 @@
 //! decoded to f32.
 
 use crate::error::{Error, Result};
-use crate::gguf::{llama, GgmlType, GgufFile};
+use crate::gguf::{self, llama, GgmlType, GgufFile};
 use crate::tensor::{Device, StoredBytes, StoredMatrix, Tensor};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
@@ -230,11 +230,10 @@ impl Weights {
             reason,
         };
         let (format, bytes, order) = if let Some(f) = &self.gguf {
-            let (gguf_name, heads) =
-                llama::locate(f, name).ok_or_else(|| Error::MissingTensor {
-                    name: name.to_string(),
-                    path: self.source.clone(),
-                })?;
+            let (gguf_name, heads) = gguf::locate(f, name).ok_or_else(|| Error::MissingTensor {
+                name: name.to_string(),
+                path: self.source.clone(),
+            })?;
             let info = f.tensor(&gguf_name).expect("located");
             let format = GgmlType::from_id(info.ggml_type).map_err(bad)?;
             let dims: Vec<usize> = info.dims.iter().rev().copied().collect();
@@ -286,7 +285,7 @@ impl Weights {
     /// Every tensor name, in file order for GGUF and sorted for safetensors.
     pub fn names(&self) -> Vec<String> {
         match &self.gguf {
-            Some(f) => llama::hf_names(f),
+            Some(f) => gguf::hf_names(f),
             None => {
                 let mut n: Vec<String> = self.index.keys().cloned().collect();
                 n.sort();
@@ -297,7 +296,7 @@ impl Weights {
 
     pub fn contains(&self, name: &str) -> bool {
         match &self.gguf {
-            Some(f) => llama::locate(f, name).is_some(),
+            Some(f) => gguf::locate(f, name).is_some(),
             None => self.index.contains_key(name),
         }
     }
@@ -388,7 +387,7 @@ impl Weights {
     }
 
     fn host_gguf(&self, f: &GgufFile, name: &str, expect: Option<&[usize]>) -> Result<HostTensor> {
-        let (gguf_name, heads) = llama::locate(f, name).ok_or_else(|| Error::MissingTensor {
+        let (gguf_name, heads) = gguf::locate(f, name).ok_or_else(|| Error::MissingTensor {
             name: name.to_string(),
             path: self.source.clone(),
         })?;

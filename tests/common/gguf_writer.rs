@@ -12,6 +12,7 @@ pub enum Meta {
     Str(String),
     Strs(Vec<String>),
     I32s(Vec<i32>),
+    F32s(Vec<f32>),
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -57,6 +58,12 @@ pub fn write_gguf(
             Meta::I32s(v) => {
                 out.extend(9u32.to_le_bytes());
                 out.extend(5u32.to_le_bytes());
+                out.extend((v.len() as u64).to_le_bytes());
+                v.iter().for_each(|x| out.extend(x.to_le_bytes()));
+            }
+            Meta::F32s(v) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(6u32.to_le_bytes());
                 out.extend((v.len() as u64).to_le_bytes());
                 v.iter().for_each(|x| out.extend(x.to_le_bytes()));
             }
@@ -142,6 +149,32 @@ fn llama3_rope_freqs(cfg: &serde_json::Value, head_dim: usize) -> Option<Vec<f32
     )
 }
 
+/// A fixture tokenizer's tokens by id and its merges as "left right" (none for WordPiece).
+fn fixture_vocab(folder: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = tok["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (t, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = t.clone();
+    }
+    let merges = tok["model"]["merges"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| match m {
+                    serde_json::Value::Array(p) => {
+                        format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())
+                    }
+                    s => s.as_str().unwrap().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (tokens, merges)
+}
+
 /// The tiny fixture model in `folder` written as llama.cpp writes architecture `arch` (F32):
 /// its metadata under `{arch}.`, its tensors under llama.cpp's names (query and key rows
 /// permuted for `llama` only), Llama 3's rope scaling as `rope_freqs.weight`; with changes
@@ -173,25 +206,7 @@ pub fn tiny_gguf(
     let key = |k: &str| -> &'static str { Box::leak(format!("{arch}.{k}").into_boxed_str()) };
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let tok: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
-            .unwrap();
-    let vocab = tok["model"]["vocab"].as_object().unwrap();
-    let mut tokens = vec![String::new(); vocab.len()];
-    for (t, id) in vocab {
-        tokens[id.as_u64().unwrap() as usize] = t.clone();
-    }
-    let merges: Vec<String> = tok["model"]["merges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| match m {
-            serde_json::Value::Array(p) => {
-                format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())
-            }
-            s => s.as_str().unwrap().to_string(),
-        })
-        .collect();
+    let (tokens, merges) = fixture_vocab(&src);
     let types: Vec<i32> = tokens
         .iter()
         .map(|t| {
@@ -360,6 +375,173 @@ pub fn tiny_gguf(
         ));
     }
     change(&mut meta, &mut tensors);
+    let dir = std::env::temp_dir().join(format!("gradlens-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.gguf"));
+    write_gguf(&path, &meta, &tensors);
+    path
+}
+
+/// A tiny encoder fixture (BERT, RoBERTa, XLM-R) written as llama.cpp's converter writes its
+/// `bert` architecture: prefixes and the pooler dropped, RoBERTa's position rows below
+/// `pad_token_id + 1` cut off, its head as `cls`/`cls.output`, and the vocabulary as the
+/// converter spells it: WordPiece with a phantom space (`bert`), byte-level BPE with BOS and
+/// EOS (`gpt2`), or, for XLM-R, a Unigram (`t5`) over the fixture's pieces respelled with "▁"
+/// and scored by length (the fixture's own tokenizer is a BPE).
+pub fn tiny_encoder_gguf(folder: &str, name: &str) -> std::path::PathBuf {
+    let src = root().join("tests/fixtures/models").join(folder);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let size = |k: &str| cfg[k].as_u64().unwrap() as u32;
+    let roberta = cfg["model_type"] != "bert";
+    let offset = if roberta { size("pad_token_id") + 1 } else { 0 };
+    let (tokens, merges) = fixture_vocab(&src);
+    let special = |t: &str| t.starts_with(['[', '<']) && t.ends_with([']', '>']) && t.len() > 2;
+    let types: Vec<i32> = tokens
+        .iter()
+        .map(|t| if special(t) { 3 } else { 1 })
+        .collect();
+    let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as u32;
+    let mut meta = vec![
+        ("general.architecture", Meta::Str("bert".into())),
+        ("bert.block_count", Meta::U32(size("num_hidden_layers"))),
+        (
+            "bert.context_length",
+            Meta::U32(size("max_position_embeddings") - offset),
+        ),
+        ("bert.embedding_length", Meta::U32(size("hidden_size"))),
+        (
+            "bert.feed_forward_length",
+            Meta::U32(size("intermediate_size")),
+        ),
+        (
+            "bert.attention.head_count",
+            Meta::U32(size("num_attention_heads")),
+        ),
+        (
+            "bert.attention.layer_norm_epsilon",
+            Meta::F32(cfg["layer_norm_eps"].as_f64().unwrap() as f32),
+        ),
+        ("bert.attention.causal", Meta::Bool(false)),
+        (
+            "tokenizer.ggml.token_type_count",
+            Meta::U32(size("type_vocab_size")),
+        ),
+    ];
+    match cfg["model_type"].as_str().unwrap() {
+        "bert" => {
+            let phantom: Vec<String> = tokens
+                .iter()
+                .map(|t| match t.strip_prefix("##") {
+                    _ if special(t) => t.clone(),
+                    Some(rest) => rest.to_string(),
+                    None => format!("\u{2581}{t}"),
+                })
+                .collect();
+            meta.extend([
+                ("tokenizer.ggml.model", Meta::Str("bert".into())),
+                ("tokenizer.ggml.pre", Meta::Str("default".into())),
+                ("tokenizer.ggml.tokens", Meta::Strs(phantom)),
+                ("tokenizer.ggml.token_type", Meta::I32s(types)),
+                ("tokenizer.ggml.unknown_token_id", Meta::U32(id("[UNK]"))),
+                ("tokenizer.ggml.seperator_token_id", Meta::U32(id("[SEP]"))),
+                ("tokenizer.ggml.padding_token_id", Meta::U32(id("[PAD]"))),
+                ("tokenizer.ggml.cls_token_id", Meta::U32(id("[CLS]"))),
+                ("tokenizer.ggml.mask_token_id", Meta::U32(id("[MASK]"))),
+            ]);
+        }
+        "roberta" => {
+            meta.extend([
+                ("tokenizer.ggml.model", Meta::Str("gpt2".into())),
+                ("tokenizer.ggml.pre", Meta::Str("roberta-bpe".into())),
+                ("tokenizer.ggml.tokens", Meta::Strs(tokens.clone())),
+                ("tokenizer.ggml.token_type", Meta::I32s(types)),
+                ("tokenizer.ggml.merges", Meta::Strs(merges)),
+                ("tokenizer.ggml.bos_token_id", Meta::U32(id("<s>"))),
+                ("tokenizer.ggml.eos_token_id", Meta::U32(id("</s>"))),
+                ("tokenizer.ggml.padding_token_id", Meta::U32(id("<pad>"))),
+                ("tokenizer.ggml.unknown_token_id", Meta::U32(id("<unk>"))),
+                ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+                ("tokenizer.ggml.add_eos_token", Meta::Bool(true)),
+            ]);
+        }
+        _ => {
+            let pieces: Vec<String> = tokens.iter().map(|t| t.replace('Ġ', "\u{2581}")).collect();
+            let scores = pieces
+                .iter()
+                .map(|p| {
+                    if special(p) {
+                        0.0
+                    } else {
+                        -10.0 / p.chars().count() as f32
+                    }
+                })
+                .collect();
+            let types = pieces
+                .iter()
+                .map(|p| match p.as_str() {
+                    "<unk>" => 2,
+                    p if special(p) => 3,
+                    _ => 1,
+                })
+                .collect();
+            meta.extend([
+                ("tokenizer.ggml.model", Meta::Str("t5".into())),
+                ("tokenizer.ggml.pre", Meta::Str("default".into())),
+                ("tokenizer.ggml.tokens", Meta::Strs(pieces)),
+                ("tokenizer.ggml.scores", Meta::F32s(scores)),
+                ("tokenizer.ggml.token_type", Meta::I32s(types)),
+                ("tokenizer.ggml.add_space_prefix", Meta::Bool(true)),
+                ("tokenizer.ggml.remove_extra_whitespaces", Meta::Bool(true)),
+                ("tokenizer.ggml.bos_token_id", Meta::U32(id("<s>"))),
+                ("tokenizer.ggml.eos_token_id", Meta::U32(id("</s>"))),
+                ("tokenizer.ggml.padding_token_id", Meta::U32(id("<pad>"))),
+                ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+                ("tokenizer.ggml.add_eos_token", Meta::Bool(true)),
+            ]);
+        }
+    }
+    let rename = |n: &str| -> Option<String> {
+        let n = n.trim_start_matches("bert.").trim_start_matches("roberta.");
+        if n.starts_with("pooler.") || n == "classifier.weight" || n == "classifier.bias" {
+            return None;
+        }
+        let n = n
+            .replace("embeddings.word_embeddings", "token_embd")
+            .replace("embeddings.token_type_embeddings", "token_types")
+            .replace("embeddings.position_embeddings", "position_embd")
+            .replace("embeddings.LayerNorm", "token_embd_norm")
+            .replace("classifier.dense", "cls")
+            .replace("classifier.out_proj", "cls.output")
+            .replace("encoder.layer.", "blk.");
+        Some(
+            [
+                ("attention.self.query", "attn_q"),
+                ("attention.self.key", "attn_k"),
+                ("attention.self.value", "attn_v"),
+                ("attention.output.dense", "attn_output"),
+                ("attention.output.LayerNorm", "attn_output_norm"),
+                ("intermediate.dense", "ffn_up"),
+                ("output.dense", "ffn_down"),
+                ("output.LayerNorm", "layer_output_norm"),
+            ]
+            .iter()
+            .fold(n, |n, (a, b)| n.replace(a, b)),
+        )
+    };
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = Vec::new();
+    for (n, view) in st.tensors() {
+        let Some(gguf) = rename(&n) else { continue };
+        let mut dims = view.shape().to_vec();
+        let mut data = view.data().to_vec();
+        if gguf == "position_embd.weight" {
+            data.drain(..offset as usize * dims[1] * 4);
+            dims[0] -= offset as usize;
+        }
+        tensors.push((gguf, dims, 0u32, data));
+    }
     let dir = std::env::temp_dir().join(format!("gradlens-gguf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.gguf"));

@@ -24,11 +24,29 @@ pub fn fixture(name: &str) -> Value {
 }
 
 pub fn tiny(name: &str) -> Model {
-    Model::load(
-        &root().join("tests/fixtures/models").join(name),
-        Device::Cpu,
-    )
-    .unwrap()
+    tiny_on(name, Device::Cpu)
+}
+
+/// The tiny model in `name` on `device`.
+pub fn tiny_on(name: &str, device: Device) -> Model {
+    Model::load(&root().join("tests/fixtures/models").join(name), device)
+        .unwrap_or_else(|e| panic!("{name} on {device}: {e}"))
+}
+
+/// The GPU devices this build has and this machine can open.
+#[allow(dead_code)]
+pub fn gpu_devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    let mut all = Vec::new();
+    #[cfg(feature = "wgpu")]
+    if wgpu_backend().is_some() {
+        all.push(Device::Wgpu);
+    }
+    #[cfg(feature = "cuda")]
+    if cuda_backend().is_some() {
+        all.push(Device::Cuda);
+    }
+    all
 }
 
 /// The tiny model in `folder`, with `use_sliding_window` off.
