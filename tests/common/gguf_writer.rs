@@ -322,7 +322,7 @@ pub fn tiny_gguf(
         .fold(n, |n, (a, b)| n.replace(a, b))
     };
     let mut tensors = Vec::new();
-    for (n, view) in st.tensors() {
+    for (n, view) in sorted_tensors(&st) {
         let mut f: Vec<f32> = view
             .data()
             .chunks(4)
@@ -532,7 +532,7 @@ pub fn tiny_encoder_gguf(folder: &str, name: &str) -> std::path::PathBuf {
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors = Vec::new();
-    for (n, view) in st.tensors() {
+    for (n, view) in sorted_tensors(&st) {
         let Some(gguf) = rename(&n) else { continue };
         let mut dims = view.shape().to_vec();
         let mut data = view.data().to_vec();
@@ -547,4 +547,14 @@ pub fn tiny_encoder_gguf(folder: &str, name: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.gguf"));
     write_gguf(&path, &meta, &tensors);
     path
+}
+
+/// The file's tensors by name: `SafeTensors::tensors` comes in hash order, and tests that
+/// patch or retype a tensor by its position need the same file every run.
+fn sorted_tensors<'a>(
+    st: &'a safetensors::SafeTensors<'a>,
+) -> Vec<(String, safetensors::tensor::TensorView<'a>)> {
+    let mut all = st.tensors();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
 }
