@@ -251,6 +251,26 @@ fn composed_attention_block() {
 }
 
 #[test]
+fn fused_attention() {
+    // The whole `softmax(s · Q Kᵀ) V`, across the CPU kernel's 64-row blocks, behind 2 cached
+    // keys under a window; and with Q = K = V shared and no mask.
+    let mask = SoftmaxMask::Causal {
+        len: 67,
+        offset: 2,
+        window: Some(40),
+    };
+    check(
+        "attention",
+        &[&[1, 67, 3], &[1, 69, 3], &[1, 69, 3]],
+        |tp, v| tp.attention(v[0], v[1], v[2], 0.7, mask).unwrap(),
+    );
+    check("attention q = k = v", &[&[2, 5, 3]], |tp, v| {
+        tp.attention(v[0], v[0], v[0], 0.5, SoftmaxMask::None)
+            .unwrap()
+    });
+}
+
+#[test]
 fn fused_attention_probabilities() {
     // Awkward sizes, a causal block behind 2 cached keys, and Q = K shared (both paths add up).
     check("attention_probs", &[&[2, 3, 5], &[2, 5, 5]], |tp, v| {

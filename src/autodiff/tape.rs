@@ -106,10 +106,7 @@ impl Tape {
                 output: self.value(node.output),
                 needs_grad: &needs,
             };
-            let input_grads = rules.backward(&view, &g).ok_or_else(|| Error::NoRule {
-                rules: rules.name().to_string(),
-                op: node.op.name(),
-            })??;
+            let input_grads = backward_of(rules, &view, &g)?;
             if input_grads.len() != node.inputs.len() {
                 return Err(Error::Other(format!(
                     "rule '{}' for op '{}' returned {} gradients for {} inputs",
@@ -149,4 +146,22 @@ impl Tape {
 fn accumulate(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let storage = backend_for(a.device())?.add(a.storage(), b.storage())?;
     Ok(Tensor::from_storage(storage, a.shape().clone()))
+}
+
+/// `rules`' backward of `view`; the fused attention, where they have no rule for it, as its
+/// two pieces under their rules for those.
+fn backward_of(rules: &dyn RuleSet, view: &NodeView, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let no_rule = |op: &Op| Error::NoRule {
+        rules: rules.name().to_string(),
+        op: op.name(),
+    };
+    match rules.backward(view, g) {
+        Some(grads) => grads,
+        None if matches!(view.op, Op::Attention { .. }) => {
+            crate::ops::attention::unfused(view, g, &|piece, g| {
+                rules.backward(piece, g).ok_or_else(|| no_rule(piece.op))?
+            })
+        }
+        None => Err(no_rule(view.op)),
+    }
 }

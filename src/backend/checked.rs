@@ -97,6 +97,38 @@ impl Backend for Checked {
         self.0.attention_probs(q, k, dims, scale, mask)
     }
 
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        checks::attention(q.len(), k.len(), &dims, "attention")?;
+        same_len(k.len(), v.len(), "attention values")?;
+        self.0.attention(q, k, v, dims, scale, mask)
+    }
+
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        g: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+        shares: [f32; 3],
+    ) -> Result<[Option<Storage>; 3]> {
+        checks::attention(q.len(), k.len(), &dims, "attention_backward")?;
+        same_len(k.len(), v.len(), "attention_backward values")?;
+        same_len(q.len(), g.len(), "attention_backward gradient")?;
+        self.0
+            .attention_backward(q, k, v, g, dims, scale, mask, shares)
+    }
+
     fn layer_norm(
         &self,
         x: &Storage,

@@ -108,6 +108,24 @@ pub struct AttentionDims {
     pub head_dim: usize,
 }
 
+impl AttentionDims {
+    /// The product of the probabilities `[batch, q_len, k_len]` with `v: [batch, k_len,
+    /// head_dim]` (`A V`), or with `transposed` their transpose with `g: [batch, q_len,
+    /// head_dim]` (`Aᵀ G`, the gradient at `V`).
+    pub fn context_spec(&self, transposed: bool) -> MatmulSpec {
+        MatmulSpec {
+            batch: self.batch,
+            m: if transposed { self.k_len } else { self.q_len },
+            n: self.head_dim,
+            k: if transposed { self.q_len } else { self.k_len },
+            trans_a: transposed,
+            trans_b: false,
+            a_batched: true,
+            b_batched: true,
+        }
+    }
+}
+
 /// What a picked softmax entry reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PickKind {
@@ -176,6 +194,98 @@ pub trait Backend: Send + Sync {
         scale: f32,
         mask: SoftmaxMask,
     ) -> Result<Storage>;
+
+    /// Fused attention `softmax(scale · Q Kᵀ) V` of `q: [batch, q_len, head_dim]` and
+    /// `k, v: [batch, k_len, head_dim]`, giving `[batch, q_len, head_dim]`: the probabilities
+    /// are not kept (the backward recomputes them). This composition holds one call's
+    /// probabilities while it runs; the CPU's tiled kernel holds a block of rows per thread.
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let p = self.attention_probs(q, k, dims, scale, mask)?;
+        self.matmul(&p, v, &dims.context_spec(false))
+    }
+
+    /// The input gradients of `attention` given `g` at its output, each times its share
+    /// (`[q, k, v]`; a share of 0 gives `None` and skips that product): the gradient with
+    /// shares of 1, AttnLRP's uniform rules with ¼ (½ at `A V` and ½ again at `Q Kᵀ`) and ½.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        g: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+        shares: [f32; 3],
+    ) -> Result<[Option<Storage>; 3]> {
+        let p = self.attention_probs(q, k, dims, scale, mask)?;
+        let shared = |s: Storage, share: f32| -> Result<Storage> {
+            if share == 1.0 {
+                Ok(s)
+            } else {
+                self.scale(&s, share)
+            }
+        };
+        let gv = match shares[2] {
+            0.0 => None,
+            share => Some(shared(
+                self.matmul(&p, g, &dims.context_spec(true))?,
+                share,
+            )?),
+        };
+        if shares[0] == 0.0 && shares[1] == 0.0 {
+            return Ok([None, None, gv]);
+        }
+        // ∂P = G Vᵀ, then the softmax Jacobian and the scale, then Q Kᵀ's two products.
+        let scores = MatmulSpec {
+            batch: dims.batch,
+            m: dims.q_len,
+            n: dims.k_len,
+            k: dims.head_dim,
+            trans_a: false,
+            trans_b: true,
+            a_batched: true,
+            b_batched: true,
+        };
+        let gp = self.matmul(g, v, &scores)?;
+        let gs = self.softmax_backward(&p, &gp, dims.k_len, scale)?;
+        let gq = match shares[0] {
+            0.0 => None,
+            share => {
+                let spec = MatmulSpec {
+                    n: dims.head_dim,
+                    k: dims.k_len,
+                    trans_b: false,
+                    ..scores
+                };
+                Some(shared(self.matmul(&gs, k, &spec)?, share)?)
+            }
+        };
+        let gk = match shares[1] {
+            0.0 => None,
+            share => {
+                let spec = MatmulSpec {
+                    m: dims.k_len,
+                    n: dims.head_dim,
+                    k: dims.q_len,
+                    trans_a: true,
+                    trans_b: false,
+                    ..scores
+                };
+                Some(shared(self.matmul(&gs, q, &spec)?, share)?)
+            }
+        };
+        Ok([gq, gk, gv])
+    }
 
     /// Returns `(y, x̂, 1/σ)`, with `x̂` and `1/σ` saved for the backward.
     fn layer_norm(

@@ -1,7 +1,8 @@
 //! What a forward pass does with each attention layer's probabilities: records them (the
 //! attention methods read them) and, where asked, replaces one layer's by given ones (RPI
 //! differentiates with respect to them). The model passes it down to its attention layers,
-//! so the tape knows nothing of attention.
+//! so the tape knows nothing of attention. A pass whose hook wants neither (the default)
+//! runs the fused attention, which never holds the probabilities.
 
 use crate::autodiff::{Tape, Var};
 use crate::error::{Error, Result};
@@ -13,14 +14,30 @@ pub struct AttentionHook {
     pub probabilities: Vec<Var>,
     /// Probabilities that replace one layer's own (layer index, tensor).
     replacement: Option<(usize, Tensor)>,
+    /// Whether the pass must form the probabilities (to record or replace them).
+    wanted: bool,
 }
 
 impl AttentionHook {
+    /// A hook that records every layer's probabilities.
+    pub fn recording() -> Self {
+        AttentionHook {
+            wanted: true,
+            ..Default::default()
+        }
+    }
+
+    /// Whether the attention layers must form their probabilities for this hook.
+    pub fn wants_probabilities(&self) -> bool {
+        self.wanted
+    }
+
     /// A hook that replaces layer `layer`'s probabilities by `probs` (a leaf with a gradient).
     pub fn replacing(layer: usize, probs: Tensor) -> Self {
         AttentionHook {
             probabilities: Vec::new(),
             replacement: Some((layer, probs)),
+            wanted: true,
         }
     }
 

@@ -178,20 +178,26 @@ impl Attention {
         } else {
             SoftmaxMask::None
         };
-        let probs = match self.softcap {
-            None => tape.attention_probs(q, k, self.scale, mask)?,
-            // The fused kernel has no cap: the scores are a matmul, capped by the tape's
+        let ctx = match self.softcap {
+            // Nothing reads the probabilities: the fused attention never holds them.
+            None if !hook.wants_probabilities() => tape.attention(q, k, v, self.scale, mask)?,
+            None => {
+                let probs = tape.attention_probs(q, k, self.scale, mask)?;
+                let probs = hook.see(tape, probs)?;
+                tape.attention_context(probs, v)?
+            }
+            // The fused kernels have no cap: the scores are a matmul, capped by the tape's
             // elementwise ops (whose rules every rule set has), then a masked softmax.
             Some(cap) => {
                 let s = tape.matmul(q, k, false, true)?;
                 let s = tape.scale(s, self.scale / cap)?;
                 let s = tape.activation(s, Activation::Tanh)?;
                 let s = tape.scale(s, cap)?;
-                tape.softmax(s, mask)?
+                let probs = tape.softmax(s, mask)?;
+                let probs = hook.see(tape, probs)?;
+                tape.attention_context(probs, v)?
             }
         };
-        let probs = hook.see(tape, probs)?;
-        let ctx = tape.attention_context(probs, v)?;
         let ctx = tape.merge_heads(ctx)?;
         self.o.forward(tape, ctx)
     }

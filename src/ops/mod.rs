@@ -63,6 +63,12 @@ pub enum Op {
         scale: f32,
         mask: SoftmaxMask,
     },
+    /// `softmax(scale · Q Kᵀ) V` (inputs: q, k, v), fused: the probabilities are not kept.
+    Attention {
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    },
     LayerNorm {
         xhat: Tensor,
         rstd: Tensor,
@@ -122,6 +128,7 @@ impl Op {
             },
             Op::Softmax { .. } => "softmax",
             Op::AttentionProbs { .. } => "attention_probs",
+            Op::Attention { .. } => "attention",
             Op::LayerNorm { .. } => "layer_norm",
             Op::RmsNorm { .. } => "rms_norm",
             Op::Rope { .. } => "rope",
@@ -150,6 +157,9 @@ impl Op {
             Op::Softmax { cols, .. } => softmax::vjp(node.output, g, *cols).map(|t| vec![Some(t)]),
             Op::AttentionProbs { dims, scale, .. } => {
                 attention::probs_vjp(node, g, dims, *scale, 1.0)
+            }
+            Op::Attention { dims, scale, mask } => {
+                attention::fused_vjp(node, g, dims, *scale, *mask, [1.0; 3])
             }
             Op::LayerNorm { xhat, rstd, weight } => {
                 norm::layer_norm_vjp(g, xhat, rstd, weight).map(|t| vec![Some(t)])

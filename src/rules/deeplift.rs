@@ -92,6 +92,9 @@ impl DeepLift {
                 let spec = ops::attention::scores_spec(dims);
                 ops::linear::matmul_vjp(&mean(x[0])?, &mean(x[1])?, &gs, &spec, node.needs_grad)
             }
+            // The fused attention as its pieces: the probabilities (recomputed for both halves)
+            // and the bilinear context, each under the rules above.
+            Op::Attention { .. } => ops::attention::unfused(node, g, &|n, g| self.rule(n, g)),
             Op::LayerNorm { weight, .. } | Op::RmsNorm { weight, .. } => {
                 rank1(weight.numel(), weight.numel(), SoftmaxMask::None)
             }

@@ -60,6 +60,7 @@ impl RuleSet for Guided {
             | Op::Scale { .. }
             | Op::Softmax { .. }
             | Op::AttentionProbs { .. }
+            | Op::Attention { .. }
             | Op::LayerNorm { .. }
             | Op::RmsNorm { .. }
             | Op::Rope { .. }

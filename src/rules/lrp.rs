@@ -8,7 +8,8 @@
 //!   half the gradient to each operand;
 //! - layer and RMS norms, and the cosine target's norm: the normaliser held constant;
 //! - softmax: its exact gradient (AttnLRP's Taylor rule in the efficient form); the fused
-//!   attention probabilities: that softmax rule, then the uniform rule at `Q Kᵀ`;
+//!   attention probabilities: that softmax rule, then the uniform rule at `Q Kᵀ`; the fused
+//!   attention `softmax(scale · Q Kᵀ) V`: both, as ¼, ¼ and ½ of its gradient to Q, K and V;
 //! - additions and linear data movement: the exact gradient (which is the ε-rule for a sum).
 //!
 //! CP-LRP is AttnLRP with no relevance through the attention weights (none to Q and K, all
@@ -98,6 +99,16 @@ impl Lrp {
             Op::AttentionProbs { .. } if self.conservative => Ok(vec![None, None]),
             Op::AttentionProbs { dims, scale, .. } => {
                 ops::attention::probs_vjp(node, g, dims, *scale, 0.5)
+            }
+            // The fused attention: the same rules as its pieces, as shares of its gradient (½
+            // at `A V`, then ½ again at `Q Kᵀ`; CP-LRP: all of it to V).
+            Op::Attention { dims, scale, mask } => {
+                let shares = if self.conservative {
+                    [0.0, 0.0, 1.0]
+                } else {
+                    [0.25, 0.25, 0.5]
+                };
+                ops::attention::fused_vjp(node, g, dims, *scale, *mask, shares)
             }
             Op::Gate if self.conservative => Ok(vec![None, exact(node, g)?.swap_remove(1)]),
             Op::Matmul { .. } | Op::Mul | Op::Gate => scaled(exact(node, g)?, 0.5),

@@ -12,7 +12,7 @@ use crate::models::AttentionHook;
 /// `F(x)` from the same forward pass.
 pub fn attention_maps(p: &Prepared) -> Result<(Vec<Vec<f32>>, f32)> {
     let mut tape = Tape::new();
-    let mut hook = AttentionHook::default();
+    let mut hook = AttentionHook::recording();
     let x = tape.constant(p.x_batch()?);
     let h = p.model.forward_hooked(&mut tape, x, &mut hook)?;
     let maps = hook

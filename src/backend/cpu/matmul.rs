@@ -121,6 +121,64 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// A strided view of a row-major matrix: `data[r · rows + c · cols]` is entry `(r, c)`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// `dst[m, n] = A[m, k] · B[k, n]`, or `dst += A · B` with `accumulate`, on the calling
+/// thread (`dst` row-major with `n` columns): the fused attention's tiles.
+pub fn product_into(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: View,
+    b: View,
+    accumulate: bool,
+) {
+    if m * n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].iter_mut().for_each(|v| *v = 0.0);
+        }
+        return;
+    }
+    let last = |v: View, r: usize, c: usize| (r - 1) * v.rows + (c - 1) * v.cols;
+    assert!(
+        dst.len() >= m * n && last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
+        "product_into: operand sizes"
+    );
+    // SAFETY: the assertion keeps every strided access of the m×k, k×n and m×n operands
+    // inside `a`, `b` and `dst`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cols as isize,
+            a.rows as isize,
+            b.data.as_ptr(),
+            b.cols as isize,
+            b.rows as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

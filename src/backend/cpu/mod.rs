@@ -2,6 +2,7 @@
 
 mod activation;
 mod attention;
+mod fused_attention;
 mod g_times_w;
 mod layout;
 mod matmul;
@@ -275,6 +276,46 @@ impl Backend for CpuBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         attention::probs(host(q)?, host(k)?, dims, scale, mask).map(Storage::Cpu)
+    }
+
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        fused_attention::forward(host(q)?, host(k)?, host(v)?, dims, scale, mask).map(Storage::Cpu)
+    }
+
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        g: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+        shares: [f32; 3],
+    ) -> Result<[Option<Storage>; 3]> {
+        let [a, b, c] = fused_attention::backward(
+            host(q)?,
+            host(k)?,
+            host(v)?,
+            host(g)?,
+            dims,
+            scale,
+            mask,
+            shares,
+        )?;
+        Ok([
+            a.map(Storage::Cpu),
+            b.map(Storage::Cpu),
+            c.map(Storage::Cpu),
+        ])
     }
 
     fn layer_norm(
