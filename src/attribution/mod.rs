@@ -9,9 +9,10 @@ mod options;
 mod result;
 
 pub use engine::attention;
+pub use engine::checkpoint::Checkpoint;
 pub(crate) use engine::evaluate::{argmax, last_logits};
 pub use engine::evaluate::{
-    gradients, gradients_seeded, gradients_with, next_token_logits, scores,
+    gradients, gradients_planned, gradients_seeded, gradients_with, next_token_logits, scores,
 };
 pub use engine::quadrature::{self, Quadrature};
 pub use engine::targets::{self, ScoreKind, Target, TargetInfo, TargetSpec};
@@ -75,7 +76,7 @@ pub fn attribute_with_rules(
 ) -> Result<Attribution> {
     let start = Instant::now();
     let p = Prepared::new(model, prompt, settings)?;
-    let (f, map) = engine::single_pass::maps_with(model, &p.target, rules, true, &p.x_batch()?)?;
+    let (f, map) = engine::single_pass::maps_with(&p, rules, true, &p.x_batch()?)?;
     let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
     checks::check_finite(model, &out, None)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -85,6 +85,10 @@ struct CommonArgs {
     /// the device's free memory (on the CPU at most 32, as larger batches gain nothing there).
     #[arg(long, default_value = "auto")]
     batch_size: String,
+    /// Recompute each layer in the backward pass instead of keeping its activations: auto
+    /// (where a pass would not fit in the memory a batch may use), never or always.
+    #[arg(long, default_value = "auto")]
+    checkpoint: String,
     /// text, json or html.
     #[arg(long, default_value = "text")]
     format: String,
@@ -443,6 +447,7 @@ impl Setup {
                 Error::InvalidArgument(format!("--batch-size must be a number or auto, not {n:?}"))
             })?),
         };
+        let checkpoint: gradlens::attribution::Checkpoint = c.checkpoint.parse()?;
         if batch_size == Some(0) {
             return Err(Error::InvalidArgument(
                 "--batch-size must be at least 1".into(),
@@ -485,6 +490,7 @@ impl Setup {
             batch_size,
             include_map: c.include_map,
             progress: show_progress.then(progress_bar),
+            checkpoint,
         };
         Ok(Setup {
             prompt,

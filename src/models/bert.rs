@@ -165,27 +165,48 @@ impl Bert {
 
     /// `x: [b, l, d]` word embeddings -> last hidden states `[b, l, d]`.
     pub fn forward(&self, tape: &mut Tape, x: Var, hook: &mut AttentionHook) -> Result<Var> {
+        let mut h = self.embeddings(tape, x)?;
+        for i in 0..self.layers.len() {
+            h = self.block(i, tape, h, hook)?;
+        }
+        Ok(h)
+    }
+
+    /// Position and token-type embeddings, then the embedding norm. They are constants added
+    /// inside the model, so they are part of neither the input nor the baseline.
+    fn embeddings(&self, tape: &mut Tape, x: Var) -> Result<Var> {
         let len = tape.value(x).dims()[1];
         let d = tape.value(x).dims()[2];
-        // Position and token-type embeddings are constants added inside the model, so they are
-        // part of neither the input nor the baseline.
         let rows = Tensor::from_vec(
             self.position_rows[..len * d].to_vec(),
             [len, d],
             tape.value(x).device(),
         )?;
         let h = tape.add_const(x, &rows)?;
-        let mut h = self.emb_norm.forward(tape, h)?;
-        for layer in &self.layers {
-            let a = layer.attn.forward(tape, h, None, None, hook)?;
-            let a = tape.add(h, a)?;
-            h = layer.attn_norm.forward(tape, a)?;
-            let m = layer.up.forward(tape, h)?;
-            let m = tape.activation(m, self.act)?;
-            let m = layer.down.forward(tape, m)?;
-            let m = tape.add(h, m)?;
-            h = layer.out_norm.forward(tape, m)?;
+        self.emb_norm.forward(tape, h)
+    }
+
+    fn block(&self, i: usize, tape: &mut Tape, h: Var, hook: &mut AttentionHook) -> Result<Var> {
+        let layer = &self.layers[i];
+        let a = layer.attn.forward(tape, h, None, None, hook)?;
+        let a = tape.add(h, a)?;
+        let h = layer.attn_norm.forward(tape, a)?;
+        let m = layer.up.forward(tape, h)?;
+        let m = tape.activation(m, self.act)?;
+        let m = layer.down.forward(tape, m)?;
+        let m = tape.add(h, m)?;
+        layer.out_norm.forward(tape, m)
+    }
+
+    /// Step `i` of a pass, as `Model::step` numbers them (the last one is the identity: the
+    /// encoder's output is its last layer's).
+    pub fn step(&self, i: usize, tape: &mut Tape, h: Var) -> Result<Var> {
+        match i {
+            0 => self.embeddings(tape, h),
+            i if i <= self.layers.len() => {
+                self.block(i - 1, tape, h, &mut AttentionHook::default())
+            }
+            _ => Ok(h),
         }
-        Ok(h)
     }
 }

@@ -223,33 +223,59 @@ impl Gemma {
     ) -> Result<Var> {
         let len = tape.value(x).dims()[1];
         let start = LayerCache::positions(cache.as_deref());
-        let (global, local) = (
-            self.global_rope.slice(start, len)?,
-            self.local_rope.slice(start, len)?,
-        );
+        let ropes = self.ropes(start, len)?;
         let mut h = x;
-        for (i, l) in self.layers.iter().enumerate() {
-            let rope = if l.local { &local } else { &global };
-            let a = tape.rms_norm(h, &l.input_norm, self.eps)?;
-            let a = l.attn.forward(
-                tape,
-                a,
-                Some(rope),
-                cache.as_deref_mut().map(|c| &mut c[i]),
-                hook,
-            )?;
-            let a = tape.rms_norm(a, &l.post_attn_norm, self.eps)?;
-            h = tape.add(h, a)?;
-            let m = tape.rms_norm(h, &l.pre_mlp_norm, self.eps)?;
-            let g = l.gate.forward(tape, m)?;
-            let g = tape.activation(g, Activation::GeluTanh)?;
-            let u = l.up.forward(tape, m)?;
-            let m = tape.gate(g, u)?;
-            let m = l.down.forward(tape, m)?;
-            let m = tape.rms_norm(m, &l.post_mlp_norm, self.eps)?;
-            h = tape.add(h, m)?;
+        for i in 0..self.layers.len() {
+            let c = cache.as_deref_mut().map(|c| &mut c[i]);
+            h = self.block(i, tape, h, &ropes, c, hook)?;
         }
         tape.rms_norm(h, &self.norm, self.eps)
+    }
+
+    /// The rotary tables (global, local) of positions `start..start + len`.
+    fn ropes(&self, start: usize, len: usize) -> Result<[(Tensor, Tensor); 2]> {
+        Ok([
+            self.global_rope.slice(start, len)?,
+            self.local_rope.slice(start, len)?,
+        ])
+    }
+
+    /// Layer `i`, with the pass's rotary tables `[global, local]`.
+    fn block(
+        &self,
+        i: usize,
+        tape: &mut Tape,
+        h: Var,
+        ropes: &[(Tensor, Tensor); 2],
+        cache: Option<&mut LayerCache>,
+        hook: &mut AttentionHook,
+    ) -> Result<Var> {
+        let l = &self.layers[i];
+        let rope = &ropes[l.local as usize];
+        let a = tape.rms_norm(h, &l.input_norm, self.eps)?;
+        let a = l.attn.forward(tape, a, Some(rope), cache, hook)?;
+        let a = tape.rms_norm(a, &l.post_attn_norm, self.eps)?;
+        let h = tape.add(h, a)?;
+        let m = tape.rms_norm(h, &l.pre_mlp_norm, self.eps)?;
+        let g = l.gate.forward(tape, m)?;
+        let g = tape.activation(g, Activation::GeluTanh)?;
+        let u = l.up.forward(tape, m)?;
+        let m = tape.gate(g, u)?;
+        let m = l.down.forward(tape, m)?;
+        let m = tape.rms_norm(m, &l.post_mlp_norm, self.eps)?;
+        tape.add(h, m)
+    }
+
+    /// Step `i` of an uncached pass, as `Model::step` numbers them.
+    pub fn step(&self, i: usize, tape: &mut Tape, h: Var) -> Result<Var> {
+        match i {
+            0 => Ok(h),
+            i if i <= self.layers.len() => {
+                let ropes = self.ropes(0, tape.value(h).dims()[1])?;
+                self.block(i - 1, tape, h, &ropes, None, &mut AttentionHook::default())
+            }
+            _ => tape.rms_norm(h, &self.norm, self.eps),
+        }
     }
 }
 

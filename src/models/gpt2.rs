@@ -131,26 +131,53 @@ impl Gpt2 {
         mut cache: Option<&mut [LayerCache]>,
         hook: &mut AttentionHook,
     ) -> Result<Var> {
-        let len = tape.value(x).dims()[1];
         let start = LayerCache::positions(cache.as_deref());
+        let mut h = self.positions(tape, x, start)?;
+        for i in 0..self.blocks.len() {
+            let c = cache.as_deref_mut().map(|c| &mut c[i]);
+            h = self.block(i, tape, h, c, hook)?;
+        }
+        self.ln_f.forward(tape, h)
+    }
+
+    /// `x` plus the position embeddings of `start..`.
+    fn positions(&self, tape: &mut Tape, x: Var, start: usize) -> Result<Var> {
+        let len = tape.value(x).dims()[1];
         let pos = Tensor::from_vec(
             self.wpe[start * self.d..(start + len) * self.d].to_vec(),
             [len, self.d],
             tape.value(x).device(),
         )?;
-        let mut h = tape.add_const(x, &pos)?;
-        for (i, b) in self.blocks.iter().enumerate() {
-            let a = b.ln_1.forward(tape, h)?;
-            let a = b
-                .attn
-                .forward(tape, a, None, cache.as_deref_mut().map(|c| &mut c[i]), hook)?;
-            h = tape.add(h, a)?;
-            let m = b.ln_2.forward(tape, h)?;
-            let m = b.fc.forward(tape, m)?;
-            let m = tape.activation(m, self.act)?;
-            let m = b.proj.forward(tape, m)?;
-            h = tape.add(h, m)?;
+        tape.add_const(x, &pos)
+    }
+
+    fn block(
+        &self,
+        i: usize,
+        tape: &mut Tape,
+        h: Var,
+        cache: Option<&mut LayerCache>,
+        hook: &mut AttentionHook,
+    ) -> Result<Var> {
+        let b = &self.blocks[i];
+        let a = b.ln_1.forward(tape, h)?;
+        let a = b.attn.forward(tape, a, None, cache, hook)?;
+        let h = tape.add(h, a)?;
+        let m = b.ln_2.forward(tape, h)?;
+        let m = b.fc.forward(tape, m)?;
+        let m = tape.activation(m, self.act)?;
+        let m = b.proj.forward(tape, m)?;
+        tape.add(h, m)
+    }
+
+    /// Step `i` of an uncached pass, as `Model::step` numbers them.
+    pub fn step(&self, i: usize, tape: &mut Tape, h: Var) -> Result<Var> {
+        match i {
+            0 => self.positions(tape, h, 0),
+            i if i <= self.blocks.len() => {
+                self.block(i - 1, tape, h, None, &mut AttentionHook::default())
+            }
+            _ => self.ln_f.forward(tape, h),
         }
-        self.ln_f.forward(tape, h)
     }
 }

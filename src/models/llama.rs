@@ -282,25 +282,50 @@ impl Llama {
         let start = LayerCache::positions(cache.as_deref());
         let rope = self.rope.slice(start, len)?;
         let mut h = x;
-        for (i, l) in self.layers.iter().enumerate() {
-            let a = tape.rms_norm(h, &l.attn_norm, self.eps)?;
-            let a = l.attn.forward(
-                tape,
-                a,
-                Some(&rope),
-                cache.as_deref_mut().map(|c| &mut c[i]),
-                hook,
-            )?;
-            h = tape.add(h, a)?;
-            let m = tape.rms_norm(h, &l.mlp_norm, self.eps)?;
-            let g = l.gate.forward(tape, m)?;
-            let g = tape.activation(g, Activation::Silu)?;
-            let u = l.up.forward(tape, m)?;
-            let m = tape.gate(g, u)?;
-            let m = l.down.forward(tape, m)?;
-            h = tape.add(h, m)?;
+        for i in 0..self.layers.len() {
+            let c = cache.as_deref_mut().map(|c| &mut c[i]);
+            h = self.block(i, tape, h, &rope, c, hook)?;
         }
+        self.finish(tape, h)
+    }
+
+    /// Layer `i` of a pass whose positions have the rotary tables `rope`.
+    fn block(
+        &self,
+        i: usize,
+        tape: &mut Tape,
+        h: Var,
+        rope: &(Tensor, Tensor),
+        cache: Option<&mut LayerCache>,
+        hook: &mut AttentionHook,
+    ) -> Result<Var> {
+        let l = &self.layers[i];
+        let a = tape.rms_norm(h, &l.attn_norm, self.eps)?;
+        let a = l.attn.forward(tape, a, Some(rope), cache, hook)?;
+        let h = tape.add(h, a)?;
+        let m = tape.rms_norm(h, &l.mlp_norm, self.eps)?;
+        let g = l.gate.forward(tape, m)?;
+        let g = tape.activation(g, Activation::Silu)?;
+        let u = l.up.forward(tape, m)?;
+        let m = tape.gate(g, u)?;
+        let m = l.down.forward(tape, m)?;
+        tape.add(h, m)
+    }
+
+    fn finish(&self, tape: &mut Tape, h: Var) -> Result<Var> {
         tape.rms_norm(h, &self.norm, self.eps)
+    }
+
+    /// Step `i` of an uncached pass, as `Model::step` numbers them.
+    pub fn step(&self, i: usize, tape: &mut Tape, h: Var) -> Result<Var> {
+        match i {
+            0 => Ok(h),
+            i if i <= self.layers.len() => {
+                let rope = self.rope.slice(0, tape.value(h).dims()[1])?;
+                self.block(i - 1, tape, h, &rope, None, &mut AttentionHook::default())
+            }
+            _ => self.finish(tape, h),
+        }
     }
 }
 

@@ -379,7 +379,17 @@ impl Model {
 
     /// `forward`, with each attention layer's probabilities passed through `hook`.
     pub fn forward_hooked(&self, tape: &mut Tape, x: Var, hook: &mut AttentionHook) -> Result<Var> {
-        let dims = tape.value(x).dims().to_vec();
+        self.check_input(tape.value(x).dims())?;
+        match &self.net {
+            Network::Bert(m) => m.forward(tape, x, hook),
+            Network::Gpt2(m) => m.forward(tape, x, None, hook),
+            Network::Llama(m) => m.forward(tape, x, None, hook),
+            Network::Gemma(m) => m.forward(tape, x, None, hook),
+        }
+    }
+
+    /// `x` is `[batch, len, hidden]` with `len` within the model's positions.
+    fn check_input(&self, dims: &[usize]) -> Result<()> {
         if dims.len() != 3 || dims[2] != self.hidden_size() {
             return Err(Error::Shape(format!(
                 "model input must be [batch, len, {}], got {:?}",
@@ -393,12 +403,40 @@ impl Model {
                 dims[1], self.info.max_positions
             )));
         }
+        Ok(())
+    }
+
+    /// How many steps `step` splits an uncached pass into: the embeddings' additions, each
+    /// layer, and the final norm.
+    pub fn steps(&self) -> usize {
+        self.info.layers + 2
+    }
+
+    /// Step `i` of `forward` (with the default hook) on `h`: 0 the additions to the input
+    /// embeddings, 1 to `layers` the layers, then the final norm. Running them in order is
+    /// `forward`, op for op; checkpointing runs them on tapes of their own.
+    pub fn step(&self, i: usize, tape: &mut Tape, h: Var) -> Result<Var> {
         match &self.net {
-            Network::Bert(m) => m.forward(tape, x, hook),
-            Network::Gpt2(m) => m.forward(tape, x, None, hook),
-            Network::Llama(m) => m.forward(tape, x, None, hook),
-            Network::Gemma(m) => m.forward(tape, x, None, hook),
+            Network::Bert(m) => m.step(i, tape, h),
+            Network::Gpt2(m) => m.step(i, tape, h),
+            Network::Llama(m) => m.step(i, tape, h),
+            Network::Gemma(m) => m.step(i, tape, h),
         }
+    }
+
+    /// The last hidden states of `x: [batch, len, hidden]` where nothing will be
+    /// differentiated: each step on a tape of its own, dropped when the next begins, so a
+    /// forward pass holds one layer's activations, not every layer's.
+    pub fn hidden_states(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x.dims())?;
+        let mut h = x.clone();
+        for i in 0..self.steps() {
+            let mut tape = Tape::new();
+            let v = tape.constant(h);
+            let v = self.step(i, &mut tape, v)?;
+            h = tape.value(v).clone();
+        }
+        Ok(h)
     }
 
     /// An empty key/value cache for `forward_cached`.

@@ -115,11 +115,7 @@ pub type Grads = Result<Vec<Option<Tensor>>>;
 /// The fused attention `node` as its two pieces, the probabilities `A` (recomputed) and the
 /// context `A V`, each given to `rule`: what a rule set that has no rule for the fused op
 /// means by its rules for the pieces (DeepLIFT, a rule set written outside the crate).
-pub fn unfused(
-    node: &NodeView,
-    g: &Tensor,
-    rule: &dyn Fn(&NodeView, &Tensor) -> Grads,
-) -> Grads {
+pub fn unfused(node: &NodeView, g: &Tensor, rule: &dyn Fn(&NodeView, &Tensor) -> Grads) -> Grads {
     let Op::Attention { dims, scale, mask } = node.op else {
         return Err(Error::Other(format!(
             "unfused: {} is not attention",

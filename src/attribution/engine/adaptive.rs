@@ -109,7 +109,7 @@ pub fn adaptive_ig(
     let evaluate_chunk = |alphas: &[f64]| -> Result<Vec<Point>> {
         let a: Vec<f32> = alphas.iter().map(|&a| a as f32).collect();
         let pts = ops::interpolate(&p.x, baseline, &a)?;
-        let (f, g) = evaluate::gradients(p.model, &p.target, &pts)?;
+        let (f, g) = p.gradients(&pts)?;
         let g = g.to_vec()?;
         Ok(alphas
             .iter()

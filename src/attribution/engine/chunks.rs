@@ -3,6 +3,7 @@
 //! results folded in chunk order, so the answer depends neither on timing nor on the thread
 //! count.
 
+use super::checkpoint::Checkpoint;
 use super::prepared::Progress;
 use crate::backend::Backend;
 use crate::error::Result;
@@ -65,52 +66,101 @@ pub fn size(
 }
 
 /// Chunk size and concurrency for `n` gradient rows (path points or samples) of the prompt
-/// `p`, `requested` rows per chunk if given.
+/// `p`, `requested` rows per chunk if given. Where one row's whole tape would not fit, the
+/// rows' passes recompute their layers (`Checkpoint::Auto`), and chunks are sized by that.
 pub fn for_gradients(p: &super::Prepared, requested: Option<usize>, n: usize) -> (usize, usize) {
+    let len = p.ids.len();
+    let per_row = match p.checkpoint.applies(p.model, 1, len) {
+        true => checkpointed_bytes_per_row(p.model, len),
+        false => tape_bytes_per_row(p.model, len),
+    };
+    sized(p, requested, n, per_row)
+}
+
+/// As `for_gradients`, for passes that keep every layer's attention probabilities (RPI's).
+pub fn for_attention_gradients(
+    p: &super::Prepared,
+    requested: Option<usize>,
+    n: usize,
+) -> (usize, usize) {
+    let per_row = materialised_bytes_per_row(p.model, p.ids.len());
+    sized(p, requested, n, per_row)
+}
+
+fn sized(
+    p: &super::Prepared,
+    requested: Option<usize>,
+    n: usize,
+    per_row: usize,
+) -> (usize, usize) {
     let backend = p.x.backend();
-    let per_row = tape_bytes_per_row(p.model, p.ids.len());
     (
         size(backend, requested, n, per_row),
         backend.concurrent_batches(),
     )
 }
 
-/// Bytes one path point or sample keeps on the tape: a rough count of the activations
-/// (projections, attention maps, MLP) times the layers.
-pub fn tape_bytes_per_row(model: &crate::Model, len: usize) -> usize {
+/// Bytes one row of a layer's tape holds: a rough count of its activations (projections,
+/// norms, MLP); the fused attention keeps no probabilities.
+fn layer_bytes_per_row(model: &crate::Model, len: usize) -> usize {
     let i = &model.info;
-    let per_layer = 24 * len * i.hidden_size
-        + 6 * len * i.intermediate_size
-        + 4 * i.attention_heads * len * len;
-    per_layer * i.layers * 4
+    (24 * len * i.hidden_size + 6 * len * i.intermediate_size) * 4
+}
+
+/// Bytes one path point or sample keeps on the tape: every layer's activations.
+pub fn tape_bytes_per_row(model: &crate::Model, len: usize) -> usize {
+    layer_bytes_per_row(model, len) * model.info.layers
+}
+
+/// As `tape_bytes_per_row`, for a pass that keeps every layer's attention probabilities.
+pub fn materialised_bytes_per_row(model: &crate::Model, len: usize) -> usize {
+    let i = &model.info;
+    tape_bytes_per_row(model, len) + 4 * i.attention_heads * len * len * i.layers * 4
+}
+
+/// Bytes one row of a checkpointed pass holds: what enters each step, and one layer's tape.
+pub fn checkpointed_bytes_per_row(model: &crate::Model, len: usize) -> usize {
+    let steps = model.info.layers + 2;
+    steps * len * model.info.hidden_size * 4 + layer_bytes_per_row(model, len)
 }
 
 /// A lower bound of what one point's forward and backward pass needs: half the tape estimate
 /// (which sizes batches, and errs on the safe side by about 2x on SmolLM2 at 500-1,500
-/// tokens).
-pub fn min_bytes_one_point(model: &crate::Model, len: usize) -> usize {
-    tape_bytes_per_row(model, len) / 2
+/// tokens), or with checkpointing allowed, a checkpointed pass's.
+pub fn min_bytes_one_point(model: &crate::Model, len: usize, checkpoint: Checkpoint) -> usize {
+    let whole = tape_bytes_per_row(model, len) / 2;
+    match checkpoint {
+        Checkpoint::Never => whole,
+        _ => whole.min(checkpointed_bytes_per_row(model, len)),
+    }
 }
 
 /// Refuses, before any work, a prompt whose single forward and backward pass cannot fit in
 /// the device's free memory: an error that says what it needs and what there is, instead of
 /// an out-of-memory abort (or the kernel's OOM killer) minutes later.
-pub fn check_fits(model: &crate::Model, backend: &dyn Backend, len: usize) -> Result<()> {
+pub fn check_fits(
+    model: &crate::Model,
+    backend: &dyn Backend,
+    len: usize,
+    checkpoint: Checkpoint,
+) -> Result<()> {
     let Some(free) = backend.free_memory() else {
         return Ok(());
     };
-    let need = min_bytes_one_point(model, len);
+    let need = min_bytes_one_point(model, len, checkpoint);
     if need <= free {
         return Ok(());
     }
     let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    let how = match checkpoint {
+        Checkpoint::Never => " without checkpointing (--checkpoint never)",
+        _ => ", recomputing each layer",
+    };
     Err(crate::Error::InvalidInput(format!(
-        "a text of {len} tokens needs at least {:.1} GiB for one forward and backward pass on {} \
-         (each of the {} layers keeps attention probabilities that grow with the square of \
-         the length), but {:.1} GiB are free: shorten the text",
+        "a text of {len} tokens needs at least {:.1} GiB for one forward and backward pass on \
+         {}{how}, but {:.1} GiB are free: shorten the text",
         gib(need),
         backend.device(),
-        model.info.layers,
         gib(free)
     )))
 }

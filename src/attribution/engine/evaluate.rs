@@ -1,5 +1,6 @@
 //! Forward and backward passes of `F` over a batch of inputs, shared by every method.
 
+use super::checkpoint::Checkpoint;
 use super::targets::Target;
 use crate::autodiff::{Gradient, RuleSet, Tape, Var};
 use crate::error::Result;
@@ -9,8 +10,7 @@ use crate::tensor::Tensor;
 /// `F(x_b)` for each row of `x: [b, len, hidden]`, without recording a tape.
 pub fn scores(model: &Model, target: &Target, x: &Tensor) -> Result<Vec<f32>> {
     let mut tape = Tape::new();
-    let x = tape.constant(x.clone());
-    let h = model.forward(&mut tape, x)?;
+    let h = tape.constant(model.hidden_states(x)?);
     let f = target.score(model, &mut tape, h)?;
     tape.value(f).to_vec()
 }
@@ -35,6 +35,21 @@ pub fn gradients_seeded(
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
+    gradients_planned(model, target, x, rules, seed, Checkpoint::Auto)
+}
+
+/// As `gradients_seeded`, the layers recomputed in the backward as `checkpoint` says.
+pub fn gradients_planned(
+    model: &Model,
+    target: &Target,
+    x: &Tensor,
+    rules: &dyn RuleSet,
+    seed: &[f32],
+    checkpoint: Checkpoint,
+) -> Result<(Vec<f32>, Tensor)> {
+    if checkpoint.applies(model, x.dims()[0], x.dims()[1]) {
+        return super::checkpoint::gradients(model, target, x, rules, seed);
+    }
     let mut tape = Tape::new();
     let xv = tape.input(x.clone());
     let h = model.forward(&mut tape, xv)?;
@@ -107,8 +122,7 @@ fn batch1(x: &Tensor) -> Result<Tensor> {
 /// Full next-token logits `[vocab]` after the prompt `x: [len, hidden]`.
 pub fn next_token_logits(model: &Model, x: &Tensor) -> Result<Vec<f32>> {
     let mut tape = Tape::new();
-    let xv = tape.constant(batch1(x)?);
-    let h = model.forward(&mut tape, xv)?;
+    let h = tape.constant(model.hidden_states(&batch1(x)?)?);
     last_logits(model, &mut tape, h)
 }
 
@@ -137,10 +151,11 @@ pub struct RecordedPass {
 /// The prompt's forward pass on a tape: recorded for a backward when `record`.
 fn prompt_pass(model: &Model, x: &Tensor, record: bool) -> Result<RecordedPass> {
     let mut tape = Tape::new();
-    let xv = match record {
-        true => tape.input(batch1(x)?),
-        false => tape.constant(batch1(x)?),
-    };
+    if !record {
+        let h = tape.constant(model.hidden_states(&batch1(x)?)?);
+        return Ok(RecordedPass { tape, x: h, h });
+    }
+    let xv = tape.input(batch1(x)?);
     let h = model.forward(&mut tape, xv)?;
     Ok(RecordedPass { tape, x: xv, h })
 }
@@ -166,8 +181,7 @@ pub fn top_class(model: &Model, x: &Tensor, record: bool) -> Result<(usize, Reco
 /// Mean-pooled last hidden state `[hidden]` of `x: [len, hidden]`.
 pub fn pooled_embedding(model: &Model, x: &Tensor) -> Result<Tensor> {
     let mut tape = Tape::new();
-    let xv = tape.constant(batch1(x)?);
-    let h = model.forward(&mut tape, xv)?;
+    let h = tape.constant(model.hidden_states(&batch1(x)?)?);
     let len = tape.value(h).dims()[1];
     let pooled = tape.weighted_seq_sum(h, &vec![1.0 / len as f32; len])?;
     tape.value(pooled).reshape([model.hidden_size()])

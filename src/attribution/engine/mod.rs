@@ -4,6 +4,7 @@
 
 pub mod adaptive;
 pub mod attention;
+pub mod checkpoint;
 pub mod checks;
 pub mod chunks;
 pub mod coalitions;

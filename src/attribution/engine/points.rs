@@ -38,7 +38,7 @@ pub fn accumulate_gradients(
     let row = p.x.shape().numel();
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let points = batch(p, &fill, start, end)?;
-        let (f, grads) = evaluate::gradients(p.model, &p.target, &points)?;
+        let (f, grads) = p.gradients(&points)?;
         let grads = grads.to_vec()?;
         let mut acc = vec![0.0f64; len];
         for (i, g) in grads.chunks(row).enumerate() {

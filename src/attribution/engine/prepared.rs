@@ -1,6 +1,7 @@
 //! A prompt made ready for a method: its tokens, embeddings and resolved target, with what
 //! every method shares (`Settings`), and the builders of a method's `Attribution`.
 
+use super::checkpoint::Checkpoint;
 use super::evaluate::RecordedPass;
 use super::targets::{ScoreKind, Target, TargetSpec};
 use super::{adaptive, chunks, evaluate};
@@ -23,6 +24,8 @@ pub struct Settings {
     /// Keep the full `[tokens, hidden]` map in the result's JSON.
     pub include_map: bool,
     pub progress: Option<Progress>,
+    /// When gradient passes recompute their layers to bound their memory.
+    pub checkpoint: Checkpoint,
 }
 
 /// A baseline `x′` of path and reference methods.
@@ -95,6 +98,7 @@ pub struct Prepared<'a> {
     pub batch_size: Option<usize>,
     pub progress: Option<Progress>,
     pub include_map: bool,
+    pub checkpoint: Checkpoint,
     /// The automatic target's forward pass of `x`, recorded, for the first method that can
     /// use it (`take_first_pass`).
     first_pass: Mutex<Option<RecordedPass>>,
@@ -127,7 +131,9 @@ impl<'a> Prepared<'a> {
         }
         let x = model.embed(&ids)?;
         // Before the target's forward pass, which is long already for such a text.
-        chunks::check_fits(model, x.backend(), ids.len())?;
+        chunks::check_fits(model, x.backend(), ids.len(), settings.checkpoint)?;
+        // A pass that recomputes its layers keeps no whole tape to reuse.
+        let keep = keep && !settings.checkpoint.applies(model, 1, ids.len());
         let (target, pass) =
             Target::resolve_keeping(model, &x, &settings.target, settings.score, keep)?;
         Ok(Prepared {
@@ -138,6 +144,7 @@ impl<'a> Prepared<'a> {
             batch_size: settings.batch_size,
             progress: settings.progress.clone(),
             include_map: settings.include_map,
+            checkpoint: settings.checkpoint,
             first_pass: Mutex::new(pass.filter(|_| keep)),
         })
     }
@@ -153,6 +160,7 @@ impl<'a> Prepared<'a> {
             batch_size: self.batch_size,
             progress: None,
             include_map: self.include_map,
+            checkpoint: self.checkpoint,
             first_pass: Mutex::new(None),
         }
     }
@@ -167,6 +175,30 @@ impl<'a> Prepared<'a> {
         let mut dims = vec![1];
         dims.extend_from_slice(self.x.dims());
         self.x.reshape(dims)
+    }
+
+    /// `F(x_b)` and `∂F/∂x_b` for each row of `xs: [b, len, hidden]`.
+    pub fn gradients(&self, xs: &Tensor) -> Result<(Vec<f32>, Tensor)> {
+        self.gradients_with(xs, &crate::autodiff::Gradient)
+    }
+
+    /// As `gradients`, under `rules`.
+    pub fn gradients_with(
+        &self,
+        xs: &Tensor,
+        rules: &dyn crate::autodiff::RuleSet,
+    ) -> Result<(Vec<f32>, Tensor)> {
+        self.gradients_seeded(xs, rules, &vec![1.0; xs.dims()[0]])
+    }
+
+    /// As `gradients_with`, the backward seeded by `seed` (one value per row).
+    pub fn gradients_seeded(
+        &self,
+        xs: &Tensor,
+        rules: &dyn crate::autodiff::RuleSet,
+        seed: &[f32],
+    ) -> Result<(Vec<f32>, Tensor)> {
+        evaluate::gradients_planned(self.model, &self.target, xs, rules, seed, self.checkpoint)
     }
 
     /// `F(x)`, one forward pass.

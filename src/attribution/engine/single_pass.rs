@@ -2,22 +2,20 @@
 //! gradient, guided backprop, deconvolution and the LRP family, which differ only in the rule
 //! set and in whether the modified gradient is multiplied by the input.
 
-use super::{evaluate, targets::Target};
+use super::evaluate;
 use crate::autodiff::RuleSet;
 use crate::error::Result;
-use crate::models::Model;
 use crate::tensor::Tensor;
 
 /// `F` and the rule set's map for every row of `xs: [b, len, hidden]` (maps flattened,
 /// row-major), times the input where `times_input`.
 pub fn maps_with(
-    model: &Model,
-    target: &Target,
+    p: &super::Prepared,
     rules: &dyn RuleSet,
     times_input: bool,
     xs: &Tensor,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let (f, g) = evaluate::gradients_with(model, target, xs, rules)?;
+    let (f, g) = p.gradients_with(xs, rules)?;
     Ok((f, map_of(g, xs, times_input)?))
 }
 
@@ -52,13 +50,7 @@ pub trait SinglePass: Send + Sync {
         let rules = self.rules();
         let (f, map) = match p.take_first_pass() {
             Some(pass) => from_pass(p, pass, rules.as_ref(), self.times_input())?,
-            None => maps_with(
-                p.model,
-                &p.target,
-                rules.as_ref(),
-                self.times_input(),
-                &p.x_batch()?,
-            )?,
+            None => maps_with(p, rules.as_ref(), self.times_input(), &p.x_batch()?)?,
         };
         Ok(p.result(
             SinglePass::info(self).name,
@@ -105,7 +97,7 @@ fn from_pass(
 impl<T: SinglePass> crate::attribution::MapAt for T {
     fn maps(&self, p: &super::Prepared, xs: &Tensor) -> Result<Vec<f32>> {
         let rules = self.rules();
-        Ok(maps_with(p.model, &p.target, rules.as_ref(), self.times_input(), xs)?.1)
+        Ok(maps_with(p, rules.as_ref(), self.times_input(), xs)?.1)
     }
 
     fn rows_per_input(&self) -> usize {

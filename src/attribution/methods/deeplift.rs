@@ -4,7 +4,7 @@
 //! `mean_i m_i ⊙ (x − b_i)`, which sums to `F(x) − mean_i F(b_i)` exactly.
 
 use super::common;
-use crate::attribution::engine::{evaluate, Baseline, Prepared};
+use crate::attribution::engine::{Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Method, MethodInfo, OptionSpec, Values};
 use crate::error::Result;
 use crate::rules;
@@ -78,7 +78,7 @@ pub fn rescale(p: &Prepared, baselines: &[Tensor]) -> Result<Out> {
     let xs = Tensor::from_vec(batch, [2 * n, len, d], p.x.device())?;
     let mut seed = vec![1.0; n];
     seed.extend(vec![0.0; n]);
-    let (f, m) = evaluate::gradients_seeded(p.model, &p.target, &xs, &rules::DeepLift, &seed)?;
+    let (f, m) = p.gradients_seeded(&xs, &rules::DeepLift, &seed)?;
     let m = m.to_vec()?;
     let mut map = vec![0.0f64; len * d];
     for (i, r) in refs.iter().enumerate() {

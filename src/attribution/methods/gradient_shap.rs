@@ -3,7 +3,7 @@
 //! seeded stream, so results do not depend on batching.
 
 use super::common;
-use crate::attribution::engine::{chunks, evaluate, noise, random::Rng, Baseline, Prepared};
+use crate::attribution::engine::{chunks, noise, random::Rng, Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -107,7 +107,7 @@ fn gradient_shap(
             }
         }
         let pts = Tensor::from_vec(points, [end - start, len, d], p.x.device())?;
-        let (_, g) = evaluate::gradients(p.model, &p.target, &pts)?;
+        let (_, g) = p.gradients(&pts)?;
         let mut acc = vec![0.0f64; len * d];
         for (i, (g, dl)) in g.to_vec()?.iter().zip(&deltas).enumerate() {
             acc[i % (len * d)] += (*g as f64) * (*dl as f64);

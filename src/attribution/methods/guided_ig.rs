@@ -14,7 +14,7 @@
 //! at the step's end (the next step's), as the right Riemann rule would.
 
 use super::common;
-use crate::attribution::engine::{evaluate, Baseline, Prepared};
+use crate::attribution::engine::{Baseline, Prepared};
 use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -140,7 +140,7 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &GuidedIg) -> Result<Out
             [1, p.ids.len(), p.model.hidden_size()],
             p.x.device(),
         )?;
-        let (f, g) = evaluate::gradients(p.model, &p.target, &point)?;
+        let (f, g) = p.gradients(&point)?;
         if step == 0 {
             f_baseline = f[0];
         }
@@ -219,7 +219,7 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &GuidedIg) -> Result<Out
                 [1, p.ids.len(), p.model.hidden_size()],
                 p.x.device(),
             )?;
-            let (f, g) = evaluate::gradients(p.model, &p.target, &end)?;
+            let (f, g) = p.gradients(&end)?;
             let g: Vec<f64> = g.to_vec()?.into_iter().map(f64::from).collect();
             add_moves(&mut attr, &moved, &g);
             f[0]

@@ -177,7 +177,7 @@ pub fn integrated_gradients(
         let a: Vec<f32> = alphas[start..end].iter().map(|&a| a as f32).collect();
         let w: Vec<f32> = weights[start..end].iter().map(|&w| w as f32).collect();
         let points = ops::interpolate(x, baseline, &a)?;
-        let (_, grads) = evaluate::gradients(p.model, &p.target, &points)?;
+        let (_, grads) = p.gradients(&points)?;
         ops::weighted_batch_sum(&grads, &w)
     };
     let avg_grad = chunks::run(

@@ -5,7 +5,7 @@
 //! `Σ attr ≈ F(x) − F(x_adv)`. Sequential: each step needs the last one's gradient.
 
 use super::common;
-use crate::attribution::engine::{evaluate, Prepared};
+use crate::attribution::engine::Prepared;
 use crate::attribution::{Attribution, Family, Kind, Method, MethodInfo, OptionSpec, Values};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -91,7 +91,7 @@ pub fn pgd(p: &Prepared, opts: &Pgd) -> Result<Out> {
     let step: Vec<f32> = radius.iter().map(|r| 2.5 * r / steps as f32).collect();
     let grad_at = |v: &[f32]| -> Result<(f32, Vec<f32>)> {
         let t = Tensor::from_vec(v.to_vec(), [1, len, d], p.x.device())?;
-        let (f, g) = evaluate::gradients(p.model, &p.target, &t)?;
+        let (f, g) = p.gradients(&t)?;
         Ok((f[0], g.to_vec()?))
     };
     let (f_x, mut g) = grad_at(&x0)?;

@@ -123,7 +123,7 @@ pub fn rpi(p: &Prepared, opts: &Rpi) -> Result<Out> {
             .collect()
     };
     let total = samples * steps;
-    let (chunk, concurrent) = chunks::for_gradients(p, p.batch_size, total);
+    let (chunk, concurrent) = chunks::for_attention_gradients(p, p.batch_size, total);
     let work = |start: usize, end: usize| -> Result<Vec<f64>> {
         let mut probs = Vec::with_capacity((end - start) * n);
         let mut draw: Option<(usize, Vec<f64>)> = None;
