@@ -113,6 +113,30 @@ pub fn backward_slice(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
     backward_loop(f, x, g, out)
 }
 
+/// `x ← e^(x − shift)` over a slice (a softmax row's exponentials); compiled for AVX2+FMA
+/// too, chosen at run time.
+pub fn exp_shifted_in_place(x: &mut [f32], shift: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the features were detected at run time.
+        return unsafe { exp_shifted_avx2(x, shift) };
+    }
+    exp_shifted_loop(x, shift)
+}
+
+#[inline(always)]
+fn exp_shifted_loop(x: &mut [f32], shift: f32) {
+    for v in x.iter_mut() {
+        *v = exp(*v - shift);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_shifted_avx2(x: &mut [f32], shift: f32) {
+    exp_shifted_loop(x, shift)
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
