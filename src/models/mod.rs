@@ -428,15 +428,30 @@ impl Model {
     /// differentiated: each step on a tape of its own, dropped when the next begins, so a
     /// forward pass holds one layer's activations, not every layer's.
     pub fn hidden_states(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run_steps(x, false)?.pop().expect("the output"))
+    }
+
+    /// What enters each step of a pass of `x`, then its output (`steps() + 1` tensors): what a
+    /// checkpointed backward starts from.
+    pub fn step_inputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.run_steps(x, true)
+    }
+
+    /// The steps run on tapes of their own; every step's input kept where `keep`, else only
+    /// the output.
+    fn run_steps(&self, x: &Tensor, keep: bool) -> Result<Vec<Tensor>> {
         self.check_input(x.dims())?;
-        let mut h = x.clone();
+        let mut kept = vec![x.clone()];
         for i in 0..self.steps() {
             let mut tape = Tape::new();
-            let v = tape.constant(h);
+            let v = tape.constant(kept.last().expect("an input").clone());
             let v = self.step(i, &mut tape, v)?;
-            h = tape.value(v).clone();
+            if !keep {
+                kept.clear();
+            }
+            kept.push(tape.value(v).clone());
         }
-        Ok(h)
+        Ok(kept)
     }
 
     /// An empty key/value cache for `forward_cached`.

@@ -66,22 +66,27 @@ pub fn gradients(
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
+    gradients_from(model, target, model.step_inputs(x)?, rules, seed)
+}
+
+/// As `gradients`, from a forward pass's `Model::step_inputs` (the target's, where kept).
+pub fn gradients_from(
+    model: &Model,
+    target: &Target,
+    mut inputs: Vec<Tensor>,
+    rules: &dyn RuleSet,
+    seed: &[f32],
+) -> Result<(Vec<f32>, Tensor)> {
     let steps = model.steps();
-    // What enters each step; the tapes that made them are dropped at once.
-    let mut inputs = vec![x.clone()];
-    for i in 0..steps - 1 {
-        let mut tape = Tape::new();
-        let h = tape.constant(inputs[i].clone());
-        let out = model.step(i, &mut tape, h)?;
-        inputs.push(tape.value(out).clone());
-    }
+    inputs.pop(); // the output: the last step runs again, recorded
     let last = inputs.pop().expect("a pass has steps");
+    let device = last.device();
     let mut tape = Tape::new();
     let h = tape.input(last);
     let out = model.step(steps - 1, &mut tape, h)?;
     let f = target.score(model, &mut tape, out)?;
     let values = tape.value(f).to_vec()?;
-    let seed = Tensor::from_vec(seed.to_vec(), tape.value(f).shape().clone(), x.device())?;
+    let seed = Tensor::from_vec(seed.to_vec(), tape.value(f).shape().clone(), device)?;
     let mut g = tape.backward(f, seed, rules, &[h])?.remove(0);
     drop(tape);
     for i in (0..steps - 1).rev() {

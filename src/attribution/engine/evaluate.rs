@@ -53,7 +53,13 @@ pub fn gradients_planned(
     let mut tape = Tape::new();
     let xv = tape.input(x.clone());
     let h = model.forward(&mut tape, xv)?;
-    gradients_of_pass(model, target, RecordedPass { tape, x: xv, h }, rules, seed)
+    let pass = RecordedPass {
+        tape,
+        x: xv,
+        h,
+        steps: None,
+    };
+    gradients_of_pass(model, target, pass, rules, seed)
 }
 
 /// `F` and `∂F/∂x` (under `rules`, the backward seeded by `seed`, one value per row) from a
@@ -65,6 +71,9 @@ pub fn gradients_of_pass(
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
+    if let Some(inputs) = pass.steps {
+        return super::checkpoint::gradients_from(model, target, inputs, rules, seed);
+    }
     let f = target.score(model, &mut pass.tape, pass.h)?;
     let device = pass.tape.value(pass.x).device();
     let seed = Tensor::from_vec(seed.to_vec(), pass.tape.value(f).shape().clone(), device)?;
@@ -146,29 +155,62 @@ pub struct RecordedPass {
     pub x: Var,
     /// The last hidden states.
     pub h: Var,
+    /// For a pass whose backward recomputes its layers, what entered each step
+    /// (`Model::step_inputs`); `tape` then holds only `h`, as a constant.
+    pub steps: Option<Vec<Tensor>>,
 }
 
-/// The prompt's forward pass on a tape: recorded for a backward when `record`.
-fn prompt_pass(model: &Model, x: &Tensor, record: bool) -> Result<RecordedPass> {
+/// The prompt's forward pass: recorded for a backward under `record` (on one tape, or as
+/// its steps' inputs where that backward recomputes the layers), else step by step.
+fn prompt_pass(model: &Model, x: &Tensor, record: Option<Checkpoint>) -> Result<RecordedPass> {
     let mut tape = Tape::new();
-    if !record {
-        let h = tape.constant(model.hidden_states(&batch1(x)?)?);
-        return Ok(RecordedPass { tape, x: h, h });
+    let x = batch1(x)?;
+    let stepped = |tape: &mut Tape, steps: Option<Vec<Tensor>>, h: Tensor| {
+        let h = tape.constant(h);
+        RecordedPass {
+            tape: std::mem::take(tape),
+            x: h,
+            h,
+            steps,
+        }
+    };
+    match record {
+        None => Ok(stepped(&mut tape, None, model.hidden_states(&x)?)),
+        Some(mode) if mode.applies(model, 1, x.dims()[1]) => {
+            let inputs = model.step_inputs(&x)?;
+            let h = inputs.last().expect("the output").clone();
+            Ok(stepped(&mut tape, Some(inputs), h))
+        }
+        Some(_) => {
+            let xv = tape.input(x);
+            let h = model.forward(&mut tape, xv)?;
+            Ok(RecordedPass {
+                tape,
+                x: xv,
+                h,
+                steps: None,
+            })
+        }
     }
-    let xv = tape.input(batch1(x)?);
-    let h = model.forward(&mut tape, xv)?;
-    Ok(RecordedPass { tape, x: xv, h })
 }
 
 /// The top next token after the prompt `x: [len, hidden]`, and its forward pass.
-pub fn top_next_token(model: &Model, x: &Tensor, record: bool) -> Result<(u32, RecordedPass)> {
+pub fn top_next_token(
+    model: &Model,
+    x: &Tensor,
+    record: Option<Checkpoint>,
+) -> Result<(u32, RecordedPass)> {
     let mut pass = prompt_pass(model, x, record)?;
     let logits = last_logits(model, &mut pass.tape, pass.h)?;
     Ok((argmax(&logits) as u32, pass))
 }
 
 /// The top class of a classifier for the prompt `x: [len, hidden]`, and its forward pass.
-pub fn top_class(model: &Model, x: &Tensor, record: bool) -> Result<(usize, RecordedPass)> {
+pub fn top_class(
+    model: &Model,
+    x: &Tensor,
+    record: Option<Checkpoint>,
+) -> Result<(usize, RecordedPass)> {
     let head = model
         .classifier()
         .ok_or_else(|| crate::Error::Other("model has no classifier".into()))?;

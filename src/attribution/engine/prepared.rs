@@ -132,10 +132,10 @@ impl<'a> Prepared<'a> {
         let x = model.embed(&ids)?;
         // Before the target's forward pass, which is long already for such a text.
         chunks::check_fits(model, x.backend(), ids.len(), settings.checkpoint)?;
-        // A pass that recomputes its layers keeps no whole tape to reuse.
-        let keep = keep && !settings.checkpoint.applies(model, 1, ids.len());
+        // Kept as a whole tape, or as its steps' inputs where the backward recomputes them.
+        let record = keep.then_some(settings.checkpoint);
         let (target, pass) =
-            Target::resolve_keeping(model, &x, &settings.target, settings.score, keep)?;
+            Target::resolve_keeping(model, &x, &settings.target, settings.score, record)?;
         Ok(Prepared {
             model,
             ids,

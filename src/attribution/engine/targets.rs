@@ -80,17 +80,18 @@ impl Target {
         spec: &TargetSpec,
         kind: ScoreKind,
     ) -> Result<Target> {
-        Ok(Target::resolve_keeping(model, x, spec, kind, false)?.0)
+        Ok(Target::resolve_keeping(model, x, spec, kind, None)?.0)
     }
 
     /// As `resolve`; an automatic target's forward pass comes back too, recorded for a
-    /// backward when `record` (the single-pass methods then run no second forward).
+    /// backward under `record`'s checkpointing where given (the single-pass methods then run
+    /// no second forward).
     pub fn resolve_keeping(
         model: &Model,
         x: &Tensor,
         spec: &TargetSpec,
         kind: ScoreKind,
-        record: bool,
+        record: Option<super::checkpoint::Checkpoint>,
     ) -> Result<(Target, Option<evaluate::RecordedPass>)> {
         let target = |t: Target| Ok((t, None));
         let causal = model.arch.is_causal();
