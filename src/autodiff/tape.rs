@@ -150,7 +150,7 @@ fn accumulate(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `rules`' backward of `view`; the fused attention, where they have no rule for it, as its
 /// two pieces under their rules for those.
-fn backward_of(rules: &dyn RuleSet, view: &NodeView, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+fn backward_of(rules: &dyn RuleSet, view: &NodeView, g: &Tensor) -> crate::ops::Grads {
     let no_rule = |op: &Op| Error::NoRule {
         rules: rules.name().to_string(),
         op: op.name(),

@@ -109,6 +109,20 @@ pub struct AttentionDims {
 }
 
 impl AttentionDims {
+    /// The scores `Q Kᵀ` as a batched matmul.
+    pub fn scores_spec(&self) -> MatmulSpec {
+        MatmulSpec {
+            batch: self.batch,
+            m: self.q_len,
+            n: self.k_len,
+            k: self.head_dim,
+            trans_a: false,
+            trans_b: true,
+            a_batched: true,
+            b_batched: true,
+        }
+    }
+
     /// The product of the probabilities `[batch, q_len, k_len]` with `v: [batch, k_len,
     /// head_dim]` (`A V`), or with `transposed` their transpose with `g: [batch, q_len,
     /// head_dim]` (`Aᵀ G`, the gradient at `V`).
@@ -246,16 +260,7 @@ pub trait Backend: Send + Sync {
             return Ok([None, None, gv]);
         }
         // ∂P = G Vᵀ, then the softmax Jacobian and the scale, then Q Kᵀ's two products.
-        let scores = MatmulSpec {
-            batch: dims.batch,
-            m: dims.q_len,
-            n: dims.k_len,
-            k: dims.head_dim,
-            trans_a: false,
-            trans_b: true,
-            a_batched: true,
-            b_batched: true,
-        };
+        let scores = dims.scores_spec();
         let gp = self.matmul(g, v, &scores)?;
         let gs = self.softmax_backward(&p, &gp, dims.k_len, scale)?;
         let gq = match shares[0] {

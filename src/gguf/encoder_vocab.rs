@@ -8,7 +8,7 @@
 //!   normalisation map where the file has one, "▁" for spaces, and `<s> … </s>`.
 
 use super::reader::{GgufFile, Value};
-use super::tokenizer::{added_tokens, special_token, token_types, wrap_template};
+use super::tokenizer::{added_tokens, flag, special_token, token_types, wrap_template};
 use crate::error::{Error, Result};
 use serde_json::{json, Map};
 
@@ -103,10 +103,6 @@ pub fn unigram(file: &GgufFile, tokens: &[&str]) -> Result<serde_json::Value> {
         .zip(&scores)
         .map(|(t, s)| json!([t, s]))
         .collect();
-    let flag = |key: &str, default: bool| match file.get(key) {
-        Some(Value::Bool(b)) => *b,
-        _ => default,
-    };
     let mut normalizers = Vec::new();
     if let Some(map) = file
         .get("tokenizer.ggml.precompiled_charsmap")
@@ -121,10 +117,10 @@ pub fn unigram(file: &GgufFile, tokens: &[&str]) -> Result<serde_json::Value> {
             .collect();
         normalizers.push(json!({"type": "Precompiled", "precompiled_charsmap": base64(&bytes)}));
     }
-    if flag("tokenizer.ggml.remove_extra_whitespaces", true) {
+    if flag(file, "tokenizer.ggml.remove_extra_whitespaces", true) {
         normalizers.push(json!({"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}));
     }
-    let prepend = if flag("tokenizer.ggml.add_space_prefix", true) {
+    let prepend = if flag(file, "tokenizer.ggml.add_space_prefix", true) {
         "always"
     } else {
         "never"
@@ -133,7 +129,7 @@ pub fn unigram(file: &GgufFile, tokens: &[&str]) -> Result<serde_json::Value> {
     let added = added_tokens(tokens.iter().copied(), &types, |_, ty| {
         matches!(ty, 2 | 3).then_some(true)
     });
-    let on = |key: &str| flag(key, true);
+    let on = |key: &str| flag(file, key, true);
     let first = special_token(file, tokens, "tokenizer.ggml.bos_token_id")
         .filter(|_| on("tokenizer.ggml.add_bos_token"));
     let last = special_token(file, tokens, "tokenizer.ggml.eos_token_id")

@@ -178,12 +178,17 @@ pub(super) fn special_token<'a>(
     id.zip(token)
 }
 
+/// The boolean `key`, or `default` where the file has none.
+pub(super) fn flag(file: &GgufFile, key: &str, default: bool) -> bool {
+    match file.get(key) {
+        Some(Value::Bool(b)) => *b,
+        _ => default,
+    }
+}
+
 /// Whether the file asks for BOS in front of each sequence.
 fn add_bos(file: &GgufFile) -> bool {
-    matches!(
-        file.get("tokenizer.ggml.add_bos_token"),
-        Some(Value::Bool(true))
-    )
+    flag(file, "tokenizer.ggml.add_bos_token", false)
 }
 
 /// BOS in front of each sequence when `add_bos_token` says so, and EOS after it when
@@ -191,12 +196,8 @@ fn add_bos(file: &GgufFile) -> bool {
 fn bos_template(file: &GgufFile, tokens: &[&str]) -> serde_json::Value {
     let first =
         special_token(file, tokens, "tokenizer.ggml.bos_token_id").filter(|_| add_bos(file));
-    let last = special_token(file, tokens, "tokenizer.ggml.eos_token_id").filter(|_| {
-        matches!(
-            file.get("tokenizer.ggml.add_eos_token"),
-            Some(Value::Bool(true))
-        )
-    });
+    let last = special_token(file, tokens, "tokenizer.ggml.eos_token_id")
+        .filter(|_| flag(file, "tokenizer.ggml.add_eos_token", false));
     wrap_template(first, last)
 }
 

@@ -9,26 +9,12 @@
 //!   give its backward as shares of the three input gradients, or see it as its two pieces
 //!   (`unfused`).
 
-use super::{linear, tensor, Op};
+use super::{linear, tensor, Grads, Op};
 use crate::autodiff::{NodeView, Tape, Var};
-use crate::backend::{AttentionDims, MatmulSpec, SoftmaxMask};
+use crate::backend::{AttentionDims, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::ops::MatmulRole;
 use crate::tensor::Tensor;
-
-/// `Q Kᵀ` as a batched matmul over `dims`.
-pub fn scores_spec(d: &AttentionDims) -> MatmulSpec {
-    MatmulSpec {
-        batch: d.batch,
-        m: d.q_len,
-        n: d.k_len,
-        k: d.head_dim,
-        trans_a: false,
-        trans_b: true,
-        a_batched: true,
-        b_batched: true,
-    }
-}
 
 /// `share · ∂/∂(Q, K)` of the probabilities `node.output`, given `g` at them: the gradient
 /// (`share = 1`) or a rule's part of it (AttnLRP's uniform rule gives each operand ½).
@@ -45,12 +31,12 @@ pub fn probs_vjp(
         .softmax_backward(p.storage(), g.storage(), dims.k_len, share * scale)?;
     let gs = tensor(gs, p.shape().clone());
     let (q, k) = (node.inputs[0], node.inputs[1]);
-    linear::matmul_vjp(q, k, &gs, &scores_spec(dims), node.needs_grad)
+    linear::matmul_vjp(q, k, &gs, &dims.scores_spec(), node.needs_grad)
 }
 
 /// The scaled scores `scale · Q Kᵀ` the fused op never stores (for rules that need them).
 pub fn scaled_scores(q: &Tensor, k: &Tensor, dims: &AttentionDims, scale: f32) -> Result<Tensor> {
-    let s = linear::matmul(q, k, &scores_spec(dims))?;
+    let s = linear::matmul(q, k, &dims.scores_spec())?;
     super::scale_tensor(&s, scale)
 }
 
@@ -66,12 +52,10 @@ impl Tape {
     ) -> Result<Var> {
         let dims = attention_dims(self.value(q), self.value(k), "attention_probs")?;
         let (qt, kt) = (self.value(q), self.value(k));
-        let mut out_dims = qt.dims()[..qt.dims().len() - 1].to_vec();
-        out_dims.push(dims.k_len);
         let out = qt
             .backend()
             .attention_probs(qt.storage(), kt.storage(), dims, scale, mask)?;
-        let out = tensor(out, out_dims);
+        let out = tensor(out, probs_dims(qt, &dims));
         Ok(self.push(Op::AttentionProbs { dims, scale, mask }, &[q, k], out))
     }
 }
@@ -85,13 +69,10 @@ pub fn fused_vjp(
     scale: f32,
     mask: SoftmaxMask,
     shares: [f32; 3],
-) -> Result<Vec<Option<Tensor>>> {
+) -> Grads {
     let [q, k, v] = [node.inputs[0], node.inputs[1], node.inputs[2]];
-    let shares: Vec<f32> = shares
-        .iter()
-        .zip(node.needs_grad)
-        .map(|(&s, &need)| if need { s } else { 0.0 })
-        .collect();
+    // An input nobody differentiates gets no share, so its product is skipped.
+    let shares = [0, 1, 2].map(|i| if node.needs_grad[i] { shares[i] } else { 0.0 });
     let grads = q.backend().attention_backward(
         q.storage(),
         k.storage(),
@@ -100,7 +81,7 @@ pub fn fused_vjp(
         *dims,
         scale,
         mask,
-        [shares[0], shares[1], shares[2]],
+        shares,
     )?;
     Ok(grads
         .into_iter()
@@ -108,9 +89,6 @@ pub fn fused_vjp(
         .map(|(s, like)| s.map(|s| tensor(s, like.shape().clone())))
         .collect())
 }
-
-/// The input gradients of a node, one per input (`None` where not needed).
-pub type Grads = Result<Vec<Option<Tensor>>>;
 
 /// The fused attention `node` as its two pieces, the probabilities `A` (recomputed) and the
 /// context `A V`, each given to `rule`: what a rule set that has no rule for the fused op
@@ -123,16 +101,10 @@ pub fn unfused(node: &NodeView, g: &Tensor, rule: &dyn Fn(&NodeView, &Tensor) ->
         )));
     };
     let [q, k, v] = [node.inputs[0], node.inputs[1], node.inputs[2]];
-    let b = q.backend();
-    let probs_dims = {
-        let mut d = q.dims().to_vec();
-        *d.last_mut().expect("q has dimensions") = dims.k_len;
-        d
-    };
-    let p = tensor(
-        b.attention_probs(q.storage(), k.storage(), *dims, *scale, *mask)?,
-        probs_dims,
-    );
+    let p = q
+        .backend()
+        .attention_probs(q.storage(), k.storage(), *dims, *scale, *mask)?;
+    let p = tensor(p, probs_dims(q, dims));
     let needs_p = node.needs_grad[0] || node.needs_grad[1];
     let context = Op::Matmul {
         spec: dims.context_spec(false),
@@ -209,4 +181,11 @@ fn attention_dims(q: &Tensor, k: &Tensor, what: &str) -> Result<AttentionDims> {
         k_len: kd[n - 2],
         head_dim: qd[n - 1],
     })
+}
+
+/// The probabilities' shape for `q: [.., q_len, d]`: `[.., q_len, k_len]`.
+fn probs_dims(q: &Tensor, dims: &AttentionDims) -> Vec<usize> {
+    let mut d = q.dims().to_vec();
+    *d.last_mut().expect("q has dimensions") = dims.k_len;
+    d
 }

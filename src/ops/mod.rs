@@ -144,7 +144,7 @@ impl Op {
     }
 
     /// The exact vector-Jacobian product: one gradient per input (`None` where not needed).
-    pub fn vjp(&self, node: &NodeView, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    pub fn vjp(&self, node: &NodeView, g: &Tensor) -> Grads {
         let x = node.inputs;
         match self {
             Op::Linear { weight, .. } => linear::linear_vjp(g, weight).map(|t| vec![Some(t)]),
@@ -193,6 +193,9 @@ impl Op {
         }
     }
 }
+
+/// The gradients a backward gives a node's inputs, one each (`None` where not needed).
+pub type Grads = Result<Vec<Option<Tensor>>>;
 
 /// Wraps a backend result with its shape.
 pub(crate) fn tensor(storage: Storage, shape: impl Into<Shape>) -> Tensor {

@@ -89,7 +89,7 @@ impl DeepLift {
                     *mask,
                 )?;
                 let gs = ops::scale_tensor(&like(s, y), *scale)?;
-                let spec = ops::attention::scores_spec(dims);
+                let spec = dims.scores_spec();
                 ops::linear::matmul_vjp(&mean(x[0])?, &mean(x[1])?, &gs, &spec, node.needs_grad)
             }
             // The fused attention as its pieces: the probabilities (recomputed for both halves)

@@ -15,11 +15,8 @@ pub use guided::Guided;
 pub use lrp::{LinearRule, Lrp};
 
 use crate::autodiff::NodeView;
-use crate::error::Result;
-use crate::ops::tensor;
+use crate::ops::{tensor, Grads};
 use crate::tensor::{Storage, Tensor};
-
-type Grads = Result<Vec<Option<Tensor>>>;
 
 /// The exact vector-Jacobian product (for the ops a rule set leaves alone).
 fn exact(node: &NodeView, g: &Tensor) -> Grads {

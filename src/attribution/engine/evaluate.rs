@@ -163,25 +163,16 @@ pub struct RecordedPass {
 /// The prompt's forward pass: recorded for a backward under `record` (on one tape, or as
 /// its steps' inputs where that backward recomputes the layers), else step by step.
 fn prompt_pass(model: &Model, x: &Tensor, record: Option<Checkpoint>) -> Result<RecordedPass> {
-    let mut tape = Tape::new();
     let x = batch1(x)?;
-    let stepped = |tape: &mut Tape, steps: Option<Vec<Tensor>>, h: Tensor| {
-        let h = tape.constant(h);
-        RecordedPass {
-            tape: std::mem::take(tape),
-            x: h,
-            h,
-            steps,
-        }
-    };
     match record {
-        None => Ok(stepped(&mut tape, None, model.hidden_states(&x)?)),
+        None => Ok(RecordedPass::of_output(model.hidden_states(&x)?, None)),
         Some(mode) if mode.applies(model, 1, x.dims()[1]) => {
             let inputs = model.step_inputs(&x)?;
             let h = inputs.last().expect("the output").clone();
-            Ok(stepped(&mut tape, Some(inputs), h))
+            Ok(RecordedPass::of_output(h, Some(inputs)))
         }
         Some(_) => {
+            let mut tape = Tape::new();
             let xv = tape.input(x);
             let h = model.forward(&mut tape, xv)?;
             Ok(RecordedPass {
@@ -190,6 +181,21 @@ fn prompt_pass(model: &Model, x: &Tensor, record: Option<Checkpoint>) -> Result<
                 h,
                 steps: None,
             })
+        }
+    }
+}
+
+impl RecordedPass {
+    /// A pass whose tape holds only its output `h`, as a constant, with the steps' inputs
+    /// where a checkpointed backward will start from them.
+    fn of_output(h: Tensor, steps: Option<Vec<Tensor>>) -> Self {
+        let mut tape = Tape::new();
+        let h = tape.constant(h);
+        RecordedPass {
+            tape,
+            x: h,
+            h,
+            steps,
         }
     }
 }
