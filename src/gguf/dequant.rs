@@ -129,7 +129,8 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Strin
 }
 
 /// Decodes the whole blocks in `bytes` into `out` (as many values as they hold), on the
-/// calling thread: the values are those of `dequantize`, bit for bit.
+/// calling thread: the values are those of `dequantize`, bit for bit. (The scalar reference;
+/// `decode_simd` gives the same bits in SIMD registers.)
 pub fn decode_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) {
     let (per, size) = t.block();
     debug_assert_eq!(bytes.len() / size * per, out.len());
@@ -149,13 +150,10 @@ pub fn decode_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) {
             .for_each(|(o, c)| {
                 *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)
             }),
-        _ => {
-            if !super::dequant_simd::decode(t, bytes, out) {
-                out.chunks_mut(per)
-                    .zip(bytes.chunks_exact(size))
-                    .for_each(|(o, b)| decode_block(t, b, o));
-            }
-        }
+        _ => out
+            .chunks_mut(per)
+            .zip(bytes.chunks_exact(size))
+            .for_each(|(o, b)| decode_block(t, b, o)),
     }
 }
 

@@ -1,12 +1,13 @@
-//! GGUF files (versions 2 and 3): metadata, tensor directory and dequantisation, memory-mapped.
+//! GGUF files (versions 2 and 3): metadata, tensor directory and dequantisation, memory-mapped;
+//! `decode_simd` decodes stored rows sixteen values at a time into SIMD registers.
 //! `llama` maps a Llama-family file and `bert` a BERT-family one onto the Hugging Face names
 //! and config the models use; `tokenizer` rebuilds its `tokenizer.json` (byte-level BPE,
 //! Gemma's sentencepiece vocabulary as `sentencepiece` recovers its merges, and the encoders'
 //! WordPiece and Unigram vocabularies in `encoder_vocab`).
 
 pub mod bert;
+pub mod decode_simd;
 mod dequant;
-mod dequant_simd;
 mod encoder_vocab;
 pub mod llama;
 mod reader;

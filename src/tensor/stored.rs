@@ -3,6 +3,7 @@
 //! time into cache-sized buffers, so no f32 copy of the matrix ever exists. Decoded values are
 //! those of the load-time f32 decode, bit for bit.
 
+use crate::gguf::decode_simd::StoredRows;
 use crate::gguf::{self, GgmlType};
 use memmap2::Mmap;
 use std::sync::Arc;
@@ -194,15 +195,21 @@ impl StoredMatrix {
         }
     }
 
+    /// The rows as the SIMD kernels read them (row order applied).
+    pub fn stored_rows(&self) -> StoredRows<'_> {
+        StoredRows::new(
+            self.format,
+            self.bytes.bytes(),
+            self.row_bytes,
+            self.order.as_deref(),
+            self.rows,
+            self.cols,
+        )
+    }
+
     /// Decodes rows `first..first + out.len() / cols` into `out`.
     pub fn decode_rows(&self, first: usize, out: &mut [f32]) {
-        let data = self.bytes.bytes();
-        for (i, row) in out.chunks_exact_mut(self.cols).enumerate() {
-            let r = first + i;
-            let s = self.order.as_ref().map_or(r, |o| o[r] as usize);
-            let bytes = &data[s * self.row_bytes..(s + 1) * self.row_bytes];
-            gguf::decode_into(self.format, bytes, row);
-        }
+        self.stored_rows().decode_into(first, out);
     }
 
     /// Rows `ids`, decoded: `[ids.len(), cols]`.

@@ -1,249 +1,362 @@
 //! `C = G · W` for a weight stored `[n, k]` (a linear layer's input gradient, `G: [m, n]`):
 //! each output `C[i, c] = Σ_j G[i, j] W[j, c]` is one fused multiply-add chain over `j` in
 //! order. So a row's value depends neither on the other rows in the product (the batch size)
-//! nor on the instruction set: AVX-512, AVX2 and the portable loop give the same bits.
+//! nor on the instruction set or the weight's format: AVX-512, AVX2 and the portable loop,
+//! decoding in registers or from a decoded buffer, give the same bits.
 //!
-//! The loop runs over column panels of `W` (parallel tasks), and inside a panel over blocks of
-//! up to 6 rows of `G` that share each loaded weight vector, so a panel is read from cache once
-//! per 6 rows.
+//! Column panels of `W` (32 values on AVX-512, 16 on AVX2: one or two registers' worth of a
+//! row, decoded in registers by `gguf::decode_simd`; 64 values of f32 rows on AVX-512) are
+//! the parallel tasks. Inside a panel, blocks of up to 12 (AVX2 and f32 rows: 6) rows of `G`
+//! share each decoded weight vector, so a prompt of up to 12 tokens decodes each weight once
+//! per pass. The rows of `W` are taken in tiles of about
+//! half a megabyte, which stay in L2 while every panel passes over them; each output's chain
+//! continues from tile to tile through `C`. Above `FUSED_ROWS` rows of `G` a stored tile is
+//! decoded once into a buffer instead.
 
-use super::simd::Kernel;
+use super::simd::{Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
+use crate::gguf::decode_simd::{Format, StoredRows};
+use crate::gguf::GgmlType;
+use crate::with_format;
 use rayon::prelude::*;
 
-/// Columns per parallel task: 64 × `n` weights (e.g. 393 KB at n = 1536) stay in L2.
-const PANEL: usize = 64;
+/// Above this many rows of `G` a stored tile is decoded once into a buffer rather than in
+/// registers for every block of 12 (6) rows.
+const FUSED_ROWS: usize = 24;
 
-/// Rows of `G` per register block: 6 × 4 AVX-512 accumulators (6 × 2 on AVX2) leave room
-/// for the weight vectors, and a prompt of up to 6 tokens takes one pass over the weights.
-const ROWS: usize = 6;
-
-/// A row-block kernel: `(g, w, out, i, n, t, k, c, width)`.
-type RowsFn = unsafe fn(*const f32, *const f32, *mut f32, usize, usize, usize, usize, usize, usize);
-
-/// Weight rows per L1-resident slice of a panel (64 columns × 128 rows = 32 KB).
-const SLICE: usize = 128;
-
-/// Bytes of decoded weight rows per tile of a stored matrix.
-const TILE_BYTES: usize = 1 << 20;
+/// Bytes of `W`'s rows (as stored, or decoded) per tile.
+const TILE_BYTES: usize = 1 << 19;
 
 /// `C[m, k] = G[m, n] · W[n, k]`, `W` f32 or stored.
 pub fn g_times_w(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec<f32> {
-    product(g, w, m, n, k, Kernel::best())
+    product(g, w.stored_rows(k), m, n, k, Kernel::best(), Decode::Auto)
 }
 
-/// Over tiles of `W`'s rows in order (all of them at once for f32; about a megabyte decoded
-/// at a time for a stored matrix), each output's chain continuing from the last tile's value,
-/// so the tiling does not change a bit.
-fn product(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize, kernel: Kernel) -> Vec<f32> {
-    assert!(g.len() == m * n, "g_times_w: operand sizes");
+/// The columns of `W` each panel task covers.
+fn panel_width(kernel: Kernel, format: GgmlType) -> usize {
+    match kernel {
+        // f32 rows: four vectors a row against 6 rows of `G` (4 loads and 6 broadcasts feed
+        // 24 FMAs); decoded rows: two, against 12.
+        Kernel::Avx512 if format == GgmlType::F32 => 64,
+        Kernel::Avx512 => 32,
+        Kernel::Avx2 => 16,
+        // The portable loop takes whole rows.
+        Kernel::Portable => usize::MAX,
+    }
+}
+
+thread_local! {
+    /// The calling thread's buffer for decoded tiles, reused from product to product.
+    static DECODED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub(super) fn product(
+    g: &[f32],
+    w: StoredRows,
+    m: usize,
+    n: usize,
+    k: usize,
+    kernel: Kernel,
+    decode: Decode,
+) -> Vec<f32> {
+    assert!(
+        g.len() == m * n && w.rows == n && w.cols == k,
+        "g_times_w: operand sizes"
+    );
     let mut out = vec![0.0f32; m * k];
-    let tile = if w.is_stored() {
-        (TILE_BYTES / (4 * k.max(1))).clamp(1, n.max(1))
-    } else {
-        n.max(1)
-    };
-    let panels = k.div_ceil(PANEL);
-    let dst = Out(out.as_mut_ptr());
+    if m * n * k == 0 {
+        return out;
+    }
+    let fused = w.format == GgmlType::F32
+        || match decode {
+            Decode::Auto => m <= FUSED_ROWS,
+            Decode::Registers => true,
+            Decode::Tiles => false,
+        };
+    let row_bytes = if fused { w.row_bytes() } else { 4 * k };
+    let tile = (TILE_BYTES / row_bytes.max(1)).clamp(1, n);
+    let read_as = if fused { w.format } else { GgmlType::F32 };
+    let width = panel_width(kernel, read_as).min(k);
+    let panels = k.div_ceil(width);
     let parallel =
         rayon::current_thread_index().is_none() && panels > 1 && m * n * k >= super::PAR_MIN * 16;
-    let mut buf = Vec::new();
-    for j0 in (0..n).step_by(tile) {
-        let t = tile.min(n - j0);
-        let wt = w.rows(j0, t, k, &mut buf);
-        let run = |p: usize| {
-            let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(k));
-            // SAFETY: panel `p` reads and writes only columns c0..c1 of each row, which no
-            // other panel touches, and `out` outlives the loop; `wt` holds rows j0..j0+t.
-            unsafe { panel(g, wt, dst.get(), m, n, k, j0, t, c0, c1, kernel) }
-        };
-        if parallel {
-            (0..panels).into_par_iter().for_each(run);
-        } else {
-            (0..panels).for_each(run);
+    let dst = Out(out.as_mut_ptr());
+    DECODED.with_borrow_mut(|buf| {
+        for j0 in (0..n).step_by(tile) {
+            let t = tile.min(n - j0);
+            // The tile's rows: `src` rows `first..first + t`.
+            let (src, first) = if fused {
+                (w, j0)
+            } else {
+                buf.resize(t * k, 0.0);
+                let per_task = (t / rayon::current_num_threads().max(1)).max(1);
+                buf.par_chunks_mut(per_task * k)
+                    .enumerate()
+                    .for_each(|(c, rows)| w.decode_into(j0 + c * per_task, rows));
+                (StoredRows::f32(buf, k), 0)
+            };
+            let run = |p: usize| {
+                let cols = p * width..((p + 1) * width).min(k);
+                // SAFETY: panel `p` reads and writes only columns `cols` of each row of
+                // `out` (m × k), which no other panel touches; `src` holds rows
+                // first..first + t and `g` is m × n.
+                unsafe { panel(g.as_ptr(), src, first, j0, t, m, n, k, cols, dst, kernel) }
+            };
+            if parallel {
+                (0..panels).into_par_iter().for_each(run);
+            } else {
+                (0..panels).for_each(run);
+            }
         }
-    }
+    });
     out
 }
 
-/// The output pointer, shared by the panel tasks (each writes its own columns).
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: see `product`: the tasks write disjoint elements.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-impl Out {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Columns `c0..c1` of every row of `C += G[:, j0..j0+t] · wt`, `wt` holding `t` rows of `W`.
+/// Columns `cols` of every row of `C += G[:, j0..j0+t] · W[first..first+t, :]`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel(
-    g: &[f32],
-    wt: &[f32],
-    out: *mut f32,
+    g: *const f32,
+    w: StoredRows,
+    first: usize,
+    j0: usize,
+    t: usize,
     m: usize,
     n: usize,
     k: usize,
-    j0: usize,
-    t: usize,
-    c0: usize,
-    c1: usize,
+    cols: std::ops::Range<usize>,
+    out: Out,
     kernel: Kernel,
 ) {
-    // The tile's rows in slices of `SLICE` that stay in L1 while every row block of `G`
-    // passes over them; the chains carry on through `out` from slice to slice. `gp` starts at
-    // the slice's column of `G` (row stride n), `wp` at its row of the tile.
-    for s0 in (0..t).step_by(SLICE) {
-        let ts = SLICE.min(t - s0);
-        let (gp, wp) = (g.as_ptr().add(j0 + s0), wt.as_ptr().add(s0 * k));
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
-                for c in (c0..c1).step_by(64) {
-                    let width = (c1 - c).min(64);
-                    for i in (0..m).step_by(ROWS) {
-                        let rows: RowsFn = match (m - i).min(ROWS) {
-                            6 => rows_avx512::<6>,
-                            5 => rows_avx512::<5>,
-                            4 => rows_avx512::<4>,
-                            3 => rows_avx512::<3>,
-                            2 => rows_avx512::<2>,
-                            _ => rows_avx512::<1>,
-                        };
-                        rows(gp, wp, out, i, n, ts, k, c, width);
-                    }
-                }
+    let tile = Tile {
+        g,
+        w,
+        first,
+        j0,
+        t,
+        n,
+        k,
+        c: cols.start,
+        width: cols.len(),
+        out,
+    };
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => with_format!(w.format, F => panel_avx512::<F>(tile, m)),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => with_format!(w.format, F => panel_avx2::<F>(tile, m)),
+        _ => portable(tile, m),
+    }
+}
+
+/// What a row block of a panel works on.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    g: *const f32,
+    w: StoredRows<'a>,
+    /// `w`'s row for the tile's first row of `W`.
+    first: usize,
+    /// `G`'s column for the tile's first row of `W`.
+    j0: usize,
+    /// Rows in the tile.
+    t: usize,
+    /// `G`'s row length.
+    n: usize,
+    /// `C`'s (and `W`'s) row length.
+    k: usize,
+    /// The panel's first column and its width.
+    c: usize,
+    width: usize,
+    out: Out,
+}
+
+/// The portable chain: the same order, each weight row decoded once by the scalar decoder.
+unsafe fn portable(p: Tile, m: usize) {
+    let mut row = vec![0.0f32; p.k];
+    for jj in 0..p.t {
+        p.w.decode_into(p.first + jj, &mut row);
+        for i in 0..m {
+            let gv = *p.g.add(i * p.n + p.j0 + jj);
+            for c in p.c..p.c + p.width {
+                let o = p.out.at(i * p.k + c);
+                *o = gv.mul_add(row[c], *o);
             }
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
-                for c in (c0..c1).step_by(16) {
-                    let width = (c1 - c).min(16);
-                    for i in (0..m).step_by(ROWS) {
-                        let rows: RowsFn = match (m - i).min(ROWS) {
-                            6 => rows_avx2::<6>,
-                            5 => rows_avx2::<5>,
-                            4 => rows_avx2::<4>,
-                            3 => rows_avx2::<3>,
-                            2 => rows_avx2::<2>,
-                            _ => rows_avx2::<1>,
-                        };
-                        rows(gp, wp, out, i, n, ts, k, c, width);
-                    }
-                }
-            }
-            _ => portable(gp, wp, out, m, n, ts, k, c0, c1),
         }
     }
 }
 
-/// The portable chain: the same order, one output at a time.
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable(
-    gp: *const f32,
-    wp: *const f32,
-    out: *mut f32,
-    m: usize,
-    n: usize,
-    t: usize,
-    k: usize,
-    c0: usize,
-    c1: usize,
-) {
-    for i in 0..m {
-        for c in c0..c1 {
-            let mut acc = *out.add(i * k + c);
-            for j in 0..t {
-                acc = (*gp.add(i * n + j)).mul_add(*wp.add(j * k + c), acc);
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,f16c,fma")]
+unsafe fn panel_avx512<F: Format>(p: Tile, m: usize) {
+    if F::FORMAT == GgmlType::F32 {
+        for i in (0..m).step_by(6) {
+            match (m - i).min(6) {
+                6 => dense_rows_avx512::<6>(p, i),
+                5 => dense_rows_avx512::<5>(p, i),
+                4 => dense_rows_avx512::<4>(p, i),
+                3 => dense_rows_avx512::<3>(p, i),
+                2 => dense_rows_avx512::<2>(p, i),
+                _ => dense_rows_avx512::<1>(p, i),
             }
-            *out.add(i * k + c) = acc;
+        }
+        return;
+    }
+    for i in (0..m).step_by(12) {
+        match (m - i).min(12) {
+            12 => rows_avx512::<F, 12>(p, i),
+            11 => rows_avx512::<F, 11>(p, i),
+            10 => rows_avx512::<F, 10>(p, i),
+            9 => rows_avx512::<F, 9>(p, i),
+            8 => rows_avx512::<F, 8>(p, i),
+            7 => rows_avx512::<F, 7>(p, i),
+            6 => rows_avx512::<F, 6>(p, i),
+            5 => rows_avx512::<F, 5>(p, i),
+            4 => rows_avx512::<F, 4>(p, i),
+            3 => rows_avx512::<F, 3>(p, i),
+            2 => rows_avx512::<F, 2>(p, i),
+            _ => rows_avx512::<F, 1>(p, i),
         }
     }
 }
-/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 64: four 16-lane vectors, masked),
-/// continued over the `t` rows of the tile `w`.
+
+/// Rows `i..i+R` of `C`, the panel's columns (two 16-lane vectors, masked past `width`),
+/// continued over the tile's rows of `W`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx512<const R: usize>(
-    g: *const f32,
-    w: *const f32,
-    out: *mut f32,
-    i: usize,
-    n: usize,
-    t: usize,
-    k: usize,
-    c: usize,
-    width: usize,
-) {
+#[inline(always)]
+unsafe fn rows_avx512<F: Format, const R: usize>(p: Tile, i: usize) {
+    use crate::gguf::decode_simd::avx512::{pair, partial, sixteen};
     use std::arch::x86_64::*;
-    let masks: [__mmask16; 4] = std::array::from_fn(|v| {
-        let live = width.saturating_sub(v * 16).min(16);
+    let masks: [__mmask16; 2] = std::array::from_fn(|v| {
+        let live = p.width.saturating_sub(v * 16).min(16);
         ((1u32 << live) - 1) as u16
     });
-    let mut acc: [[__m512; 4]; R] = std::array::from_fn(|r| {
-        let src = out.add((i + r) * k + c);
+    let mut acc: [[__m512; 2]; R] = std::array::from_fn(|r| {
+        let src = p.out.at((i + r) * p.k + p.c);
         std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], src.add(v * 16)))
     });
-    for j in 0..t {
-        let row = w.add(j * k + c);
-        let wv: [__m512; 4] =
-            std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)));
-        for (r, sums) in acc.iter_mut().enumerate() {
-            let gv = _mm512_set1_ps(*g.add((i + r) * n + j));
-            for (sum, wv) in sums.iter_mut().zip(&wv) {
-                *sum = _mm512_fmadd_ps(gv, *wv, *sum);
+    let h = p.c / 16;
+    let g = |r: usize, jj: usize| _mm512_set1_ps(*p.g.add((i + r) * p.n + p.j0 + jj));
+    if p.width == 32 {
+        for jj in 0..p.t {
+            let row = p.w.row(p.first + jj);
+            let wv = pair::<F>(row, h / 2);
+            for (r, sums) in acc.iter_mut().enumerate() {
+                let gv = g(r, jj);
+                sums[0] = _mm512_fmadd_ps(gv, wv[0], sums[0]);
+                sums[1] = _mm512_fmadd_ps(gv, wv[1], sums[1]);
+            }
+        }
+    } else {
+        // The last panel of a float-format row whose length is not a multiple of 32.
+        for jj in 0..p.t {
+            let row = p.w.row(p.first + jj);
+            let wv = [
+                if p.width >= 16 {
+                    sixteen::<F>(row, h)
+                } else {
+                    partial::<F>(row, h, p.width)
+                },
+                if p.width > 16 {
+                    partial::<F>(row, h + 1, p.width - 16)
+                } else {
+                    _mm512_setzero_ps()
+                },
+            ];
+            for (r, sums) in acc.iter_mut().enumerate() {
+                let gv = g(r, jj);
+                sums[0] = _mm512_fmadd_ps(gv, wv[0], sums[0]);
+                sums[1] = _mm512_fmadd_ps(gv, wv[1], sums[1]);
             }
         }
     }
     for (r, sums) in acc.iter().enumerate() {
-        let dst = out.add((i + r) * k + c);
+        let dst = p.out.at((i + r) * p.k + p.c);
         for (v, sum) in sums.iter().enumerate() {
             _mm512_mask_storeu_ps(dst.add(v * 16), masks[v], *sum);
         }
     }
 }
 
-/// Rows `i..i+R` of `C`, columns `c..c+width` (`width` ≤ 16: two 8-lane vectors, masked),
-/// continued over the `t` rows of the tile `w`.
+/// Rows `i..i+R` of `C`, the panel's columns (four 16-lane vectors of f32 weights, masked past
+/// `width`), continued over the tile's rows of `W`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx2<const R: usize>(
-    g: *const f32,
-    w: *const f32,
-    out: *mut f32,
-    i: usize,
-    n: usize,
-    t: usize,
-    k: usize,
-    c: usize,
-    width: usize,
-) {
+#[inline(always)]
+unsafe fn dense_rows_avx512<const R: usize>(p: Tile, i: usize) {
     use std::arch::x86_64::*;
-    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let masks: [__m256i; 2] = std::array::from_fn(|v| {
-        let live = width.saturating_sub(v * 8).min(8) as i32;
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(live), lanes)
+    let masks: [__mmask16; 4] = std::array::from_fn(|v| {
+        let live = p.width.saturating_sub(v * 16).min(16);
+        ((1u32 << live) - 1) as u16
     });
-    let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
-        let src = out.add((i + r) * k + c);
-        std::array::from_fn(|v| _mm256_maskload_ps(src.add(v * 8), masks[v]))
+    let mut acc: [[__m512; 4]; R] = std::array::from_fn(|r| {
+        let src = p.out.at((i + r) * p.k + p.c);
+        std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], src.add(v * 16)))
     });
-    for j in 0..t {
-        let row = w.add(j * k + c);
-        let wv: [__m256; 2] = std::array::from_fn(|v| _mm256_maskload_ps(row.add(v * 8), masks[v]));
+    for jj in 0..p.t {
+        let row = (p.w.row(p.first + jj) as *const f32).add(p.c);
+        let wv: [__m512; 4] =
+            std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)));
         for (r, sums) in acc.iter_mut().enumerate() {
-            let gv = _mm256_set1_ps(*g.add((i + r) * n + j));
+            let gv = _mm512_set1_ps(*p.g.add((i + r) * p.n + p.j0 + jj));
             for (sum, wv) in sums.iter_mut().zip(&wv) {
-                *sum = _mm256_fmadd_ps(gv, *wv, *sum);
+                *sum = _mm512_fmadd_ps(gv, *wv, *sum);
             }
         }
     }
     for (r, sums) in acc.iter().enumerate() {
-        let dst = out.add((i + r) * k + c);
+        let dst = p.out.at((i + r) * p.k + p.c);
+        for (v, sum) in sums.iter().enumerate() {
+            _mm512_mask_storeu_ps(dst.add(v * 16), masks[v], *sum);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c,fma")]
+unsafe fn panel_avx2<F: Format>(p: Tile, m: usize) {
+    for i in (0..m).step_by(6) {
+        match (m - i).min(6) {
+            6 => rows_avx2::<F, 6>(p, i),
+            5 => rows_avx2::<F, 5>(p, i),
+            4 => rows_avx2::<F, 4>(p, i),
+            3 => rows_avx2::<F, 3>(p, i),
+            2 => rows_avx2::<F, 2>(p, i),
+            _ => rows_avx2::<F, 1>(p, i),
+        }
+    }
+}
+
+/// Rows `i..i+R` of `C`, the panel's 16 columns (two 8-lane vectors, masked past `width`),
+/// continued over the tile's rows of `W`: 12 accumulators, 2 decoded vectors and a broadcast
+/// of the 16 registers.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_avx2<F: Format, const R: usize>(p: Tile, i: usize) {
+    use crate::gguf::decode_simd::avx2::{partial, sixteen};
+    use std::arch::x86_64::*;
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let masks: [__m256i; 2] = std::array::from_fn(|v| {
+        let live = p.width.saturating_sub(v * 8).min(8) as i32;
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(live), lanes)
+    });
+    let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
+        let src = p.out.at((i + r) * p.k + p.c);
+        std::array::from_fn(|v| _mm256_maskload_ps(src.add(v * 8), masks[v]))
+    });
+    let h = p.c / 16;
+    for jj in 0..p.t {
+        let row = p.w.row(p.first + jj);
+        let wv = if p.width == 16 {
+            sixteen::<F>(row, h)
+        } else {
+            partial::<F>(row, h, p.width)
+        };
+        for (r, sums) in acc.iter_mut().enumerate() {
+            let gv = _mm256_set1_ps(*p.g.add((i + r) * p.n + p.j0 + jj));
+            sums[0] = _mm256_fmadd_ps(gv, wv[0], sums[0]);
+            sums[1] = _mm256_fmadd_ps(gv, wv[1], sums[1]);
+        }
+    }
+    for (r, sums) in acc.iter().enumerate() {
+        let dst = p.out.at((i + r) * p.k + p.c);
         for (v, sum) in sums.iter().enumerate() {
             _mm256_maskstore_ps(dst.add(v * 8), masks[v], *sum);
         }
@@ -273,14 +386,15 @@ mod tests {
             (12, 30, 300),
             (18, 130, 70),
             (7, 5, 129),
-            // Row blocks of every size 1..=6: 8, 10 and 11 end in blocks of 2, 4 and 5.
-            (8, 9, 65),
-            (10, 140, 17),
+            // Row blocks of every size 1..=12: 13 and 23 end in blocks of 1 and 11.
+            (13, 9, 65),
+            (23, 140, 17),
             (11, 3, 200),
+            (30, 20, 48),
         ] {
             let (g, w) = operands(m, n, k);
             for kernel in Kernel::available() {
-                let got = product(&g, WeightRows::F32(&w), m, n, k, kernel);
+                let got = product(&g, StoredRows::f32(&w, k), m, n, k, kernel, Decode::Auto);
                 for i in 0..m {
                     for c in 0..k {
                         let want: f64 = (0..n)
@@ -297,58 +411,87 @@ mod tests {
         }
     }
 
-    /// A stored matrix, decoded in tiles (several here: 900 rows of 300 columns exceed one
-    /// 1 MB tile), gives the bits of its f32 decode in both weight products.
+    /// Stored matrices of every format, decoded in registers or in tiles (with more rows of
+    /// `W` than one tile), give the bits of their f32 decode in both weight products, with
+    /// and without a row order, for few and many rows of `G`.
     #[test]
-    fn a_stored_matrix_gives_the_bits_of_its_decode() {
-        use crate::gguf::GgmlType;
+    fn stored_matrices_give_the_bits_of_their_decode() {
         use crate::tensor::{StoredBytes, StoredMatrix};
-        let (m, n, k) = (7, 900, 300);
-        let bytes: Vec<u8> = (0..n * k)
-            .flat_map(|i| half::f16::from_f32(((i * 5 % 11) as f32 - 5.3) / 57.0).to_le_bytes())
-            .collect();
-        let stored =
-            StoredMatrix::new(GgmlType::F16, n, k, StoredBytes::Owned(bytes), None).unwrap();
-        let dense = stored.decode_all();
-        let g: Vec<f32> = (0..m * n)
-            .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
-            .collect();
-        let x: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 3 % 17) as f32 - 8.1) / 9.3)
-            .collect();
-        assert!(
-            (TILE_BYTES / (4 * k)) < n,
-            "the test must span several tiles"
-        );
-        for kernel in Kernel::available() {
-            assert_eq!(
-                product(&g, WeightRows::Stored(&stored), m, n, k, kernel),
-                product(&g, WeightRows::F32(&dense), m, n, k, kernel),
-                "g·W {kernel:?}"
-            );
+        use GgmlType::*;
+        for format in [F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4K, Q5K, Q6K] {
+            let (per, size) = format.block();
+            let k = if per == 1 { 300 } else { 2 * per.max(32) };
+            let n = if per == 256 { 1100 } else { 900 };
+            let bytes: Vec<u8> = (0..n * k / per * size)
+                .map(|i| ((i * 37 + 11) % 251) as u8)
+                .collect();
+            let mut bytes = bytes;
+            let half = |v: f32| half::f16::from_f32(v).to_le_bytes();
+            for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
+                let s = 0.01 * (1.0 + (b % 5) as f32) * if b % 2 == 0 { 1.0 } else { -1.0 };
+                match format {
+                    F16 => block.copy_from_slice(&half((b % 23) as f32 / 7.0 - 1.5)),
+                    BF16 => block.copy_from_slice(
+                        &half::bf16::from_f32((b % 23) as f32 / 7.0 - 1.5).to_le_bytes(),
+                    ),
+                    Q6K => block[208..].copy_from_slice(&half(s)),
+                    Q4_1 | Q5_1 | Q4K | Q5K => {
+                        block[..2].copy_from_slice(&half(s));
+                        block[2..4].copy_from_slice(&half(0.3 * s));
+                    }
+                    _ => block[..2].copy_from_slice(&half(s)),
+                }
+            }
+            let order: Vec<u32> = (0..n as u32).map(|r| (r * 7 + 3) % n as u32).collect();
+            for order in [None, Some(order)] {
+                let stored =
+                    StoredMatrix::new(format, n, k, StoredBytes::Owned(bytes.clone()), order)
+                        .unwrap();
+                let dense = stored.decode_all();
+                for m in [7, FUSED_ROWS + 5] {
+                    let g: Vec<f32> = (0..m * n)
+                        .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
+                        .collect();
+                    let x: Vec<f32> = (0..m * k)
+                        .map(|i| ((i * 3 % 17) as f32 - 8.1) / 9.3)
+                        .collect();
+                    let dense = StoredRows::f32(&dense, k);
+                    for kernel in Kernel::available() {
+                        let want_gw = product(&g, dense, m, n, k, kernel, Decode::Auto);
+                        let x_wt = |w, decode| {
+                            super::super::weight_t::product(&x, w, m, n, k, kernel, decode)
+                        };
+                        let want_xwt = x_wt(dense, Decode::Auto);
+                        for decode in [Decode::Registers, Decode::Tiles] {
+                            let what = format!("{format:?} {kernel:?} {decode:?} m {m}");
+                            assert_eq!(
+                                product(&g, stored.stored_rows(), m, n, k, kernel, decode),
+                                want_gw,
+                                "g·W {what}"
+                            );
+                            assert_eq!(x_wt(stored.stored_rows(), decode), want_xwt, "x·Wᵀ {what}");
+                        }
+                    }
+                }
+            }
         }
-        assert_eq!(
-            super::super::weight_t::a_times_wt(&x, WeightRows::Stored(&stored), m, n, k),
-            super::super::weight_t::a_times_wt(&x, WeightRows::F32(&dense), m, n, k),
-            "x·Wᵀ"
-        );
     }
 
     /// The same bits for a row whatever rows come with it, and on every instruction set.
     #[test]
     fn rows_are_exact_under_any_grouping_and_every_kernel() {
-        for (m, n, k) in [(13, 67, 19), (9, 40, 200), (6, 17, 129)] {
+        for (m, n, k) in [(13, 67, 19), (9, 40, 200), (6, 17, 129), (27, 11, 40)] {
             let (g, w) = operands(m, n, k);
-            let reference = product(&g, WeightRows::F32(&w), m, n, k, Kernel::Portable);
+            let w = StoredRows::f32(&w, k);
+            let reference = product(&g, w, m, n, k, Kernel::Portable, Decode::Auto);
             for kernel in Kernel::available() {
                 assert_eq!(
-                    product(&g, WeightRows::F32(&w), m, n, k, kernel),
+                    product(&g, w, m, n, k, kernel, Decode::Auto),
                     reference,
                     "{kernel:?}"
                 );
                 for i in 0..m {
-                    let alone =
-                        product(&g[i * n..(i + 1) * n], WeightRows::F32(&w), 1, n, k, kernel);
+                    let alone = product(&g[i * n..(i + 1) * n], w, 1, n, k, kernel, Decode::Auto);
                     assert_eq!(
                         alone[..],
                         reference[i * k..(i + 1) * k],

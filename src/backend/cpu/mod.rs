@@ -15,6 +15,8 @@ mod softmax;
 mod weight_rows;
 mod weight_t;
 
+pub use simd::{Decode, Kernel};
+
 use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};

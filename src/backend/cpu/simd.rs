@@ -12,16 +12,13 @@ pub enum Kernel {
 impl Kernel {
     pub fn available() -> Vec<Kernel> {
         let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                all.push(Kernel::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                all.push(Kernel::Avx2);
-            }
+        // The weight kernels decode stored formats in registers: F16C and FMA come with both.
+        use crate::gguf::decode_simd::{avx2_available, avx512_available};
+        if avx512_available() {
+            all.push(Kernel::Avx512);
+        }
+        if avx2_available() {
+            all.push(Kernel::Avx2);
         }
         all.push(Kernel::Portable);
         all
@@ -43,12 +40,38 @@ impl Kernel {
     }
 }
 
-/// Block starts over `0..len` for a kernel that takes `block` items at a time: `(start, true)`
-/// for each full block, then `(start, false)` for each item left over, one at a time.
-pub fn blocks(len: usize, block: usize) -> impl Iterator<Item = (usize, bool)> {
-    let full = len / block * block;
-    (0..full)
-        .step_by(block)
-        .map(|i| (i, true))
-        .chain((full..len).map(|i| (i, false)))
+/// How the weight kernels decode a stored matrix: in registers for each block of activation
+/// rows, or once per tile into a cache-sized buffer; `Auto` chooses by the number of rows.
+/// (Both give the same bits; f32 weights are read as they are either way.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decode {
+    Auto,
+    Registers,
+    Tiles,
+}
+
+/// An output buffer that parallel tasks write through, each its own elements.
+#[derive(Clone, Copy)]
+pub struct Out(pub *mut f32);
+// SAFETY: the kernels that share an `Out` write disjoint elements, and the buffer outlives them.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Element `i`.
+    ///
+    /// # Safety
+    /// `i` is inside the buffer and no other task writes it.
+    #[inline(always)]
+    pub unsafe fn at(self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+
+    /// The buffer from element `by` on.
+    ///
+    /// # Safety
+    /// `by` is inside the buffer.
+    pub unsafe fn offset(self, by: usize) -> Out {
+        Out(self.0.add(by))
+    }
 }

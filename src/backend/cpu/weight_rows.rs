@@ -1,6 +1,7 @@
 //! The weight operand of the CPU's weight products: f32 rows in memory, or a stored-format
-//! matrix whose rows are decoded a block at a time into a buffer that stays in cache.
+//! matrix whose rows the kernels decode in registers (`gguf::decode_simd`).
 
+use crate::gguf::decode_simd::StoredRows;
 use crate::tensor::StoredMatrix;
 
 #[derive(Clone, Copy)]
@@ -10,25 +11,11 @@ pub enum WeightRows<'a> {
 }
 
 impl<'a> WeightRows<'a> {
-    /// Rows `first..first + count` of a matrix with `cols` columns: borrowed where they are
-    /// f32 already, else decoded into `buf`.
-    pub fn rows<'b>(
-        &'b self,
-        first: usize,
-        count: usize,
-        cols: usize,
-        buf: &'b mut Vec<f32>,
-    ) -> &'b [f32]
-    where
-        'a: 'b,
-    {
+    /// The rows as the SIMD kernels read them (`cols` values each).
+    pub fn stored_rows(&self, cols: usize) -> StoredRows<'a> {
         match self {
-            WeightRows::F32(w) => &w[first * cols..(first + count) * cols],
-            WeightRows::Stored(m) => {
-                buf.resize(count * cols, 0.0);
-                m.decode_rows(first, buf);
-                buf
-            }
+            WeightRows::F32(w) => StoredRows::f32(w, cols),
+            WeightRows::Stored(m) => m.stored_rows(),
         }
     }
 
