@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: the CUDA kernel, stored-weight and end-to-end tests on a real NVIDIA device
 # (GRADLENS_REQUIRE_CUDA=1, so a CUDA test that cannot run fails), then IG-50 and AttnLRP
-# timed on models small enough to travel with the tree. The GPU machine has no network and no
+# timed on models small enough to travel with the tree, then `gradlens bench --device cuda`
+# (the device's limits and every kernel against them; its JSON record lands in $OUT). The GPU machine has no network and no
 # Rust, so the work is split in two:
 #
 #   scripts/device-check.sh prepare   # here: release builds of the CLI and the GPU test
@@ -56,7 +57,7 @@ run() {
   for f in "$dir"/bin/*.gz; do
     gunzip -c "$f" >"$bin/$(basename "$f" .gz)" && chmod +x "$bin/$(basename "$f" .gz)"
   done
-  checks "$bin" 2>&1 | tee "$out/device-check.txt"
+  BENCH_JSON="$out/bench-cuda.json" checks "$bin" 2>&1 | tee "$out/device-check.txt"
   return "${PIPESTATUS[0]}"
 }
 
@@ -97,6 +98,9 @@ print(next(iter(sorted(f for d in site.getsitepackages() for f in glob.glob(d + 
         done
       done
     done
+    echo "== gradlens bench --device cuda (MiniLM in f16; JSON in ${BENCH_JSON:-nowhere})"
+    "$bin/gradlens" bench --device cuda --model "$dir/models/minilm-f16" --budget "${BENCH_BUDGET:-20}" \
+      ${BENCH_JSON:+--json "$BENCH_JSON"} || { echo "FAILED: bench"; status=1; }
   }
   return "$status"
 }

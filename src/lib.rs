@@ -29,6 +29,7 @@
 pub mod attribution;
 pub mod autodiff;
 pub mod backend;
+pub mod bench;
 pub mod convert;
 pub mod error;
 pub mod files;

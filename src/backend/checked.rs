@@ -28,6 +28,9 @@ impl Backend for Checked {
     fn max_batch_items(&self) -> Option<usize> {
         self.0.max_batch_items()
     }
+    fn synchronize(&self) -> Result<()> {
+        self.0.synchronize()
+    }
     fn upload(&self, data: Vec<f32>) -> Result<Storage> {
         self.0.upload(data)
     }

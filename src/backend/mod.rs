@@ -140,6 +140,18 @@ impl AttentionDims {
     }
 }
 
+/// The micro-kernels `gradlens bench` measures a GPU's limits with (`kernels/limits.cu`,
+/// `shaders/limits.wgsl`); no attribution uses them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKernel {
+    /// Sums its input, one partial sum per thread written to the output (a streaming read).
+    Read,
+    /// Copies its input to the output.
+    Copy,
+    /// `iterations` rounds of 8 independent FMA chains in each of the output's threads.
+    Fma { iterations: u32 },
+}
+
 /// What a picked softmax entry reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PickKind {
@@ -168,6 +180,11 @@ pub trait Backend: Send + Sync {
     /// more cores busy with every row it is given).
     fn max_batch_items(&self) -> Option<usize> {
         None
+    }
+    /// Waits for every operation submitted so far (a GPU queues its kernels; the CPU has
+    /// finished each call when it returns).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
     }
     fn upload(&self, data: Vec<f32>) -> Result<Storage>;
     fn download(&self, s: &Storage) -> Result<Vec<f32>>;

@@ -41,6 +41,10 @@ enum Command {
         #[arg(long, default_value = "f32")]
         dtype: String,
     },
+    /// Measure the device's limits (memory bandwidth, FMA throughput), then time every kernel
+    /// the engine uses on a model's shapes against them, checked against f64 references, and
+    /// saliency, AttnLRP and integrated gradients end to end.
+    Bench(Box<BenchArgs>),
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
         #[arg(long, required_unless_present = "devices")]
@@ -145,6 +149,43 @@ struct EvaluateArgs {
     methods: String,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// The model whose shapes the kernels take and which the end-to-end rows run (default:
+    /// the tiny Llama of the repository's test fixtures).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Only the kernels whose name, variant or format contains one of these (comma-separated,
+    /// e.g. `x·wᵀ,attention` or `q4_1`).
+    #[arg(long)]
+    kernels: Option<String>,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Also write the JSON record here (whatever --format says).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Seconds the kernels may take together; the limits and the end-to-end rows take about
+    /// three quarters as long again.
+    #[arg(long, default_value_t = 20.0)]
+    budget: f64,
+    /// Tokens of the prompt whose shapes the kernels take.
+    #[arg(long, default_value_t = 10)]
+    tokens: usize,
+    /// Skip saliency, AttnLRP and IG end to end.
+    #[arg(long)]
+    kernels_only: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Keeps freed buffers in the process instead of returning them to the OS after every op:
@@ -329,6 +370,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Attribute(args) => attribute(*args),
+        Command::Bench(args) => bench(*args),
         Command::Evaluate(args) => evaluate(*args),
         Command::Convert {
             input,
@@ -460,20 +502,7 @@ impl Setup {
                 gradlens::files::refuse_overwriting_input(out, Path::new(b))?;
             }
         }
-        if let Some(n) = c.threads {
-            // Far more threads than cores gains nothing, and thousands exhaust the process.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            if n == 0 || n > 8 * cores {
-                return Err(Error::InvalidArgument(format!(
-                    "--threads {n}: this machine has {cores} cores; use 1 to {}",
-                    8 * cores
-                )));
-            }
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global()
-                .map_err(|e| Error::Other(format!("--threads: {e}")))?;
-        }
+        set_threads(c.threads)?;
         let target = match (&c.target, c.target_id, c.target_class, &c.compare_text) {
             (Some(t), ..) => TargetSpec::Token(t.clone()),
             (_, Some(id), ..) => TargetSpec::TokenId(id),
@@ -500,6 +529,25 @@ impl Setup {
             format,
         })
     }
+}
+
+/// Sets the worker threads for `--threads`.
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    let Some(n) = threads else {
+        return Ok(());
+    };
+    // Far more threads than cores gains nothing, and thousands exhaust the process.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n == 0 || n > 8 * cores {
+        return Err(Error::InvalidArgument(format!(
+            "--threads {n}: this machine has {cores} cores; use 1 to {}",
+            8 * cores
+        )));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| Error::Other(format!("--threads: {e}")))
 }
 
 /// The text of `--prompt`, or of `--prompt-file` (a file, or `-` for standard input), read
@@ -630,5 +678,68 @@ fn emit(output: Option<&Path>, rendered: &str) -> Result<()> {
         None => std::io::stdout()
             .write_all(rendered.as_bytes())
             .map_err(|e| Error::Other(format!("stdout: {e}"))),
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let json = match a.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown format '{other}' for bench (expected text or json)"
+            )))
+        }
+    };
+    if !(a.budget.is_finite() && a.budget > 0.0 && a.budget <= 86400.0) {
+        return Err(Error::InvalidArgument(format!(
+            "--budget {}: give seconds between 0 and 86400",
+            a.budget
+        )));
+    }
+    for out in a.output.iter().chain(&a.json) {
+        gradlens::files::check_output(out)?;
+    }
+    set_threads(a.threads)?;
+    let model = a.model.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-llama")
+    });
+    if !model.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "no model at {}: give one with --model PATH",
+            model.display()
+        )));
+    }
+    let opts = gradlens::bench::Options {
+        device: a.device.parse()?,
+        model,
+        patterns: a
+            .kernels
+            .iter()
+            .flat_map(|k| k.split(','))
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        budget: std::time::Duration::from_secs_f64(a.budget),
+        tokens: a.tokens,
+        end_to_end: !a.kernels_only,
+    };
+    let report = gradlens::bench::run(&opts)?;
+    let record =
+        serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))? + "\n";
+    if let Some(path) = &a.json {
+        gradlens::files::write_output(path, record.as_bytes())?;
+    }
+    let rendered = if json {
+        record
+    } else {
+        gradlens::bench::render_text(&report)
+    };
+    emit(a.output.as_deref(), &rendered)?;
+    match report.failures().len() {
+        0 => Ok(()),
+        n => Err(Error::Other(format!(
+            "{n} kernel rows failed their check against the f64 reference (see the report)"
+        ))),
     }
 }

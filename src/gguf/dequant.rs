@@ -105,6 +105,43 @@ pub fn byte_size(t: GgmlType, n: usize) -> Result<usize, String> {
         .ok_or_else(|| format!("{n} values of {t:?} overflow the address space"))
 }
 
+/// `n` values of `format` with pseudo-random quants and finite scales of both signs (benchmarks
+/// and tests): every byte that is not a scale takes every value, so the decoders meet every
+/// bit pattern; the float formats hold values in [-1.5, 1.5].
+pub fn random_blocks(format: GgmlType, n: usize, seed: u64) -> Vec<u8> {
+    let (per, size) = format.block();
+    let blocks = n / per;
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let small = |r: u64| ((r >> 40) % 3001) as f32 / 1000.0 - 1.5;
+    let half = |v: f32| f16::from_f32(v).to_le_bytes();
+    let mut bytes: Vec<u8> = (0..blocks * size).map(|_| (next() >> 56) as u8).collect();
+    for block in bytes.chunks_exact_mut(size) {
+        let r = next();
+        // Scales of 0.002 to 0.03, of either sign.
+        let d = (0.002 + 0.028 * small(r).abs() / 1.5) * if r & 1 == 0 { 1.0 } else { -1.0 };
+        match format {
+            GgmlType::F32 => block.copy_from_slice(&small(r).to_le_bytes()),
+            GgmlType::F16 => block.copy_from_slice(&half(small(r))),
+            GgmlType::BF16 => block.copy_from_slice(&half::bf16::from_f32(small(r)).to_le_bytes()),
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => {
+                block[..2].copy_from_slice(&half(d))
+            }
+            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => {
+                block[..2].copy_from_slice(&half(d));
+                block[2..4].copy_from_slice(&half(0.3 * d.abs()));
+            }
+            GgmlType::Q6K => block[208..].copy_from_slice(&half(d)),
+        }
+    }
+    bytes
+}
+
 fn h(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }

@@ -14,7 +14,7 @@ mod reader;
 mod sentencepiece;
 pub mod tokenizer;
 
-pub use dequant::{byte_size, decode_into, dequantize, type_label, GgmlType};
+pub use dequant::{byte_size, decode_into, dequantize, random_blocks, type_label, GgmlType};
 pub use llama::architecture;
 pub use reader::{GgufFile, TensorInfo, Value};
 

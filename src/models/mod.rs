@@ -116,6 +116,8 @@ pub struct ModelInfo {
     pub layers: usize,
     pub attention_heads: usize,
     pub key_value_heads: usize,
+    /// Each attention head's width.
+    pub head_dim: usize,
     pub intermediate_size: usize,
     pub vocab_size: usize,
     pub max_positions: usize,
@@ -224,6 +226,14 @@ impl Model {
             layers: cfg.usize(&["num_hidden_layers", "n_layer"])?,
             attention_heads: heads,
             key_value_heads: cfg.usize_or(&["num_key_value_heads"], heads)?,
+            // As the families read it: Gemma's default is 256, the others' hidden / heads.
+            head_dim: cfg.usize_or(
+                &["head_dim"],
+                match &net {
+                    Network::Gemma(_) => 256,
+                    _ => hidden / heads.max(1),
+                },
+            )?,
             intermediate_size: cfg.usize_or(&["intermediate_size", "n_inner"], 4 * hidden)?,
             vocab_size: cfg.usize(&["vocab_size"])?,
             max_positions: match &net {

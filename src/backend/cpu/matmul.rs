@@ -50,6 +50,12 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
             "matmul {s:?}: a stored-format weight can only be a linear layer's weight"
         )));
     };
+    gemm_product(a, b, s)
+}
+
+/// `op(A) · op(B)` on the `gemm` crate, f32 operands of the spec's sizes (checked by `matmul`).
+pub fn gemm_product(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
+    let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
     let mut out = super::zeros(s.batch * mn, "a matrix product")?;
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].
     let (a_rs, a_cs) = if s.trans_a {

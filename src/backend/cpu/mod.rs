@@ -12,6 +12,7 @@ mod rope;
 mod rules;
 mod simd;
 mod softmax;
+pub mod variants;
 mod weight_rows;
 mod weight_t;
 

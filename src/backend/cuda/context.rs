@@ -155,6 +155,18 @@ impl Context {
         matches!(self.engine, Engine::Emulator(_))
     }
 
+    /// The driver's CUDA version ("13.0"), where a driver runs the kernels.
+    pub fn driver_version(&self) -> Option<String> {
+        let Engine::Driver(_) = self.engine else {
+            return None;
+        };
+        let mut v = 0;
+        // SAFETY: the driver is loaded (the context is open); the call writes one int.
+        let ok = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) }
+            == cudarc::driver::sys::CUresult::CUDA_SUCCESS;
+        ok.then(|| format!("{}.{}", v / 1000, v % 1000 / 10))
+    }
+
     /// Free and total device memory in bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
         match &self.engine {
@@ -197,6 +209,17 @@ impl Context {
                 .map(Slice::Driver)
                 .map_err(|e| self.oom(data.len(), "upload", e)),
             Engine::Emulator(_) => Ok(Slice::Host(HostSlice::from_vec(data.to_vec()))),
+        }
+    }
+
+    /// Waits for every queued kernel (the emulator has run each one already).
+    pub fn synchronize(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Driver(d) => d
+                .stream
+                .synchronize()
+                .map_err(|e| Error::Device(format!("cuda: waiting for {}: {e:?}", self.name))),
+            Engine::Emulator(_) => Ok(()),
         }
     }
 

@@ -19,6 +19,7 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../kernels/elementwise.cu"),
     ),
     ("layout.cu", include_str!("../../../kernels/layout.cu")),
+    ("limits.cu", include_str!("../../../kernels/limits.cu")),
     ("matmul.cu", include_str!("../../../kernels/matmul.cu")),
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
     ("rope.cu", include_str!("../../../kernels/rope.cu")),

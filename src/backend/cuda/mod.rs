@@ -13,7 +13,7 @@ mod stored;
 
 pub use stored::CudaStoredMatrix;
 
-use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use super::{Activation, AttentionDims, Backend, LimitKernel, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
 use context::{Arg, Context, Grid, MatmulArgs, Slice};
@@ -121,6 +121,11 @@ impl CudaBackend {
         self.ctx.name()
     }
 
+    /// The driver's CUDA version, where a driver runs the kernels (not the emulator).
+    pub fn driver_version(&self) -> Option<String> {
+        self.ctx.driver_version()
+    }
+
     /// Whether the kernels run on the host emulator (`GRADLENS_CUDA_EMULATOR=1`).
     pub fn is_emulated(&self) -> bool {
         self.ctx.is_emulated()
@@ -185,7 +190,41 @@ impl CudaBackend {
     }
 }
 
+impl CudaBackend {
+    /// Queues one of `gradlens bench`'s limit kernels (`kernels/limits.cu`): `Read` sums `a`
+    /// into one partial per thread of `out`, `Copy` copies `a` into `out`, `Fma` runs its
+    /// chains in one thread per value of `out`. The per-thread outputs must be whole blocks of
+    /// 256 and at most 65,535 of them (a 1-D grid).
+    pub fn limit_kernel(&self, kernel: LimitKernel, a: &Storage, out: &Storage) -> Result<()> {
+        let (a, out) = (buf(a)?, buf(out)?);
+        match kernel {
+            LimitKernel::Read => self.ctx.launch(
+                "limits.cu",
+                "read_sum",
+                &[b(out), b(a), u(a.len)],
+                Grid::Threads(out.len),
+            ),
+            LimitKernel::Copy => self.ctx.launch(
+                "limits.cu",
+                "copy",
+                &[b(out), b(a), u(a.len)],
+                Grid::Threads(a.len),
+            ),
+            LimitKernel::Fma { iterations } => self.ctx.launch(
+                "limits.cu",
+                "fma_peak",
+                &[b(out), Arg::F32(1.0), Arg::U32(iterations)],
+                Grid::Threads(out.len),
+            ),
+        }
+    }
+}
+
 impl Backend for CudaBackend {
+    fn synchronize(&self) -> Result<()> {
+        self.ctx.synchronize()
+    }
+
     /// Three quarters of the device memory free now (the driver's own count).
     fn batch_memory(&self) -> Option<usize> {
         self.memory().ok().map(|(free, _)| free / 4 * 3)

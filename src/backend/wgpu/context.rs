@@ -301,6 +301,17 @@ impl Context {
         }
     }
 
+    /// Waits for every submitted kernel.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(WAIT),
+            })
+            .map_err(|e| self.error("synchronize", format!("waiting for the device: {e}")))?;
+        self.check("synchronize")
+    }
+
     /// Copies a buffer back to the host, waiting for every submitted kernel that writes it.
     pub fn download(&self, buffer: &GpuBuffer) -> Result<Vec<f32>> {
         if buffer.is_empty() {

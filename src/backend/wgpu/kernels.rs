@@ -28,6 +28,7 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../shaders/elementwise.wgsl"),
     ),
     ("layout.wgsl", include_str!("../../../shaders/layout.wgsl")),
+    ("limits.wgsl", include_str!("../../../shaders/limits.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
     (
         "stored_weight.wgsl",

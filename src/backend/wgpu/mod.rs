@@ -13,7 +13,7 @@ mod stored;
 pub use buffer::GpuBuffer;
 pub use stored::GpuStoredMatrix;
 
-use super::{Activation, AttentionDims, Backend, MatmulSpec, PickKind, SoftmaxMask};
+use super::{Activation, AttentionDims, Backend, LimitKernel, MatmulSpec, PickKind, SoftmaxMask};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Storage};
 use context::{Context, Grid};
@@ -53,6 +53,21 @@ impl WgpuBackend {
     /// The adapter in use, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
     pub fn adapter_name(&self) -> String {
         self.ctx.name()
+    }
+
+    /// The largest buffer one kernel can bind, in bytes.
+    pub fn max_binding_bytes(&self) -> usize {
+        self.ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.ctx.limits.max_buffer_size) as usize
+    }
+
+    /// The adapter's driver and its version, as the driver reports them.
+    pub fn driver(&self) -> String {
+        format!("{} {}", self.ctx.info.driver, self.ctx.info.driver_info)
+            .trim()
+            .to_string()
     }
 
     pub fn is_hardware(&self) -> bool {
@@ -396,7 +411,42 @@ impl WgpuBackend {
     }
 }
 
+impl WgpuBackend {
+    /// Queues one of `gradlens bench`'s limit kernels (`shaders/limits.wgsl`): `Read` sums
+    /// `a` into one partial per thread of `out`, `Copy` copies `a` into `out`, `Fma` runs its
+    /// chains in one thread per value of `out`. The per-thread outputs must be whole
+    /// workgroups of 256 and at most 65,535 of them (a 1-D grid).
+    pub fn limit_kernel(&self, kernel: LimitKernel, a: &Storage, out: &Storage) -> Result<()> {
+        let (a, out) = (buf(a)?, buf(out)?);
+        let kernel_file = |entry| k("limits.wgsl", entry);
+        match kernel {
+            LimitKernel::Read => self.ctx.launch(
+                kernel_file("read_sum"),
+                &[u(a.len())],
+                &[(1, out), (2, a)],
+                Grid::Threads(out.len()),
+            ),
+            LimitKernel::Copy => self.ctx.launch(
+                kernel_file("copy"),
+                &[u(a.len())],
+                &[(1, out), (2, a)],
+                Grid::Threads(a.len()),
+            ),
+            LimitKernel::Fma { iterations } => self.ctx.launch(
+                kernel_file("fma_peak"),
+                &[0, iterations, 1.0f32.to_bits()],
+                &[(1, out)],
+                Grid::Threads(out.len()),
+            ),
+        }
+    }
+}
+
 impl Backend for WgpuBackend {
+    fn synchronize(&self) -> Result<()> {
+        self.ctx.wait()
+    }
+
     fn device(&self) -> Device {
         Device::Wgpu
     }
