@@ -1,5 +1,6 @@
 //! Pointwise activations and their exact derivatives, in f32 with a branch-free `exp` so that
-//! loops over them vectorise (libm's scalar `exp` was a third of a GELU model's run time).
+//! loops over them vectorise (libm's scalar `exp` was a third of a GELU model's run time),
+//! compiled for AVX-512, AVX2+FMA and the baseline and chosen at run time.
 
 use crate::backend::Activation;
 
@@ -93,73 +94,70 @@ pub fn erf(x: f32) -> f32 {
     (1.0 - t * exp(poly)).copysign(x)
 }
 
-/// `out = f(x)` over a slice; compiled for AVX2+FMA too, chosen at run time.
+/// `out = f(x)` over a slice.
 pub fn forward_slice(f: Activation, x: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the features were detected at run time.
-        return unsafe { forward_slice_avx2(f, x, out) };
-    }
-    forward_loop(f, x, out)
+    dispatch!(forward_loop(f, x, out))
 }
 
-/// `out = g ⊙ f′(x)` over slices; compiled for AVX2+FMA too, chosen at run time.
+/// `out = g ⊙ f′(x)` over slices.
 pub fn backward_slice(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the features were detected at run time.
-        return unsafe { backward_slice_avx2(f, x, g, out) };
-    }
-    backward_loop(f, x, g, out)
+    dispatch!(backward_loop(f, x, g, out))
 }
 
-/// `x ← e^(x − shift)` over a slice (a softmax row's exponentials); compiled for AVX2+FMA
-/// too, chosen at run time.
+/// `x ← e^(x − shift)` over a slice (a softmax row's exponentials).
 pub fn exp_shifted_in_place(x: &mut [f32], shift: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the features were detected at run time.
-        return unsafe { exp_shifted_avx2(x, shift) };
-    }
-    exp_shifted_loop(x, shift)
+    dispatch!(exp_shifted_loop(x, shift))
 }
 
-#[inline(always)]
-fn exp_shifted_loop(x: &mut [f32], shift: f32) {
+/// Runs an `inline(always)` loop compiled for AVX-512, for AVX2+FMA or for the baseline, as
+/// `Kernel::best()` says. Each element takes the same operations whatever the width (Rust never
+/// fuses a multiply and an add on its own), so every choice gives the same bits. The loop must
+/// be inlined *into* the feature-enabled function (a closure defined outside it is compiled
+/// for the baseline and not inlined), hence one wrapper per width.
+macro_rules! dispatch {
+    ($loop:ident($($arg:expr),*)) => {{
+        match super::simd::Kernel::best() {
+            // SAFETY: `Kernel::best` chose an instruction set this CPU has.
+            #[cfg(target_arch = "x86_64")]
+            super::simd::Kernel::Avx512 => unsafe { $loop::avx512($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            super::simd::Kernel::Avx2 => unsafe { $loop::avx2($($arg),*) },
+            _ => $loop::portable($($arg),*),
+        }
+    }};
+}
+use dispatch;
+
+/// The three compilations of a loop: `name::avx512`, `name::avx2` and `name::portable`.
+macro_rules! widths {
+    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[inline(always)]
+            pub fn portable($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,fma")]
+            pub unsafe fn avx512($($arg: $ty),*) {
+                portable($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub unsafe fn avx2($($arg: $ty),*) {
+                portable($($arg),*)
+            }
+        }
+    };
+}
+
+widths!(exp_shifted_loop(x: &mut [f32], shift: f32) {
     for v in x.iter_mut() {
         *v = exp(*v - shift);
     }
-}
+});
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_shifted_avx2(x: &mut [f32], shift: f32) {
-    exp_shifted_loop(x, shift)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-// The loops and the activation calls must be inlined *into* the feature-enabled functions
-// below (a closure defined outside them is compiled for the baseline and not inlined), hence
-// `inline(always)` loops with one arm per activation, each with `f` a constant.
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_slice_avx2(f: Activation, x: &[f32], out: &mut [f32]) {
-    forward_loop(f, x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_slice_avx2(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
-    backward_loop(f, x, g, out)
-}
-
-#[inline(always)]
-fn forward_loop(f: Activation, x: &[f32], out: &mut [f32]) {
+widths!(forward_loop(f: Activation, x: &[f32], out: &mut [f32]) {
+    // One arm per activation, so that each loop has `f` a constant.
     #[inline(always)]
     fn run(c: Activation, x: &[f32], out: &mut [f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
@@ -173,10 +171,9 @@ fn forward_loop(f: Activation, x: &[f32], out: &mut [f32]) {
         Activation::Tanh => run(Activation::Tanh, x, out),
         Activation::Relu => run(Activation::Relu, x, out),
     }
-}
+});
 
-#[inline(always)]
-fn backward_loop(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
+widths!(backward_loop(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
     #[inline(always)]
     fn run(c: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
         for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
@@ -190,7 +187,7 @@ fn backward_loop(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
         Activation::Tanh => run(Activation::Tanh, x, g, out),
         Activation::Relu => run(Activation::Relu, x, g, out),
     }
-}
+});
 
 #[cfg(test)]
 mod tests {

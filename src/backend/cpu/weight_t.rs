@@ -17,6 +17,8 @@
 //! 2–60 rows it took 2–20× longer. Compiled for AVX-512 or AVX2+FMA with run-time dispatch
 //! (the crate's target is x86-64); the portable loop is the fallback.
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::reduce4_avx512;
 use super::simd::{Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
 use crate::gguf::decode_simd::{Format, StoredRows};
@@ -288,10 +290,23 @@ unsafe fn rows_avx512<F: Format, const R: usize>((a, w, rows, i, k, out, n): Blo
                 sums[1] = _mm512_fmadd_ps(av, wv[1], sums[1]);
             }
         }
-        for (r, sums) in acc.iter().enumerate() {
-            *out.at((i + r) * n + j) = _mm512_reduce_add_ps(sums[0]);
-            if twin {
-                *out.at((i + r) * n + j + 1) = _mm512_reduce_add_ps(sums[1]);
+        // Two rows' two sums at a time.
+        for r in (0..R).step_by(2) {
+            let next = if r + 1 < R {
+                acc[r + 1]
+            } else {
+                [_mm512_setzero_ps(); 2]
+            };
+            let mut sums = [0f32; 4];
+            _mm_storeu_ps(
+                sums.as_mut_ptr(),
+                reduce4_avx512([acc[r][0], acc[r][1], next[0], next[1]]),
+            );
+            for (dr, pair) in sums.chunks_exact(2).enumerate().take(R - r) {
+                *out.at((i + r + dr) * n + j) = pair[0];
+                if twin {
+                    *out.at((i + r + dr) * n + j + 1) = pair[1];
+                }
             }
         }
     }
@@ -358,8 +373,14 @@ unsafe fn dense_rows_avx512<const R: usize>((a, w, rows, i, k, out, n): BlockArg
             }
         }
         for (r, sums) in acc.iter().enumerate() {
-            for (q, sum) in sums.iter().enumerate().take(live) {
-                *out.at((i + r) * n + j + q) = _mm512_reduce_add_ps(*sum);
+            let dst = out.at((i + r) * n + j);
+            let four = reduce4_avx512(*sums);
+            if live == 4 {
+                _mm_storeu_ps(dst, four);
+            } else {
+                let mut v = [0f32; 4];
+                _mm_storeu_ps(v.as_mut_ptr(), four);
+                std::ptr::copy_nonoverlapping(v.as_ptr(), dst, live);
             }
         }
     }
