@@ -45,6 +45,9 @@ pub enum Error {
     Device(String),
     #[error("{0}")]
     Other(String),
+    /// The run was cancelled (`Settings::cancel`).
+    #[error("cancelled")]
+    Cancelled,
     /// A result with NaN or infinite values: never reported as a success.
     #[error("{0}")]
     NonFinite(String),

@@ -91,6 +91,9 @@ pub fn attribute_generation(
         if let Some(p) = &settings.progress {
             p(t + 1, generated.len());
         }
+        if let Some(c) = &settings.cancel {
+            c.check()?;
+        }
     }
     let mut out = first.expect("at least one step");
     out.generated_ids = Some(generated.clone());

@@ -35,6 +35,7 @@ pub mod error;
 pub mod files;
 pub mod generation;
 pub mod gguf;
+pub mod jsonl;
 pub mod models;
 pub mod ops;
 pub mod report;

@@ -1245,3 +1245,92 @@ fn batching_and_threads_do_not_change_scores() {
         }
     }
 }
+
+/// `--input records.jsonl`: a run killed midway (and its last line cut short, as a kill during
+/// a write would leave it) resumes with every id exactly once, equal to an uninterrupted run;
+/// a record with a bad option becomes an error line and the run goes on.
+#[test]
+fn a_jsonl_run_killed_midway_resumes_with_nothing_lost_or_duplicated() {
+    let dir = scratch("jsonl");
+    let input = dir.join("records.jsonl");
+    let mut lines: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"id": {i}, "text": "word{i} and some more text about item {i}"}}"#))
+        .collect();
+    lines.push(r#"{"id": "bad", "text": "a record with a bad option", "stepz": 3}"#.into());
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let model = tiny_path("tiny-llama");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "attribute",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--output".into(), out.display().to_string()])
+        .chain(["--method", "ig", "--steps", "1000", "--batch-size", "50"].map(String::from))
+        .collect()
+    };
+    let read = |path: &Path| -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut by_id = std::collections::BTreeMap::new();
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = v["id"].to_string();
+            assert!(by_id.insert(id.clone(), v).is_none(), "{id} twice");
+        }
+        by_id
+    };
+    let reference = dir.join("reference.jsonl");
+    let (ok, _, err) = run(&args(&reference)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let out = dir.join("results.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args(args(&out))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines_in = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+    let start = std::time::Instant::now();
+    while lines_in(&out) < 2 && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = lines_in(&out);
+    assert!((2..9).contains(&partial), "killed after {partial} lines");
+    // A write the kill interrupted.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, br#"{"id":5,"model":"tin"#))
+        .unwrap();
+    let (ok, _, err) = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(err.contains("already there"), "{err}");
+    let (want, got) = (read(&reference), read(&out));
+    assert_eq!(got.len(), 9);
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>()
+    );
+    for (id, w) in &want {
+        assert_eq!(got[id]["scores"], w["scores"], "id {id}");
+        assert_eq!(got[id]["error"], w["error"], "id {id}");
+    }
+    assert!(
+        got["\"bad\""]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown option 'stepz'"),
+        "{:?}",
+        got["\"bad\""]
+    );
+    // A third run has nothing left to do.
+    let (ok, _, err) = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok && err.contains("0 records attributed"), "{err}");
+}

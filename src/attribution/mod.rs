@@ -6,6 +6,7 @@ pub mod faithfulness;
 mod method;
 pub mod methods;
 mod options;
+pub mod request;
 mod result;
 
 pub use engine::attention;
@@ -16,10 +17,11 @@ pub use engine::evaluate::{
 };
 pub use engine::quadrature::{self, Quadrature};
 pub use engine::targets::{self, ScoreKind, Target, TargetInfo, TargetSpec};
-pub use engine::{Baseline, Prepared, Progress, Settings};
+pub use engine::{Baseline, Cancel, Prepared, Progress, Settings};
 pub use method::{Family, MapAt, Method, MethodInfo, TokenScore};
 pub use methods::discretized_ig::discretized_path;
 pub use options::{Kind, OptionSpec, Values};
+pub use request::Request;
 pub use result::{Attribution, GenerationStep};
 
 use crate::autodiff::RuleSet;

@@ -63,14 +63,18 @@ struct CommonArgs {
     /// The text to explain.
     #[arg(
         long,
-        required_unless_present = "prompt_file",
-        conflicts_with = "prompt_file"
+        required_unless_present_any = ["prompt_file", "input"],
+        conflicts_with_all = ["prompt_file", "input"]
     )]
     prompt: Option<String>,
     /// Read the text from a file, or from standard input with `-` (for texts longer than a
     /// command line takes); one final newline is dropped.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     prompt_file: Option<PathBuf>,
+    /// attribute: a JSONL file of records, `{"id": …, "text": …}` plus any option by name,
+    /// each attributed into a line of --output (resumable: a rerun skips the ids it holds).
+    #[arg(long)]
+    input: Option<PathBuf>,
     /// Causal LMs: the next token to explain (exactly one token). Default: the model's top token.
     #[arg(long, conflicts_with_all = ["target_id", "target_class", "compare_text"])]
     target: Option<String>,
@@ -302,32 +306,6 @@ fn method_values(sub: &clap::ArgMatches) -> Values {
     values
 }
 
-/// A warning for each option the user gave that none of `methods` read.
-fn ignored_options(values: &Values, methods: &[Box<dyn Method>], evaluate: bool) -> Vec<String> {
-    let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
-    values
-        .unread()
-        .into_iter()
-        // evaluate removes tokens to the baseline, whatever the methods.
-        .filter(|o| !(evaluate && o == "baseline"))
-        .map(|o| {
-            // Declared but unread: the method reads it only with other options.
-            let declared = methods
-                .iter()
-                .flat_map(|m| m.info().options)
-                .find(|s| s.name == o);
-            let why = match declared {
-                Some(spec) => format!(" with these options (--{o}: {})", spec.help),
-                None => String::new(),
-            };
-            format!(
-                "--{o} was ignored: {} does not use it{why}",
-                names.join(", ")
-            )
-        })
-        .collect()
-}
-
 /// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid" on a successful run when
 /// the variable is unset or names a folder others can enter (`/tmp`): then a private folder
 /// of ours stands in, so "error:" appears only on failure. Called first, before any thread.
@@ -483,18 +461,8 @@ impl Setup {
         let score: ScoreKind = c.target_kind.parse()?;
         let format: Format = c.format.parse()?;
         let device: Device = c.device.parse()?;
-        let batch_size = match c.batch_size.as_str() {
-            "auto" => None,
-            n => Some(n.parse::<usize>().map_err(|_| {
-                Error::InvalidArgument(format!("--batch-size must be a number or auto, not {n:?}"))
-            })?),
-        };
+        let batch_size = attribution::request::parse_batch_size(&c.batch_size)?;
         let checkpoint: gradlens::attribution::Checkpoint = c.checkpoint.parse()?;
-        if batch_size == Some(0) {
-            return Err(Error::InvalidArgument(
-                "--batch-size must be at least 1".into(),
-            ));
-        }
         if let Some(out) = &c.output {
             gradlens::files::check_output(out)?;
             gradlens::files::refuse_overwriting_input(out, &c.model)?;
@@ -520,6 +488,7 @@ impl Setup {
             include_map: c.include_map,
             progress: show_progress.then(progress_bar),
             checkpoint,
+            cancel: None,
         };
         Ok(Setup {
             prompt,
@@ -588,6 +557,9 @@ fn progress_bar() -> attribution::Progress {
 }
 
 fn attribute(a: AttributeArgs) -> Result<()> {
+    if let Some(input) = &a.common.input {
+        return attribute_jsonl(&a, input);
+    }
     if a.repeat == 0 {
         return Err(Error::InvalidArgument("--repeat must be at least 1".into()));
     }
@@ -624,7 +596,11 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     }
     result
         .warnings
-        .extend(ignored_options(values, &setup.methods, false));
+        .extend(attribution::request::ignored_options(
+            values,
+            &setup.methods,
+            false,
+        ));
     let format = setup.format;
     if format != Format::Text {
         for w in &result.warnings {
@@ -635,7 +611,64 @@ fn attribute(a: AttributeArgs) -> Result<()> {
     emit(a.common.output.as_deref(), &rendered)
 }
 
+/// `attribute --input records.jsonl --output results.jsonl`: each record into a line.
+fn attribute_jsonl(a: &AttributeArgs, input: &Path) -> Result<()> {
+    let c = &a.common;
+    let output = c.output.as_deref().ok_or_else(|| {
+        Error::InvalidArgument("--input writes its results to --output FILE.jsonl: give one".into())
+    })?;
+    if a.generate.is_some() || a.repeat != 1 || !matches!(c.format.as_str(), "text" | "json") {
+        return Err(Error::InvalidArgument(
+            "--input writes one JSON line per record: drop --generate, --repeat and --format"
+                .into(),
+        ));
+    }
+    gradlens::files::refuse_overwriting_input(output, input)?;
+    // Every record is checked before the model loads.
+    let records = gradlens::jsonl::read_records(input)?;
+    let setup = Setup::new(c, &[a.method.as_str()], &c.values)?;
+    let base = attribution::Request {
+        method: setup.methods[0].name().to_string(),
+        values: c.values.clone(),
+        settings: attribution::Settings {
+            progress: None,
+            ..setup.settings.clone()
+        },
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} records, {eta} left")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    let progress = |done: usize, total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    };
+    let summary = gradlens::jsonl::run(&setup.model, &records, &base, output, &progress)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    eprintln!(
+        "{}: {} records attributed ({} of them failed, as error lines), {} already there",
+        output.display(),
+        summary.done,
+        summary.failed,
+        summary.skipped
+    );
+    Ok(())
+}
+
 fn evaluate(a: EvaluateArgs) -> Result<()> {
+    if a.common.input.is_some() {
+        return Err(Error::InvalidArgument(
+            "--input is for attribute; evaluate takes one --prompt".into(),
+        ));
+    }
     let names: Vec<&str> = a.methods.split(',').map(str::trim).collect();
     // One baseline for every method and for removed tokens: the pad token where the model
     // has one, else zero.
@@ -644,7 +677,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     let baseline: Baseline = baseline_text.parse()?;
     values.set("baseline", &baseline_text);
     let setup = Setup::new(&a.common, &names, &values)?;
-    for w in ignored_options(&values, &setup.methods, true) {
+    for w in attribution::request::ignored_options(&values, &setup.methods, true) {
         eprintln!("warning: {w}");
     }
     let model = &setup.model;

@@ -141,7 +141,7 @@ pub fn adaptive_ig(
                 a.extend(b);
                 Ok(a)
             },
-            None,
+            p.watch_silent(),
         )
     };
 
@@ -216,7 +216,7 @@ pub fn adaptive_ig(
                 });
             }
         }
-        p.report_progress(pts.len().min(max_steps), max_steps);
+        p.report_progress(pts.len().min(max_steps), max_steps)?;
     }
     let mut map = vec![0.0f64; n];
     intervals.sort_by(|x, y| pts[x.a].alpha.total_cmp(&pts[y.a].alpha));

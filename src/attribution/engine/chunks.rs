@@ -4,7 +4,7 @@
 //! count.
 
 use super::checkpoint::Checkpoint;
-use super::prepared::Progress;
+use super::prepared::Watch;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -19,14 +19,15 @@ pub fn run<A: Send>(
     concurrent: usize,
     work: impl Fn(usize, usize) -> Result<A> + Sync,
     add: impl Fn(A, A) -> Result<A>,
-    progress: Option<&Progress>,
+    watch: Watch,
 ) -> Result<A> {
     let chunk = chunk.clamp(1, n.max(1));
     let starts: Vec<usize> = (0..n).step_by(chunk).collect();
     let done = AtomicUsize::new(0);
     let one = |&start: &usize| -> Result<A> {
+        watch.check()?;
         let out = work(start, (start + chunk).min(n))?;
-        if let Some(p) = progress {
+        if let Some(p) = watch.progress {
             p(done.fetch_add(1, Ordering::Relaxed) + 1, starts.len());
         }
         Ok(out)

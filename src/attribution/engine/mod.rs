@@ -17,4 +17,4 @@ pub mod random;
 pub mod single_pass;
 pub mod targets;
 
-pub use prepared::{Baseline, Prepared, Progress, Settings};
+pub use prepared::{Baseline, Cancel, Prepared, Progress, Settings, Watch};

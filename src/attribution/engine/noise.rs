@@ -85,7 +85,7 @@ pub fn noise_tunnel(
         concurrent,
         work,
         chunks::add_vecs,
-        p.progress.as_ref(),
+        p.watch(),
     )?;
     let k = s_total as f64;
     let shifted: Vec<f64> = sum[..n].iter().map(|v| v / k).collect();

@@ -3,7 +3,7 @@
 //! built on the host by `fill`, chunks of them run as one batch, and chunks run concurrently
 //! where the backend allows.
 
-use super::{chunks, evaluate, prepared::Progress, Prepared};
+use super::{chunks, evaluate, prepared::Watch, Prepared};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -32,7 +32,7 @@ pub fn accumulate_gradients(
     fill: impl Fill,
     take: impl Fn(usize, f32, &[f32], &mut [f64]) + Sync,
     batch_size: Option<usize>,
-    progress: Option<&Progress>,
+    watch: Watch,
 ) -> Result<Vec<f64>> {
     let (chunk, concurrent) = chunks::for_gradients(p, batch_size, n);
     let row = p.x.shape().numel();
@@ -46,7 +46,7 @@ pub fn accumulate_gradients(
         }
         Ok(acc)
     };
-    chunks::run(n, chunk, concurrent, work, chunks::add_vecs, progress)
+    chunks::run(n, chunk, concurrent, work, chunks::add_vecs, watch)
 }
 
 /// `F` at points `0..n`, forward passes only.
@@ -76,6 +76,6 @@ pub fn scores(
             a.extend(b);
             Ok(a)
         },
-        None,
+        p.watch_silent(),
     )
 }

@@ -14,6 +14,48 @@ use std::sync::Mutex;
 /// Called after each chunk of work with (done, total).
 pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
 
+/// A request to stop a run, set from another thread (Ctrl-C in Python, a cancelled request
+/// in the server). A run checks it before each chunk of passes and at each step it reports,
+/// and then ends with `Error::Cancelled`.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Error::Cancelled` once cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What a run reports to and listens to between its chunks of work.
+#[derive(Clone, Copy, Default)]
+pub struct Watch<'a> {
+    pub progress: Option<&'a Progress>,
+    pub cancel: Option<&'a Cancel>,
+}
+
+impl Watch<'_> {
+    pub fn check(&self) -> Result<()> {
+        self.cancel.map_or(Ok(()), Cancel::check)
+    }
+}
+
 /// What every method shares: what to explain, how to batch, what to report.
 #[derive(Clone, Default)]
 pub struct Settings {
@@ -26,6 +68,8 @@ pub struct Settings {
     pub progress: Option<Progress>,
     /// When gradient passes recompute their layers to bound their memory.
     pub checkpoint: Checkpoint,
+    /// Set to stop the run.
+    pub cancel: Option<Cancel>,
 }
 
 /// A baseline `x′` of path and reference methods.
@@ -97,6 +141,7 @@ pub struct Prepared<'a> {
     pub target: Target,
     pub batch_size: Option<usize>,
     pub progress: Option<Progress>,
+    pub cancel: Option<Cancel>,
     pub include_map: bool,
     pub checkpoint: Checkpoint,
     /// The automatic target's forward pass of `x`, recorded, for the first method that can
@@ -143,6 +188,7 @@ impl<'a> Prepared<'a> {
             target,
             batch_size: settings.batch_size,
             progress: settings.progress.clone(),
+            cancel: settings.cancel.clone(),
             include_map: settings.include_map,
             checkpoint: settings.checkpoint,
             first_pass: Mutex::new(pass.filter(|_| keep)),
@@ -159,6 +205,7 @@ impl<'a> Prepared<'a> {
             target: self.target.clone(),
             batch_size: self.batch_size,
             progress: None,
+            cancel: self.cancel.clone(),
             include_map: self.include_map,
             checkpoint: self.checkpoint,
             first_pass: Mutex::new(None),
@@ -345,10 +392,29 @@ impl<'a> Prepared<'a> {
         with_reference(self.token_level(method, scores, f_x), total, f_ref)
     }
 
-    /// The progress callback, if any, with (done, total).
-    pub fn report_progress(&self, done: usize, total: usize) {
+    /// Reports (done, total) to the progress callback, if any, after checking for a
+    /// cancellation.
+    pub fn report_progress(&self, done: usize, total: usize) -> Result<()> {
+        self.watch().check()?;
         if let Some(progress) = &self.progress {
             progress(done, total);
+        }
+        Ok(())
+    }
+
+    /// Progress and cancellation, for `chunks::run`.
+    pub fn watch(&self) -> Watch<'_> {
+        Watch {
+            progress: self.progress.as_ref(),
+            cancel: self.cancel.as_ref(),
+        }
+    }
+
+    /// Cancellation only (work whose progress is not the run's).
+    pub fn watch_silent(&self) -> Watch<'_> {
+        Watch {
+            progress: None,
+            cancel: self.cancel.as_ref(),
         }
     }
 }

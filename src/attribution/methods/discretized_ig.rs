@@ -191,15 +191,8 @@ pub fn discretized_ig(p: &Prepared, baseline: &Tensor, opts: &DiscretizedIg) -> 
             *a += w * g[j] as f64 * (path[s + 1][j] - path[s][j]) as f64;
         }
     };
-    let map = points::accumulate_gradients(
-        p,
-        nodes.len(),
-        x.len(),
-        fill,
-        take,
-        p.batch_size,
-        p.progress.as_ref(),
-    )?;
+    let map =
+        points::accumulate_gradients(p, nodes.len(), x.len(), fill, take, p.batch_size, p.watch())?;
     let ends = points::scores(
         p,
         2,

@@ -120,7 +120,7 @@ fn gradient_shap(
         concurrent,
         work,
         chunks::add_vecs,
-        p.progress.as_ref(),
+        p.watch(),
     )?;
     let map = sum.iter().map(|v| (v / s_total as f64) as f32).collect();
     let f_x = p.score_x()?;

@@ -139,7 +139,7 @@ pub fn greedy_pig(p: &Prepared, baseline: &Tensor, opts: &GreedyPig) -> Result<O
             base[i * d..(i + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
             order.push(i);
         }
-        p.report_progress(order.len(), budget);
+        p.report_progress(order.len(), budget)?;
     }
     Ok(Out {
         map,

@@ -209,7 +209,7 @@ pub fn guided_ig(p: &Prepared, baseline: &Tensor, opts: &GuidedIg) -> Result<Out
                 break;
             }
         }
-        p.report_progress(step + 1, steps);
+        p.report_progress(step + 1, steps)?;
     }
     let f_x = match deferred {
         // The last step overflowed too: its moves take the gradient at x.

@@ -186,7 +186,7 @@ pub fn integrated_gradients(
         concurrent,
         work,
         chunks::add_tensors,
-        p.progress.as_ref(),
+        p.watch(),
     )?
     .to_vec()?;
 

@@ -120,7 +120,7 @@ pub fn pgd(p: &Prepared, opts: &Pgd) -> Result<Out> {
             map[j] += (cur[j] - next[j]) as f64 * 0.5 * (g[j] + g_next[j]) as f64;
         }
         (cur, g, f_cur) = (next, g_next, f_next);
-        p.report_progress(s + 1, steps);
+        p.report_progress(s + 1, steps)?;
     }
     Ok(Out {
         map: map.into_iter().map(|v| v as f32).collect(),

@@ -149,14 +149,7 @@ pub fn rpi(p: &Prepared, opts: &Rpi) -> Result<Out> {
         }
         Ok(acc)
     };
-    let avg_grad = chunks::run(
-        total,
-        chunk,
-        concurrent,
-        work,
-        chunks::add_vecs,
-        p.progress.as_ref(),
-    )?;
+    let avg_grad = chunks::run(total, chunk, concurrent, work, chunks::add_vecs, p.watch())?;
     let relevance: Vec<f32> = (0..n).map(|i| (a[i] as f64 * avg_grad[i]) as f32).collect();
     let map = attention::head_map(&relevance, heads, len, None)?;
     let scores = attention::token_scores(&map, &attention::query_weights(&p.target, len));

@@ -106,15 +106,8 @@ pub fn sequential_ig(p: &Prepared, baseline: &Tensor, opts: &SequentialIg) -> Re
             acc[j] += weights[k] * g[j] as f64 * (x[j] - b[j]) as f64;
         }
     };
-    let map = points::accumulate_gradients(
-        p,
-        len * steps,
-        len * d,
-        fill,
-        take,
-        p.batch_size,
-        p.progress.as_ref(),
-    )?;
+    let map =
+        points::accumulate_gradients(p, len * steps, len * d, fill, take, p.batch_size, p.watch())?;
     // F(x) and F with each token at the baseline, in one forward batch.
     let ends = points::scores(
         p,
