@@ -10,6 +10,19 @@
 
 use super::dequant::GgmlType;
 
+/// `[body with x = a, body with x = b, …]`, written out. A closure (`[a, b].map(|x| …)`) is
+/// compiled without its caller's target features, so the intrinsics in it stay calls instead
+/// of instructions: the Q5 decoders were ten times slower so.
+macro_rules! each {
+    ([$($item:expr),+ $(,)?], |$x:ident| $body:expr) => {
+        [$({
+            let $x = $item;
+            $body
+        }),+]
+    };
+}
+pub(crate) use each;
+
 /// A matrix's rows as stored: what the kernels decode from. Row `r` is stored row `order[r]`
 /// where there is an order (llama.cpp's Q/K head interleave, undone by whole rows).
 #[derive(Clone, Copy)]
@@ -322,7 +335,7 @@ pub mod avx512 {
             GgmlType::Q8_0 => {
                 let b = row.add(34 * u);
                 let d = _mm512_set1_ps(f16_at(b));
-                [0, 1].map(|p| {
+                each!([0, 1], |p| {
                     let q = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.add(2 + 16 * p) as *const _));
                     _mm512_mul_ps(d, _mm512_cvtepi32_ps(q))
                 })
@@ -331,7 +344,7 @@ pub mod avx512 {
             GgmlType::Q4_0 => {
                 let b = row.add(18 * u);
                 let d = _mm512_set1_ps(f16_at(b));
-                [false, true].map(|high| {
+                each!([false, true], |high| {
                     let q = _mm512_sub_epi32(nibbles(b.add(2), high), _mm512_set1_epi32(8));
                     _mm512_mul_ps(d, _mm512_cvtepi32_ps(q))
                 })
@@ -339,7 +352,7 @@ pub mod avx512 {
             GgmlType::Q4_1 => {
                 let b = row.add(20 * u);
                 let (d, m) = two_halves(b);
-                [false, true].map(|high| {
+                each!([false, true], |high| {
                     let v = _mm512_mul_ps(d, _mm512_cvtepi32_ps(nibbles(b.add(4), high)));
                     _mm512_add_ps(v, m)
                 })
@@ -354,7 +367,7 @@ pub mod avx512 {
                 } else {
                     (_mm512_set1_ps(f16_at(b)), _mm512_setzero_ps())
                 };
-                [false, true].map(|high| {
+                each!([false, true], |high| {
                     let q = nibbles(b.add(at + 4), high);
                     let fifth = (qh >> if high { 16 } else { 0 }) as __mmask16;
                     let q = _mm512_mask_or_epi32(q, fifth, q, _mm512_set1_epi32(16));
@@ -385,7 +398,10 @@ pub mod avx512 {
                 let both = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const i32).read_unaligned()));
                 let ds = _mm512_set1_ps(_mm_cvtss_f32(both) * sc);
                 let dm = _mm512_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(both)) * mn);
-                q.map(|q| _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(q)), dm))
+                each!([q[0], q[1]], |q| _mm512_sub_ps(
+                    _mm512_mul_ps(ds, _mm512_cvtepi32_ps(q)),
+                    dm
+                ))
             }
             GgmlType::Q6K => {
                 let (b, sub, _) = k_quant_chunk(row, 2 * u, 210);
@@ -406,7 +422,7 @@ pub mod avx512 {
                 let q = widen32(_mm256_or_si256(ql, _mm256_slli_epi16::<4>(qh)));
                 let d = f16_at(b.add(208));
                 let scales = b.add(192 + 8 * half + 2 * quarter);
-                [0, 1].map(|p| {
+                each!([0, 1], |p| {
                     let ds = _mm512_set1_ps(d * (*scales.add(p) as i8) as f32);
                     let q = _mm512_sub_epi32(q[p], _mm512_set1_epi32(32));
                     _mm512_mul_ps(ds, _mm512_cvtepi32_ps(q))
@@ -568,7 +584,8 @@ pub mod avx2 {
                 let d = _mm_cvtss_f32(both);
                 let lo = scaled(widen(nibble_bytes(b.add(4), false)), 0, d);
                 let hi = scaled(widen(nibble_bytes(b.add(4), true)), 0, d);
-                halves(lo, hi).map(|v| _mm256_add_ps(v, m))
+                let v = halves(lo, hi);
+                each!([v[0], v[1], v[2], v[3]], |v| _mm256_add_ps(v, m))
             }
             GgmlType::Q4_0 => {
                 let b = row.add(18 * u);
@@ -581,8 +598,9 @@ pub mod avx2 {
             GgmlType::Q8_0 => {
                 let b = row.add(34 * u);
                 let d = f16_at(b);
-                let q = [0, 8, 16, 24]
-                    .map(|o| _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + o) as *const _)));
+                let q = each!([0, 8, 16, 24], |o| {
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(2 + o) as *const _))
+                });
                 halves(scaled([q[0], q[1]], 0, d), scaled([q[2], q[3]], 0, d))
             }
             // The rest convert their scales per chunk.
@@ -614,7 +632,7 @@ pub mod avx2 {
     #[inline(always)]
     unsafe fn scaled(q: [__m256i; 2], offset: i32, d: f32) -> [__m256; 2] {
         let d = _mm256_set1_ps(d);
-        q.map(|q| {
+        each!([q[0], q[1]], |q| {
             _mm256_mul_ps(
                 d,
                 _mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(offset))),
@@ -638,7 +656,7 @@ pub mod avx2 {
             }
             GgmlType::BF16 => {
                 let p = row.add(32 * h);
-                [p, p.add(16)].map(|p| {
+                each!([p, p.add(16)], |p| {
                     let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const _));
                     _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w))
                 })
@@ -646,7 +664,9 @@ pub mod avx2 {
             GgmlType::Q8_0 => {
                 let b = row.add(34 * (h / 2));
                 let p = b.add(2 + 16 * (h % 2));
-                let q = [p, p.add(8)].map(|p| _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const _)));
+                let q = each!([p, p.add(8)], |p| _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                    p as *const _
+                )));
                 scaled(q, 0, f16_at(b))
             }
             GgmlType::Q4_0 => {
@@ -656,8 +676,8 @@ pub mod avx2 {
             GgmlType::Q4_1 => {
                 let b = row.add(20 * (h / 2));
                 let m = _mm256_set1_ps(f16_at(b.add(2)));
-                scaled(widen(nibble_bytes(b.add(4), h % 2 == 1)), 0, f16_at(b))
-                    .map(|v| _mm256_add_ps(v, m))
+                let v = scaled(widen(nibble_bytes(b.add(4), h % 2 == 1)), 0, f16_at(b));
+                each!([v[0], v[1]], |v| _mm256_add_ps(v, m))
             }
             GgmlType::Q5_0 | GgmlType::Q5_1 => {
                 let one = format == GgmlType::Q5_1;
@@ -674,7 +694,8 @@ pub mod avx2 {
                 }
                 if one {
                     let m = _mm256_set1_ps(f16_at(b.add(2)));
-                    scaled(q, 0, f16_at(b)).map(|v| _mm256_add_ps(v, m))
+                    let v = scaled(q, 0, f16_at(b));
+                    each!([v[0], v[1]], |v| _mm256_add_ps(v, m))
                 } else {
                     scaled(q, 16, f16_at(b))
                 }
@@ -694,7 +715,8 @@ pub mod avx2 {
                     q = _mm_or_si128(q, _mm_slli_epi16::<4>(bit));
                 }
                 let dm = _mm256_set1_ps(f16_at(b.add(2)) * m);
-                scaled(widen(q), 0, f16_at(b) * sc).map(|v| _mm256_sub_ps(v, dm))
+                let v = scaled(widen(q), 0, f16_at(b) * sc);
+                each!([v[0], v[1]], |v| _mm256_sub_ps(v, dm))
             }
             GgmlType::Q6K => {
                 let (b, sub, part) = k_quant_chunk(row, h, 210);

@@ -15,7 +15,7 @@
 
 use super::simd::{Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
-use crate::gguf::decode_simd::{Format, StoredRows};
+use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
 use crate::with_format;
 use rayon::prelude::*;
@@ -234,13 +234,14 @@ unsafe fn rows_avx512<F: Format, const R: usize>(p: Tile, i: usize) {
         std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], src.add(v * 16)))
     });
     let h = p.c / 16;
-    let g = |r: usize, jj: usize| _mm512_set1_ps(*p.g.add((i + r) * p.n + p.j0 + jj));
+    // (No closure for the broadcast: one would be compiled without AVX-512 and not inlined.)
+    let g_at = p.g.add(i * p.n + p.j0);
     if p.width == 32 {
         for jj in 0..p.t {
             let row = p.w.row(p.first + jj);
             let wv = pair::<F>(row, h / 2);
             for (r, sums) in acc.iter_mut().enumerate() {
-                let gv = g(r, jj);
+                let gv = _mm512_set1_ps(*g_at.add(r * p.n + jj));
                 sums[0] = _mm512_fmadd_ps(gv, wv[0], sums[0]);
                 sums[1] = _mm512_fmadd_ps(gv, wv[1], sums[1]);
             }
@@ -262,7 +263,7 @@ unsafe fn rows_avx512<F: Format, const R: usize>(p: Tile, i: usize) {
                 },
             ];
             for (r, sums) in acc.iter_mut().enumerate() {
-                let gv = g(r, jj);
+                let gv = _mm512_set1_ps(*g_at.add(r * p.n + jj));
                 sums[0] = _mm512_fmadd_ps(gv, wv[0], sums[0]);
                 sums[1] = _mm512_fmadd_ps(gv, wv[1], sums[1]);
             }
@@ -292,8 +293,10 @@ unsafe fn dense_rows_avx512<const R: usize>(p: Tile, i: usize) {
     });
     for jj in 0..p.t {
         let row = (p.w.row(p.first + jj) as *const f32).add(p.c);
-        let wv: [__m512; 4] =
-            std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)));
+        let wv = each!([0, 1, 2, 3], |v| _mm512_maskz_loadu_ps(
+            masks[v],
+            row.add(v * 16)
+        ));
         for (r, sums) in acc.iter_mut().enumerate() {
             let gv = _mm512_set1_ps(*p.g.add((i + r) * p.n + p.j0 + jj));
             for (sum, wv) in sums.iter_mut().zip(&wv) {

@@ -21,7 +21,7 @@
 use super::simd::reduce4_avx512;
 use super::simd::{Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
-use crate::gguf::decode_simd::{Format, StoredRows};
+use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
 use crate::with_format;
 use rayon::prelude::*;
@@ -354,7 +354,9 @@ unsafe fn dense_rows_avx512<const R: usize>((a, w, rows, i, k, out, n): BlockArg
             std::array::from_fn(|q| w.row(if q < live { j + q } else { j }) as *const f32);
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         for h in 0..full {
-            let wv: [__m512; 4] = std::array::from_fn(|q| _mm512_loadu_ps(ws[q].add(16 * h)));
+            let wv = each!([ws[0], ws[1], ws[2], ws[3]], |w| _mm512_loadu_ps(
+                w.add(16 * h)
+            ));
             for (r, sums) in acc.iter_mut().enumerate() {
                 let av = _mm512_loadu_ps(a.add(r * k + 16 * h));
                 for (sum, wv) in sums.iter_mut().zip(&wv) {
@@ -363,8 +365,9 @@ unsafe fn dense_rows_avx512<const R: usize>((a, w, rows, i, k, out, n): BlockArg
             }
         }
         if rest > 0 {
-            let wv: [__m512; 4] =
-                std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, ws[q].add(16 * full)));
+            let wv = each!([ws[0], ws[1], ws[2], ws[3]], |w| {
+                _mm512_maskz_loadu_ps(mask, w.add(16 * full))
+            });
             for (r, sums) in acc.iter_mut().enumerate() {
                 let av = _mm512_maskz_loadu_ps(mask, a.add(r * k + 16 * full));
                 for (sum, wv) in sums.iter_mut().zip(&wv) {
@@ -452,8 +455,10 @@ unsafe fn rows_avx2<F: Format, const R: usize>((a, w, rows, i, k, out, n): Block
         }
         if rest % 16 > 0 {
             let live = (rest % 16) as i32;
-            let masks =
-                [0, 8].map(|from| _mm256_cmpgt_epi32(_mm256_set1_epi32(live - from), lanes));
+            let masks = each!([0, 8], |from| _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(live - from),
+                lanes
+            ));
             let wv = partial::<F>(row, h, rest % 16);
             for (r, sum) in acc.iter_mut().enumerate() {
                 let p = a.add(r * k + 16 * h);
