@@ -258,55 +258,7 @@ pub trait Backend: Send + Sync {
         mask: SoftmaxMask,
         shares: [f32; 3],
     ) -> Result<[Option<Storage>; 3]> {
-        let p = self.attention_probs(q, k, dims, scale, mask)?;
-        let shared = |s: Storage, share: f32| -> Result<Storage> {
-            if share == 1.0 {
-                Ok(s)
-            } else {
-                self.scale(&s, share)
-            }
-        };
-        let gv = match shares[2] {
-            0.0 => None,
-            share => Some(shared(
-                self.matmul(&p, g, &dims.context_spec(true))?,
-                share,
-            )?),
-        };
-        if shares[0] == 0.0 && shares[1] == 0.0 {
-            return Ok([None, None, gv]);
-        }
-        // ∂P = G Vᵀ, then the softmax Jacobian and the scale, then Q Kᵀ's two products.
-        let scores = dims.scores_spec();
-        let gp = self.matmul(g, v, &scores)?;
-        let gs = self.softmax_backward(&p, &gp, dims.k_len, scale)?;
-        let gq = match shares[0] {
-            0.0 => None,
-            share => {
-                let spec = MatmulSpec {
-                    n: dims.head_dim,
-                    k: dims.k_len,
-                    trans_b: false,
-                    ..scores
-                };
-                Some(shared(self.matmul(&gs, k, &spec)?, share)?)
-            }
-        };
-        let gk = match shares[1] {
-            0.0 => None,
-            share => {
-                let spec = MatmulSpec {
-                    m: dims.k_len,
-                    n: dims.head_dim,
-                    k: dims.q_len,
-                    trans_a: true,
-                    trans_b: false,
-                    ..scores
-                };
-                Some(shared(self.matmul(&gs, q, &spec)?, share)?)
-            }
-        };
-        Ok([gq, gk, gv])
+        composed_attention_backward(self, q, k, v, g, dims, scale, mask, shares)
     }
 
     /// Returns `(y, x̂, 1/σ)`, with `x̂` and `1/σ` saved for the backward.
@@ -467,6 +419,70 @@ pub trait Backend: Send + Sync {
         y_cols: usize,
         mask: SoftmaxMask,
     ) -> Result<Storage>;
+}
+
+/// The attention backward from the materialised probabilities (recomputed): `Aᵀ G`, then
+/// `G Vᵀ`, the softmax Jacobian with the scale, and `Q Kᵀ`'s two products, each times its
+/// share (see `Backend::attention_backward`, whose default this is; `gradlens bench` times it
+/// against a backend's fused kernel).
+#[allow(clippy::too_many_arguments)]
+pub fn composed_attention_backward<B: Backend + ?Sized>(
+    be: &B,
+    q: &Storage,
+    k: &Storage,
+    v: &Storage,
+    g: &Storage,
+    dims: AttentionDims,
+    scale: f32,
+    mask: SoftmaxMask,
+    shares: [f32; 3],
+) -> Result<[Option<Storage>; 3]> {
+    let p = be.attention_probs(q, k, dims, scale, mask)?;
+    let shared = |s: Storage, share: f32| -> Result<Storage> {
+        if share == 1.0 {
+            Ok(s)
+        } else {
+            be.scale(&s, share)
+        }
+    };
+    let gv = match shares[2] {
+        0.0 => None,
+        share => Some(shared(be.matmul(&p, g, &dims.context_spec(true))?, share)?),
+    };
+    if shares[0] == 0.0 && shares[1] == 0.0 {
+        return Ok([None, None, gv]);
+    }
+    // ∂P = G Vᵀ, then the softmax Jacobian and the scale, then Q Kᵀ's two products.
+    let scores = dims.scores_spec();
+    let gp = be.matmul(g, v, &scores)?;
+    let gs = be.softmax_backward(&p, &gp, dims.k_len, scale)?;
+    let gq = match shares[0] {
+        0.0 => None,
+        share => {
+            let spec = MatmulSpec {
+                n: dims.head_dim,
+                k: dims.k_len,
+                trans_b: false,
+                ..scores
+            };
+            Some(shared(be.matmul(&gs, k, &spec)?, share)?)
+        }
+    };
+    let gk = match shares[1] {
+        0.0 => None,
+        share => {
+            let spec = MatmulSpec {
+                m: dims.k_len,
+                n: dims.head_dim,
+                k: dims.q_len,
+                trans_a: true,
+                trans_b: false,
+                ..scores
+            };
+            Some(shared(be.matmul(&gs, q, &spec)?, share)?)
+        }
+    };
+    Ok([gq, gk, gv])
 }
 
 /// The backend that owns tensors on `device`, behind the shape checks of `Checked`, or why

@@ -6,7 +6,10 @@
 
 use super::reference as r;
 use crate::backend::cpu::variants::{self, Variant, WeightProduct};
-use crate::backend::{backend_for, Activation, AttentionDims, Backend, MatmulSpec, SoftmaxMask};
+use crate::backend::{
+    backend_for, composed_attention_backward, Activation, AttentionDims, Backend, MatmulSpec,
+    SoftmaxMask,
+};
 use crate::error::Result;
 use crate::gguf::{random_blocks, GgmlType};
 use crate::tensor::{Device, Storage, StoredBytes, StoredMatrix, Tensor};
@@ -312,8 +315,11 @@ fn attention(device: Device, s: Shapes, out: &mut Vec<Case>) -> Result<()> {
         }
         {
             let (q, k, v, g) = (q.clone(), k.clone(), v.clone(), g.clone());
-            let run =
-                move || materialised_backward(be, &q, &k, &v, &g, dims, scale, mask).map(flat);
+            let run = move || {
+                let grads =
+                    composed_attention_backward(be, &q, &k, &v, &g, dims, scale, mask, [1.0; 3])?;
+                concat(be, grads).map(flat)
+            };
             case(
                 "attention backward",
                 "materialised",
@@ -340,49 +346,6 @@ fn attention(device: Device, s: Shapes, out: &mut Vec<Case>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The attention backward from stored probabilities: `A = softmax(S)` kept, then `Aᵀ G`,
-/// `G Vᵀ`, the softmax Jacobian, and `Q Kᵀ`'s two products.
-#[allow(clippy::too_many_arguments)]
-fn materialised_backward(
-    be: &dyn Backend,
-    q: &Storage,
-    k: &Storage,
-    v: &Storage,
-    g: &Storage,
-    dims: AttentionDims,
-    scale: f32,
-    mask: SoftmaxMask,
-) -> Result<Storage> {
-    let p = be.attention_probs(q, k, dims, scale, mask)?;
-    let gv = be.matmul(&p, g, &dims.context_spec(true))?;
-    let scores = dims.scores_spec();
-    let gp = be.matmul(g, v, &scores)?;
-    let gs = be.softmax_backward(&p, &gp, dims.k_len, scale)?;
-    let gq = be.matmul(
-        &gs,
-        k,
-        &MatmulSpec {
-            n: dims.head_dim,
-            k: dims.k_len,
-            trans_b: false,
-            ..scores
-        },
-    )?;
-    let gk = be.matmul(
-        &gs,
-        q,
-        &MatmulSpec {
-            m: dims.k_len,
-            n: dims.head_dim,
-            k: dims.q_len,
-            trans_a: true,
-            trans_b: false,
-            ..scores
-        },
-    )?;
-    concat(be, [Some(gq), Some(gk), Some(gv)])
 }
 
 /// The three gradients one after another (on the device: two sequence concatenations).

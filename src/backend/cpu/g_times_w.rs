@@ -13,7 +13,7 @@
 //! continues from tile to tile through `C`. Above `FUSED_ROWS` rows of `G` a stored tile is
 //! decoded once into a buffer instead.
 
-use super::simd::{Decode, Kernel, Out};
+use super::simd::{with_rows, Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
 use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
@@ -189,32 +189,12 @@ unsafe fn portable(p: Tile, m: usize) {
 unsafe fn panel_avx512<F: Format>(p: Tile, m: usize) {
     if F::FORMAT == GgmlType::F32 {
         for i in (0..m).step_by(6) {
-            match (m - i).min(6) {
-                6 => dense_rows_avx512::<6>(p, i),
-                5 => dense_rows_avx512::<5>(p, i),
-                4 => dense_rows_avx512::<4>(p, i),
-                3 => dense_rows_avx512::<3>(p, i),
-                2 => dense_rows_avx512::<2>(p, i),
-                _ => dense_rows_avx512::<1>(p, i),
-            }
+            with_rows!((m - i).min(6), [1 2 3 4 5 6], |R| dense_rows_avx512::<R>(p, i))
         }
         return;
     }
     for i in (0..m).step_by(12) {
-        match (m - i).min(12) {
-            12 => rows_avx512::<F, 12>(p, i),
-            11 => rows_avx512::<F, 11>(p, i),
-            10 => rows_avx512::<F, 10>(p, i),
-            9 => rows_avx512::<F, 9>(p, i),
-            8 => rows_avx512::<F, 8>(p, i),
-            7 => rows_avx512::<F, 7>(p, i),
-            6 => rows_avx512::<F, 6>(p, i),
-            5 => rows_avx512::<F, 5>(p, i),
-            4 => rows_avx512::<F, 4>(p, i),
-            3 => rows_avx512::<F, 3>(p, i),
-            2 => rows_avx512::<F, 2>(p, i),
-            _ => rows_avx512::<F, 1>(p, i),
-        }
+        with_rows!((m - i).min(12), [1 2 3 4 5 6 7 8 9 10 11 12], |R| rows_avx512::<F, R>(p, i))
     }
 }
 
@@ -316,14 +296,7 @@ unsafe fn dense_rows_avx512<const R: usize>(p: Tile, i: usize) {
 #[target_feature(enable = "avx2,f16c,fma")]
 unsafe fn panel_avx2<F: Format>(p: Tile, m: usize) {
     for i in (0..m).step_by(6) {
-        match (m - i).min(6) {
-            6 => rows_avx2::<F, 6>(p, i),
-            5 => rows_avx2::<F, 5>(p, i),
-            4 => rows_avx2::<F, 4>(p, i),
-            3 => rows_avx2::<F, 3>(p, i),
-            2 => rows_avx2::<F, 2>(p, i),
-            _ => rows_avx2::<F, 1>(p, i),
-        }
+        with_rows!((m - i).min(6), [1 2 3 4 5 6], |R| rows_avx2::<F, R>(p, i))
     }
 }
 

@@ -40,6 +40,21 @@ impl Kernel {
     }
 }
 
+/// `$call` with the const `$R` = `$rows`, one of the listed literals: the weight kernels keep
+/// `R` rows of accumulators in registers, so the row count is a const generic.
+macro_rules! with_rows {
+    ($rows:expr, [$($r:literal)+], |$R:ident| $call:expr) => {
+        match $rows {
+            $($r => {
+                const $R: usize = $r;
+                $call
+            })+
+            other => unreachable!("{other} rows"),
+        }
+    };
+}
+pub(super) use with_rows;
+
 /// How the weight kernels decode a stored matrix: in registers for each block of activation
 /// rows, or once per tile into a cache-sized buffer; `Auto` chooses by the number of rows.
 /// (Both give the same bits; f32 weights are read as they are either way.)

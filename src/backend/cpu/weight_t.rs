@@ -19,7 +19,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::simd::reduce4_avx512;
-use super::simd::{Decode, Kernel, Out};
+use super::simd::{with_rows, Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
 use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
@@ -217,20 +217,7 @@ unsafe fn tile_avx512<F: Format>(
     }
     for i in (0..m).step_by(12) {
         let args = (a, w, rows.clone(), i, k, out, n);
-        match (m - i).min(12) {
-            12 => rows_avx512::<F, 12>(args),
-            11 => rows_avx512::<F, 11>(args),
-            10 => rows_avx512::<F, 10>(args),
-            9 => rows_avx512::<F, 9>(args),
-            8 => rows_avx512::<F, 8>(args),
-            7 => rows_avx512::<F, 7>(args),
-            6 => rows_avx512::<F, 6>(args),
-            5 => rows_avx512::<F, 5>(args),
-            4 => rows_avx512::<F, 4>(args),
-            3 => rows_avx512::<F, 3>(args),
-            2 => rows_avx512::<F, 2>(args),
-            _ => rows_avx512::<F, 1>(args),
-        }
+        with_rows!((m - i).min(12), [1 2 3 4 5 6 7 8 9 10 11 12], |R| rows_avx512::<F, R>(args))
     }
 }
 
@@ -328,14 +315,7 @@ unsafe fn dense_avx512(
 ) {
     for i in (0..m).step_by(6) {
         let args = (a, w, rows.clone(), i, k, out, n);
-        match (m - i).min(6) {
-            6 => dense_rows_avx512::<6>(args),
-            5 => dense_rows_avx512::<5>(args),
-            4 => dense_rows_avx512::<4>(args),
-            3 => dense_rows_avx512::<3>(args),
-            2 => dense_rows_avx512::<2>(args),
-            _ => dense_rows_avx512::<1>(args),
-        }
+        with_rows!((m - i).min(6), [1 2 3 4 5 6], |R| dense_rows_avx512::<R>(args))
     }
 }
 
@@ -404,16 +384,7 @@ unsafe fn tile_avx2<F: Format>(
 ) {
     for i in (0..m).step_by(8) {
         let args = (a, w, rows.clone(), i, k, out, n);
-        match (m - i).min(8) {
-            8 => rows_avx2::<F, 8>(args),
-            7 => rows_avx2::<F, 7>(args),
-            6 => rows_avx2::<F, 6>(args),
-            5 => rows_avx2::<F, 5>(args),
-            4 => rows_avx2::<F, 4>(args),
-            3 => rows_avx2::<F, 3>(args),
-            2 => rows_avx2::<F, 2>(args),
-            _ => rows_avx2::<F, 1>(args),
-        }
+        with_rows!((m - i).min(8), [1 2 3 4 5 6 7 8], |R| rows_avx2::<F, R>(args))
     }
 }
 
