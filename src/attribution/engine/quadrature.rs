@@ -45,6 +45,13 @@ impl Quadrature {
                 self.name()
             )));
         }
+        // Its nodes cost time quadratic in their number (a minute at 100,000, which nothing
+        // interrupts), and no integral here needs so many.
+        if self == Quadrature::GaussLegendre && n > MAX_GAUSS_LEGENDRE {
+            return Err(Error::InvalidArgument(format!(
+                "{n} Gauss-Legendre steps: at most {MAX_GAUSS_LEGENDRE} (for more, a Riemann rule, or --tolerance for adaptive integration)"
+            )));
+        }
         let nf = n as f64;
         let uniform = vec![1.0 / nf; n];
         Ok(match self {
@@ -79,6 +86,9 @@ impl std::str::FromStr for Quadrature {
             })
     }
 }
+
+/// The most Gauss–Legendre nodes computed.
+const MAX_GAUSS_LEGENDRE: usize = 10_000;
 
 /// Gauss–Legendre nodes by Newton's method on `P_n`, mapped from [−1, 1] to [0, 1].
 fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
