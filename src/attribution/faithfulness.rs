@@ -83,6 +83,16 @@ struct Copy {
     keep: bool,
 }
 
+/// The one baseline every evaluated method and every removed token share: `values`'
+/// `baseline`, or the pad token's embedding where the model has one, else zero (set into
+/// `values`, so each method reads the same).
+pub fn shared_baseline(values: &mut crate::attribution::Values) -> Result<Baseline> {
+    let text = values.raw("baseline").unwrap_or("pad-or-zero").to_string();
+    let baseline: Baseline = text.parse()?;
+    values.set("baseline", &text);
+    Ok(baseline)
+}
+
 /// Attributes `ids` with each method and measures the faithfulness of each; `baseline`
 /// replaces removed tokens. Every method explains the same target, resolved once.
 pub fn faithfulness(

@@ -76,10 +76,24 @@ pub fn attribute_with_rules(
     rules: &dyn RuleSet,
     settings: &Settings,
 ) -> Result<Attribution> {
+    attribute_with_rules_as(model, prompt, rules, true, TokenScore::Sum, settings)
+}
+
+/// As `attribute_with_rules`, the map the modified gradient itself where `times_input` is
+/// false, and each token's score `score` of its row (the norm, as saliency and guided
+/// backprop report it, or the sum).
+pub fn attribute_with_rules_as(
+    model: &Model,
+    prompt: &str,
+    rules: &dyn RuleSet,
+    times_input: bool,
+    score: TokenScore,
+    settings: &Settings,
+) -> Result<Attribution> {
     let start = Instant::now();
     let p = Prepared::new(model, prompt, settings)?;
-    let (f, map) = engine::single_pass::maps_with(&p, rules, true, &p.x_batch()?)?;
-    let mut out = p.result(rules.name(), TokenScore::Sum, map, f[0]);
+    let (f, map) = engine::single_pass::maps_with(&p, rules, times_input, &p.x_batch()?)?;
+    let mut out = p.result(rules.name(), score, map, f[0]);
     checks::check_finite(model, &out, None)?;
     out.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(out)

@@ -1,9 +1,7 @@
 //! The `gradlens` command line.
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use gradlens::attribution::{
-    self, methods, Baseline, Kind, Method, ScoreKind, Settings, TargetSpec, Values,
-};
+use gradlens::attribution::{self, methods, Kind, Method, ScoreKind, Settings, TargetSpec, Values};
 use gradlens::report::{self, Format};
 use gradlens::{Device, Error, Model, Result};
 use std::io::{IsTerminal, Write};
@@ -670,12 +668,8 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         ));
     }
     let names: Vec<&str> = a.methods.split(',').map(str::trim).collect();
-    // One baseline for every method and for removed tokens: the pad token where the model
-    // has one, else zero.
     let mut values = a.common.values.clone();
-    let baseline_text = values.raw("baseline").unwrap_or("pad-or-zero").to_string();
-    let baseline: Baseline = baseline_text.parse()?;
-    values.set("baseline", &baseline_text);
+    let baseline = attribution::faithfulness::shared_baseline(&mut values)?;
     let setup = Setup::new(&a.common, &names, &values)?;
     for w in attribution::request::ignored_options(&values, &setup.methods, true) {
         eprintln!("warning: {w}");
