@@ -15,7 +15,7 @@ attribution itself (model loading excluded), from one run.
 Usage: python benches/long_prompts.py [--tokens 512,2048,8192] [--methods saliency,attnlrp,ig]
           [--model models/smollm2] [--lxt-python .venv-lxt/bin/python] [--timeout 1800]
 Needs: cargo build --release; pip install torch transformers captum (and LXT's virtualenv,
-see benches/compare_lxt.py).
+see benches/side_by_side.py).
 """
 import argparse
 import json
