@@ -8,7 +8,7 @@
 //! (results and errors alike), so a killed run resumes with nothing lost and nothing
 //! duplicated: a last line the kill cut short is dropped and its record redone.
 
-use crate::attribution::{attribute, request::ignored_options, Request};
+use crate::attribution::Request;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use serde_json::Value;
@@ -172,12 +172,6 @@ pub fn run(
 /// One record's result as the CLI's JSON, on one line.
 fn attribute_record(model: &Model, record: &Record, base: &Request) -> Result<String> {
     let request = base.clone().with(record.options.iter().cloned())?;
-    let method = request.build()?;
-    let mut a = attribute(model, &record.text, method.as_ref(), &request.settings)?;
-    a.warnings.extend(ignored_options(
-        &request.values,
-        std::slice::from_ref(&method),
-        false,
-    ));
+    let a = request.attribute(model, &record.text, &request.settings)?;
     serde_json::to_string(&a).map_err(|e| Error::Other(format!("json: {e}")))
 }

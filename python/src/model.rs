@@ -5,7 +5,7 @@ use crate::attribution::Attribution;
 use crate::errors;
 use crate::rules::PyRules;
 use crate::run::run;
-use gradlens::attribution::{self as attr, faithfulness, methods, request, Method, Request};
+use gradlens::attribution::{self as attr, faithfulness, methods, Method, Request};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -94,14 +94,7 @@ impl Model {
                 if let Some(rules) = rules_ref {
                     return rules.attribute(&model, text, &settings);
                 }
-                let method = request.build()?;
-                let mut a = attr::attribute(&model, text, method.as_ref(), &settings)?;
-                a.warnings.extend(request::ignored_options(
-                    &request.values,
-                    std::slice::from_ref(&method),
-                    false,
-                ));
-                Ok(a)
+                request.attribute(&model, text, &settings)
             };
             texts
                 .par_iter()

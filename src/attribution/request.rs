@@ -9,6 +9,7 @@ use super::targets::{ScoreKind, TargetSpec};
 use super::Checkpoint;
 use super::{Method, Settings, Values};
 use crate::error::{Error, Result};
+use crate::{Attribution, Model};
 
 /// The names of the settings, as the CLI spells them.
 pub const SETTINGS: &[&str] = &[
@@ -106,6 +107,19 @@ impl Request {
     /// The method, configured from the values.
     pub fn build(&self) -> Result<Box<dyn Method>> {
         methods::build(&self.method, &self.values)
+    }
+
+    /// `text` attributed by the requested method under `settings` (the request's own, or
+    /// those with a cancel added), with a warning for each option the method did not read.
+    pub fn attribute(&self, model: &Model, text: &str, settings: &Settings) -> Result<Attribution> {
+        let method = self.build()?;
+        let mut a = super::attribute(model, text, method.as_ref(), settings)?;
+        a.warnings.extend(ignored_options(
+            &self.values,
+            std::slice::from_ref(&method),
+            false,
+        ));
+        Ok(a)
     }
 }
 
