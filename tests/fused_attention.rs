@@ -1,7 +1,8 @@
 //! The fused attention `softmax(scale · Q Kᵀ) V`, which never keeps the probabilities, against
 //! the materialised path (the probabilities, then `A V`) on every backend: forward, gradient,
 //! AttnLRP and CP-LRP (1e-5 of the largest value), with and without causal masks, behind
-//! cached keys, under a sliding window, on lengths that cross the CPU kernel's 64-row blocks;
+//! cached keys, under a sliding window, on lengths that cross the CPU kernel's 64-row blocks
+//! and the GPU kernels' 256-key tiles, and heads wider than their 256 threads;
 //! and whole models, whose passes fuse unless the probabilities are wanted.
 
 mod common;
@@ -96,6 +97,13 @@ fn fused_attention_equals_the_materialised_path() {
         ),
         // One new token (generation) against 9 keys.
         ([[4, 1, 8], [4, 9, 8]], SoftmaxMask::causal(1, 8)),
+        // Heads wider than the GPU kernels' 256 threads.
+        ([[2, 3, 260], [2, 5, 260]], SoftmaxMask::None),
+        // Rows that see more keys than one 256-key tile of the GPU kernels' online softmax,
+        // behind a long cache.
+        ([[1, 4, 4], [1, 300, 4]], SoftmaxMask::causal(4, 296)),
+        // Keys that more queries see than one tile of the GPU kernels' key pass holds.
+        ([[1, 258, 2], [1, 3, 2]], SoftmaxMask::None),
     ];
     for device in devices() {
         for (shapes, mask) in cases {

@@ -123,6 +123,20 @@ impl AttentionDims {
         }
     }
 
+    /// Refuses a head larger than the GPU attention kernels stage in shared (workgroup)
+    /// memory: `kernels/attention.cu` and `shaders/attention.wgsl` hold 1,024 values.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    pub(crate) fn check_staged_head(&self, what: &str) -> crate::error::Result<()> {
+        const STAGED: usize = 1024;
+        if self.head_dim > STAGED {
+            return Err(crate::error::Error::Shape(format!(
+                "{what}: head size {} exceeds the GPU kernel's {STAGED}",
+                self.head_dim
+            )));
+        }
+        Ok(())
+    }
+
     /// The product of the probabilities `[batch, q_len, k_len]` with `v: [batch, k_len,
     /// head_dim]` (`A V`), or with `transposed` their transpose with `g: [batch, q_len,
     /// head_dim]` (`Aᵀ G`, the gradient at `V`).
@@ -229,7 +243,8 @@ pub trait Backend: Send + Sync {
     /// Fused attention `softmax(scale · Q Kᵀ) V` of `q: [batch, q_len, head_dim]` and
     /// `k, v: [batch, k_len, head_dim]`, giving `[batch, q_len, head_dim]`: the probabilities
     /// are not kept (the backward recomputes them). This composition holds one call's
-    /// probabilities while it runs; the CPU's tiled kernel holds a block of rows per thread.
+    /// probabilities while it runs; the backends' own kernels hold none (the CPU's a block of
+    /// rows per thread, the GPUs' a tile per query row).
     fn attention(
         &self,
         q: &Storage,

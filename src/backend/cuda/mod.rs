@@ -75,9 +75,6 @@ pub fn compile_kernels(arch: &str) -> Result<Vec<(&'static str, usize)>> {
         .collect()
 }
 
-/// The largest head size the fused attention kernel stages in shared memory.
-const ATTENTION_MAX_HEAD_DIM: usize = 1024;
-
 fn buf(s: &Storage) -> Result<&CudaBuffer> {
     match s {
         Storage::Cuda(b) => Ok(b),
@@ -113,6 +110,25 @@ fn activation_code(f: Activation) -> Arg<'static> {
 /// `(block length, cached keys, window)` of a mask (`SoftmaxMask::words`; 0: none).
 fn mask_args(mask: SoftmaxMask) -> [Arg<'static>; 3] {
     mask.words().map(Arg::U32)
+}
+
+/// The arguments of `attention.cu`'s kernels: their buffers, then `rows` blocks (query rows,
+/// or key rows for the key pass), the shapes, the mask, the scale and the backward's shares.
+fn attention_args<'a>(
+    buffers: &[Arg<'a>],
+    rows: usize,
+    dims: AttentionDims,
+    scale: f32,
+    mask: SoftmaxMask,
+    shares: &[f32],
+) -> Vec<Arg<'a>> {
+    let shapes = [u(rows), u(dims.q_len), u(dims.k_len), u(dims.head_dim)];
+    let mut args = buffers.to_vec();
+    args.extend(shapes);
+    args.extend(mask_args(mask));
+    args.push(Arg::F32(scale));
+    args.extend(shares.iter().map(|&s| Arg::F32(s)));
+    args
 }
 
 impl CudaBackend {
@@ -334,34 +350,87 @@ impl Backend for CudaBackend {
         mask: SoftmaxMask,
     ) -> Result<Storage> {
         let (q, k) = (buf(q)?, buf(k)?);
-        if dims.head_dim > ATTENTION_MAX_HEAD_DIM {
-            return Err(Error::Shape(format!(
-                "attention_probs: head size {} exceeds the kernel's {ATTENTION_MAX_HEAD_DIM}",
-                dims.head_dim
-            )));
-        }
+        dims.check_staged_head("attention_probs")?;
         let rows = dims.batch * dims.q_len;
-        let [len, offset, window] = mask_args(mask);
-        let args = [
-            b(q),
-            b(k),
-            u(rows),
-            u(dims.q_len),
-            u(dims.k_len),
-            u(dims.head_dim),
-            len,
-            offset,
-            window,
-            Arg::F32(scale),
-        ];
-        let grid = Grid::Rows(rows);
+        let args = attention_args(&[b(q), b(k)], rows, dims, scale, mask, &[]);
+        let n = rows * dims.k_len;
         self.run(
             "attention.cu",
             "attention_probs",
-            rows * dims.k_len,
+            n,
             &args,
-            grid,
+            Grid::Rows(rows),
         )
+    }
+
+    fn attention(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (q, k, v) = (buf(q)?, buf(k)?, buf(v)?);
+        dims.check_staged_head("attention")?;
+        let rows = dims.batch * dims.q_len;
+        let args = attention_args(&[b(q), b(k), b(v)], rows, dims, scale, mask, &[]);
+        let n = rows * dims.head_dim;
+        self.run(
+            "attention.cu",
+            "attention_forward",
+            n,
+            &args,
+            Grid::Rows(rows),
+        )
+    }
+
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        g: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+        shares: [f32; 3],
+    ) -> Result<[Option<Storage>; 3]> {
+        let (q, k, v, g) = (buf(q)?, buf(k)?, buf(v)?, buf(g)?);
+        dims.check_staged_head("attention_backward")?;
+        let (rows, key_rows) = (dims.batch * dims.q_len, dims.batch * dims.k_len);
+        // The query pass always runs: the key pass needs its per-row statistics.
+        let dq = self.out(rows * dims.head_dim, "attention_backward")?;
+        let stats = self.out(rows * 3, "attention_backward")?;
+        if rows > 0 {
+            let buffers = [b(&dq), b(&stats), b(q), b(k), b(v), b(g)];
+            let args = attention_args(&buffers, rows, dims, scale, mask, &shares[..1]);
+            let entry = "attention_backward_query";
+            self.ctx
+                .launch("attention.cu", entry, &args, Grid::Rows(rows))?;
+        }
+        let (dk, dv) = if shares[1] != 0.0 || shares[2] != 0.0 {
+            let dk = self.out(key_rows * dims.head_dim, "attention_backward")?;
+            let dv = self.out(key_rows * dims.head_dim, "attention_backward")?;
+            if key_rows > 0 {
+                let buffers = [b(&dk), b(&dv), b(&stats), b(q), b(k), b(v), b(g)];
+                let args = attention_args(&buffers, key_rows, dims, scale, mask, &shares[1..]);
+                let entry = "attention_backward_key";
+                self.ctx
+                    .launch("attention.cu", entry, &args, Grid::Rows(key_rows))?;
+            }
+            (Some(dk), Some(dv))
+        } else {
+            (None, None)
+        };
+        let keep =
+            |x: Option<CudaBuffer>, share: f32| x.filter(|_| share != 0.0).map(Storage::Cuda);
+        Ok([
+            keep(Some(dq), shares[0]),
+            keep(dk, shares[1]),
+            keep(dv, shares[2]),
+        ])
     }
 
     fn layer_norm(

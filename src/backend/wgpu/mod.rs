@@ -535,23 +535,87 @@ impl Backend for WgpuBackend {
         let (q, kb) = (buf(q)?, buf(keys)?);
         let rows = dims.batch * dims.q_len;
         let out = self.out(rows * dims.k_len, "attention_probs")?;
-        let [len, offset, window] = mask.words();
         self.ctx.launch(
             k("attention.wgsl", "attention_probs"),
-            &[
-                u(rows),
-                u(dims.q_len),
-                u(dims.k_len),
-                u(dims.head_dim),
-                len,
-                offset,
-                scale.to_bits(),
-                window,
-            ],
+            &attention_params(rows, dims, scale, mask, [0.0; 3]),
             &[(1, &out), (2, q), (3, kb)],
             Grid::Rows(rows),
         )?;
         Ok(Storage::Wgpu(out))
+    }
+
+    fn attention(
+        &self,
+        q: &Storage,
+        keys: &Storage,
+        values: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+    ) -> Result<Storage> {
+        let (q, kb, vb) = (buf(q)?, buf(keys)?, buf(values)?);
+        dims.check_staged_head("attention")?;
+        let rows = dims.batch * dims.q_len;
+        let out = self.out(rows * dims.head_dim, "attention")?;
+        self.ctx.launch(
+            k("attention.wgsl", "attention_forward"),
+            &attention_params(rows, dims, scale, mask, [0.0; 3]),
+            &[(1, &out), (2, q), (3, kb), (4, vb)],
+            Grid::Rows(rows),
+        )?;
+        Ok(Storage::Wgpu(out))
+    }
+
+    fn attention_backward(
+        &self,
+        q: &Storage,
+        keys: &Storage,
+        values: &Storage,
+        g: &Storage,
+        dims: AttentionDims,
+        scale: f32,
+        mask: SoftmaxMask,
+        shares: [f32; 3],
+    ) -> Result<[Option<Storage>; 3]> {
+        let (q, kb, vb, g) = (buf(q)?, buf(keys)?, buf(values)?, buf(g)?);
+        dims.check_staged_head("attention_backward")?;
+        let (rows, key_rows) = (dims.batch * dims.q_len, dims.batch * dims.k_len);
+        // The query pass always runs: the key pass needs its per-row statistics.
+        let dq = self.out(rows * dims.head_dim, "attention_backward")?;
+        let stats = self.out(rows * 3, "attention_backward")?;
+        self.ctx.launch(
+            k("attention.wgsl", "attention_backward_query"),
+            &attention_params(rows, dims, scale, mask, shares),
+            &[(1, &dq), (2, q), (3, kb), (4, vb), (5, g), (6, &stats)],
+            Grid::Rows(rows),
+        )?;
+        let (dk, dv) = if shares[1] != 0.0 || shares[2] != 0.0 {
+            let dk = self.out(key_rows * dims.head_dim, "attention_backward")?;
+            let dv = self.out(key_rows * dims.head_dim, "attention_backward")?;
+            self.ctx.launch(
+                k("attention.wgsl", "attention_backward_key"),
+                &attention_params(key_rows, dims, scale, mask, shares),
+                &[
+                    (1, &dk),
+                    (2, q),
+                    (3, kb),
+                    (4, vb),
+                    (5, g),
+                    (6, &stats),
+                    (7, &dv),
+                ],
+                Grid::Rows(key_rows),
+            )?;
+            (Some(dk), Some(dv))
+        } else {
+            (None, None)
+        };
+        let keep = |x: Option<GpuBuffer>, share: f32| x.filter(|_| share != 0.0).map(Storage::Wgpu);
+        Ok([
+            keep(Some(dq), shares[0]),
+            keep(dk, shares[1]),
+            keep(dv, shares[2]),
+        ])
     }
 
     fn layer_norm(
@@ -921,4 +985,29 @@ impl Backend for WgpuBackend {
         )?;
         Ok(Storage::Wgpu(out))
     }
+}
+
+/// `attention.wgsl`'s parameters: `rows` workgroups (query rows, or key rows for the key
+/// pass), the shapes, the mask and the backward's shares.
+fn attention_params(
+    rows: usize,
+    dims: AttentionDims,
+    scale: f32,
+    mask: SoftmaxMask,
+    shares: [f32; 3],
+) -> [u32; 11] {
+    let [len, offset, window] = mask.words();
+    [
+        u(rows),
+        u(dims.q_len),
+        u(dims.k_len),
+        u(dims.head_dim),
+        len,
+        offset,
+        scale.to_bits(),
+        window,
+        shares[0].to_bits(),
+        shares[1].to_bits(),
+        shares[2].to_bits(),
+    ]
 }
