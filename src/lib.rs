@@ -40,6 +40,8 @@ pub mod models;
 pub mod ops;
 pub mod report;
 pub mod rules;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tensor;
 
 pub use attribution::{attribute, Attribution, Method, Settings};

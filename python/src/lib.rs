@@ -33,33 +33,7 @@ fn load(
 /// the settings every method takes, as JSON.
 #[pyfunction]
 fn methods_json() -> String {
-    use gradlens::attribution::{methods::REGISTRY, request::SETTINGS, Kind};
-    let kind = |k: Kind| match k {
-        Kind::Count => "count",
-        Kind::Number => "number",
-        Kind::Text => "text",
-        Kind::Flag => "flag",
-    };
-    let methods: Vec<serde_json::Value> = REGISTRY
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name,
-                "aliases": m.aliases,
-                "summary": m.summary,
-                "cost": m.cost,
-                "family": m.family.name(),
-                "options": m.options.iter().map(|o| serde_json::json!({
-                    "name": o.name.replace('-', "_"),
-                    "kind": kind(o.kind),
-                    "default": o.default,
-                    "help": o.help,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let settings: Vec<String> = SETTINGS.iter().map(|s| s.replace('-', "_")).collect();
-    serde_json::json!({ "methods": methods, "settings": settings }).to_string()
+    gradlens::attribution::methods::registry_json().to_string()
 }
 
 #[pymodule]

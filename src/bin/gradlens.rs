@@ -43,6 +43,10 @@ enum Command {
     /// the engine uses on a model's shapes against them, checked against f64 references, and
     /// saliency, AttnLRP and integrated gradients end to end.
     Bench(Box<BenchArgs>),
+    /// Serve one model to the browser: a page that compares methods side by side, and a JSON
+    /// API (/api/model, /api/methods, /api/attribute, /api/agreement).
+    #[cfg(feature = "serve")]
+    Serve(Box<ServeArgs>),
     /// Print a model's architecture, sizes, dtype and parameter count.
     Info {
         #[arg(long, required_unless_present = "devices")]
@@ -151,6 +155,49 @@ struct EvaluateArgs {
     methods: String,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Args)]
+struct ServeArgs {
+    /// A model folder or .gguf file, loaded once; requests cannot name another.
+    #[arg(long)]
+    model: PathBuf,
+    /// The address to listen on. Anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// A bearer token every API call must carry (the page takes it as `#token=…`).
+    #[arg(long)]
+    token: Option<String>,
+    /// cpu, cuda, wgpu or auto, as for `attribute`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// stored or f32, as for `attribute`.
+    #[arg(long, default_value = "stored")]
+    weights: String,
+    /// The largest request body in bytes (413 past it).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Requests that may wait while one runs (503 with Retry-After past it).
+    #[arg(long, default_value_t = 8)]
+    max_waiting: usize,
+    /// The most path steps (`steps`, `max_steps`) a request may ask for.
+    #[arg(long, default_value_t = 512)]
+    max_steps: usize,
+    /// The most samples a request may ask for.
+    #[arg(long, default_value_t = 1024)]
+    max_samples: usize,
+    /// The longest prompt in tokens (422 past it, as past the model's context).
+    #[arg(long, default_value_t = 2048)]
+    max_tokens: usize,
+    /// Seconds one request may run before it is cancelled (503).
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -347,6 +394,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Attribute(args) => attribute(*args),
         Command::Bench(args) => bench(*args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve(*args),
         Command::Evaluate(args) => evaluate(*args),
         Command::Convert {
             input,
@@ -499,6 +548,46 @@ impl Setup {
 }
 
 /// Sets the worker threads for `--threads`.
+#[cfg(feature = "serve")]
+fn serve(args: ServeArgs) -> Result<()> {
+    set_threads(args.threads)?;
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "--timeout {}: expected a number of seconds above 0",
+            args.timeout
+        )));
+    }
+    let config = gradlens::serve::Config {
+        host: args.host,
+        port: args.port,
+        token: args.token,
+        max_body: args.max_body,
+        max_waiting: args.max_waiting,
+        max_steps: args.max_steps,
+        max_samples: args.max_samples,
+        max_tokens: args.max_tokens,
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+    };
+    if !config.host.is_loopback() && config.token.is_some() {
+        eprintln!(
+            "warning: listening on {}: other machines can reach this server (with the token)",
+            config.host
+        );
+    }
+    let device: Device = args.device.parse()?;
+    let model = Model::load_with(&args.model, device, args.weights.parse()?)?;
+    let fragment = match &config.token {
+        Some(_) => "#token=<your token>",
+        None => "",
+    };
+    gradlens::serve::serve(model, config, |address| {
+        eprintln!(
+            "serving {} on http://{address}/{fragment} (Ctrl-C stops)",
+            args.model.display()
+        );
+    })
+}
+
 fn set_threads(threads: Option<usize>) -> Result<()> {
     let Some(n) = threads else {
         return Ok(());

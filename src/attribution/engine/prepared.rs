@@ -33,6 +33,11 @@ impl Cancel {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether `other` is this very switch (a clone of it), not merely in the same state.
+    pub fn same(&self, other: &Cancel) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// `Error::Cancelled` once cancelled.
     pub fn check(&self) -> Result<()> {
         if self.is_cancelled() {

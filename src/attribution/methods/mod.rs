@@ -150,6 +150,47 @@ pub fn check_values(values: &Values) -> Result<()> {
     Ok(())
 }
 
+/// Every method with its options and their defaults, and the settings all methods share,
+/// as JSON (option names with `_`, as Python's keywords and the server's fields spell them):
+/// `gradlens.methods()` and `GET /api/methods`.
+pub fn registry_json() -> serde_json::Value {
+    use super::request::SETTINGS;
+    use super::Kind;
+    let kind = |k: Kind| match k {
+        Kind::Count => "count",
+        Kind::Number => "number",
+        Kind::Text => "text",
+        Kind::Flag => "flag",
+    };
+    let methods: Vec<serde_json::Value> = REGISTRY
+        .iter()
+        .map(|m| {
+            let options: Vec<serde_json::Value> = m
+                .options
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "name": o.name.replace('-', "_"),
+                        "kind": kind(o.kind),
+                        "default": o.default,
+                        "help": o.help,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": m.name,
+                "aliases": m.aliases,
+                "summary": m.summary,
+                "cost": m.cost,
+                "family": m.family.name(),
+                "options": options,
+            })
+        })
+        .collect();
+    let settings: Vec<String> = SETTINGS.iter().map(|s| s.replace('-', "_")).collect();
+    serde_json::json!({ "methods": methods, "settings": settings })
+}
+
 /// Every method with its summary and cost, for `--help`.
 pub fn help() -> String {
     let mut s =

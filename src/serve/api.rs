@@ -1,0 +1,410 @@
+//! The routes of `gradlens serve` and their errors. Request fields are the CLI's long flags
+//! with underscores (`prompt`, `method`, `steps`, `compare_text`, …); responses carry the
+//! CLI's JSON. Every error is `{"error": kind, "detail": message}` with its status: 400 for
+//! bad input, 401 without the token, 413 for too large a body, 422 for a text longer than the
+//! model's context (or the server's limit), 503 with `Retry-After` when busy or past the time
+//! limit.
+
+use super::queue::{Queue, Refused, Work};
+use super::Config;
+use crate::attribution::{methods, Request};
+use crate::error::Error;
+use crate::models::Model;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+const PAGE: &str = include_str!("page.html");
+
+#[derive(Clone)]
+pub struct App {
+    model: Arc<Model>,
+    queue: Queue,
+    config: Arc<Config>,
+}
+
+impl App {
+    pub fn new(model: Arc<Model>, queue: Queue, config: Config) -> App {
+        App {
+            model,
+            queue,
+            config: Arc::new(config),
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.config.token else {
+            return Ok(());
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::new(401, "unauthorized", "wrong token")),
+            None => Err(ApiError::new(
+                401,
+                "unauthorized",
+                "this server needs `Authorization: Bearer <token>`",
+            )),
+        }
+    }
+}
+
+pub fn router(app: App) -> Router {
+    let limit = app.config.max_body;
+    Router::new()
+        .route("/", get(page))
+        .route("/api/model", get(model_info))
+        .route("/api/methods", get(method_list))
+        .route("/api/attribute", post(attribute))
+        .route("/api/agreement", post(agreement))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    fn new(status: u16, error: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::from_u16(status).expect("a valid status"),
+            error,
+            detail: detail.into(),
+        }
+    }
+
+    fn bad(detail: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", detail)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::InvalidArgument(_) | Error::InvalidInput(_) | Error::Tokenizer(_) => {
+                ApiError::bad(e.to_string())
+            }
+            Error::Cancelled => ApiError::new(503, "cancelled", "the run was cancelled"),
+            Error::NonFinite(_) => ApiError::new(422, "non_finite", e.to_string()),
+            _ => ApiError::new(500, "internal", e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.error, "detail": self.detail }));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+async fn page() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        // Everything the page needs is in it: no other origin, no inline frames.
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
+        ),
+    ];
+    (headers, PAGE).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(404, "not_found", "no such route (the API is under /api/)")
+}
+
+async fn model_info(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let m = &app.model;
+    Ok(Json(json!({
+        "model": m.name,
+        "architecture": m.arch.name(),
+        "device": m.device().to_string(),
+        "weights": m.info.weights,
+        "info": m.info,
+        "limits": {
+            "max_body": app.config.max_body,
+            "max_waiting": app.config.max_waiting,
+            "max_steps": app.config.max_steps,
+            "max_samples": app.config.max_samples,
+            "max_tokens": app.config.max_tokens.min(m.info.max_positions),
+            "timeout_s": app.config.timeout.as_secs_f64(),
+        },
+    })))
+}
+
+async fn method_list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    Ok(Json(methods::registry_json()))
+}
+
+/// `{"prompt": …, "method": …, options…}` → the CLI's JSON of that attribution.
+async fn attribute(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let mut fields = json_object(body)?;
+    let prompt = take_prompt(&app, &mut fields)?;
+    let method = match fields.remove("method") {
+        None => "integrated-gradients".to_string(),
+        Some(Value::String(m)) => m,
+        Some(_) => return Err(ApiError::bad("method: expected a method's name")),
+    };
+    let request = Request::new(&method, options(&app.config, &fields)?)?;
+    let work: Work = Box::new(move |model, cancel| {
+        let settings = crate::Settings {
+            cancel: Some(cancel),
+            ..request.settings.clone()
+        };
+        let a = request.attribute(model, &prompt, &settings)?;
+        serde_json::to_value(&a).map_err(|e| Error::Other(e.to_string()))
+    });
+    run(&app, work).await.map(Json)
+}
+
+/// Either `{"scores": {method: [score per token], …}, "top_k": k}`, computed at once, or
+/// `{"prompt": …, "methods": [names], options…, "top_k": k}`, which runs each method first
+/// and returns their attributions too: Spearman, Kendall and top-k overlap of every pair.
+async fn agreement(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let mut fields = json_object(body)?;
+    let k = match fields.remove("top_k") {
+        None => 5,
+        Some(v) => v
+            .as_u64()
+            .filter(|&k| k >= 1)
+            .ok_or_else(|| ApiError::bad("top_k: expected a whole number of at least 1"))?
+            as usize,
+    };
+    if let Some(scores) = fields.remove("scores") {
+        let (names, scores) = given_scores(scores)?;
+        let result = crate::report::agreement(&names, &scores, k);
+        return Ok(Json(json!({ "agreement": result })));
+    }
+    let prompt = take_prompt(&app, &mut fields)?;
+    let names: Vec<String> = match fields.remove("methods") {
+        Some(Value::Array(list)) if list.len() >= 2 => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ApiError::bad("methods: expected names of methods")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ApiError::bad(
+                "methods: expected a list of at least two methods (or give \"scores\")",
+            ))
+        }
+    };
+    let options = options(&app.config, &fields)?;
+    let requests = names
+        .iter()
+        .map(|m| Request::new(m, options.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let work: Work = Box::new(move |model, cancel| {
+        let mut results = Vec::new();
+        for request in &requests {
+            let settings = crate::Settings {
+                cancel: Some(cancel.clone()),
+                ..request.settings.clone()
+            };
+            results.push(request.attribute(model, &prompt, &settings)?);
+        }
+        let names: Vec<String> = results.iter().map(|a| a.method.clone()).collect();
+        let scores: Vec<Vec<f32>> = results.iter().map(|a| a.scores.clone()).collect();
+        let result = crate::report::agreement(&names, &scores, k);
+        Ok(json!({ "agreement": result, "attributions": results }))
+    });
+    run(&app, work).await.map(Json)
+}
+
+/// Queues `work` and waits for it, cancelling it if the client goes away (this future is
+/// dropped) or the time limit passes.
+async fn run(app: &App, work: Work) -> Result<Value, ApiError> {
+    let ticket = app.queue.submit(work).map_err(|refused| match refused {
+        Refused::Busy => ApiError::new(
+            503,
+            "busy",
+            format!(
+                "{} requests are already waiting; try again shortly",
+                app.config.max_waiting
+            ),
+        ),
+        Refused::Closed => ApiError::new(503, "shutting_down", "the server is stopping"),
+    })?;
+    let mut cancel_on_drop = CancelOnDrop(Some(ticket.cancel.clone()));
+    let answer = tokio::time::timeout(app.config.timeout, ticket.answer).await;
+    cancel_on_drop.0 = None; // answered (or timed out, handled below): nothing to cancel
+    match answer {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(_)) => Err(ApiError::new(500, "internal", "the worker stopped")),
+        Err(_) => {
+            ticket.cancel.cancel();
+            Err(ApiError::new(
+                503,
+                "timeout",
+                format!(
+                    "the run took longer than this server's {} s limit (--timeout) and was cancelled",
+                    app.config.timeout.as_secs()
+                ),
+            ))
+        }
+    }
+}
+
+struct CancelOnDrop(Option<crate::attribution::Cancel>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
+        }
+    }
+}
+
+fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+    let bytes = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            413,
+            "too_large",
+            "the request body is larger than this server takes (--max-body)",
+        ),
+        _ => ApiError::bad(rejection.body_text()),
+    })?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(ApiError::bad("expected a JSON object")),
+        Err(e) => Err(ApiError::bad(format!("malformed JSON: {e}"))),
+    }
+}
+
+/// The `prompt` field, checked against the model's context and the server's token limit.
+fn take_prompt(app: &App, fields: &mut Map<String, Value>) -> Result<String, ApiError> {
+    let prompt = match fields.remove("prompt") {
+        Some(Value::String(p)) => p,
+        Some(_) => return Err(ApiError::bad("prompt: expected a string")),
+        None => return Err(ApiError::bad("no \"prompt\"")),
+    };
+    let tokens = app.model.tokenizer.encode(&prompt, true)?.len();
+    let context = app.model.info.max_positions;
+    if tokens > context {
+        return Err(ApiError::new(
+            422,
+            "too_long",
+            format!(
+                "the prompt is {tokens} tokens long, more than the model's {context} positions"
+            ),
+        ));
+    }
+    if tokens > app.config.max_tokens {
+        return Err(ApiError::new(
+            422,
+            "too_long",
+            format!(
+                "the prompt is {tokens} tokens long, more than this server's limit of {} (--max-tokens)",
+                app.config.max_tokens
+            ),
+        ));
+    }
+    Ok(prompt)
+}
+
+/// The other fields as options by name, as text, within the server's limits; none may name a
+/// file.
+fn options(
+    config: &Config,
+    fields: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "{name}: expected a string, a number or true/false"
+                )))
+            }
+        };
+        let flag = name.replace('_', "-");
+        let cap = match flag.as_str() {
+            "steps" | "max-steps" => Some((config.max_steps, "--max-steps")),
+            "samples" => Some((config.max_samples, "--max-samples")),
+            _ => None,
+        };
+        if let (Some((cap, how)), Ok(n)) = (cap, text.parse::<f64>()) {
+            if n > cap as f64 {
+                return Err(ApiError::bad(format!(
+                    "{name} = {text} is more than this server allows ({cap}, {how})"
+                )));
+            }
+        }
+        if flag == "baselines"
+            && (text.contains('/') || text.contains('\\') || text.ends_with(".json"))
+        {
+            return Err(ApiError::bad(format!(
+                "{name}: the server reads no files; give zero, pad or another built-in baseline"
+            )));
+        }
+        out.push((name.clone(), text));
+    }
+    Ok(out)
+}
+
+fn given_scores(scores: Value) -> Result<(Vec<String>, Vec<Vec<f32>>), ApiError> {
+    let bad = || {
+        ApiError::bad("scores: expected {method: [number per token], …} for at least two methods of one length")
+    };
+    let Value::Object(map) = scores else {
+        return Err(bad());
+    };
+    let mut names = Vec::new();
+    let mut all = Vec::new();
+    for (name, list) in map {
+        let Value::Array(list) = list else {
+            return Err(bad());
+        };
+        let values: Option<Vec<f32>> = list.iter().map(|v| v.as_f64().map(|x| x as f32)).collect();
+        names.push(name);
+        all.push(values.ok_or_else(bad)?);
+    }
+    let same_length = all.windows(2).all(|w| w[0].len() == w[1].len());
+    if all.len() < 2 || !same_length || all[0].is_empty() {
+        return Err(bad());
+    }
+    Ok((names, all))
+}
+
+/// Compares without stopping at the first difference, so the time says nothing of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
