@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 venv=.venv-py
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  "maturin>=1.5,<2" pytest numpy pyarrow "ray[data]>=2.9"
+  "maturin>=1.5,<2" pytest numpy pyarrow "ray[data]>=2.9" "selenium>=4.10"
 # maturin installs into the active virtualenv (VIRTUAL_ENV), else a .venv it finds nearby.
 VIRTUAL_ENV="$PWD/$venv" CARGO_TARGET_DIR="$PWD/target" "$venv/bin/maturin" develop -q \
   -m python/Cargo.toml --features wgpu,cuda

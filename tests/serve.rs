@@ -170,6 +170,12 @@ fn the_api_answers_and_names_each_problem() {
     );
     assert_eq!(status, 200, "{g}");
     assert_eq!(g["agreement"]["kendall"][0][1], -1.0);
+    let given = r#"{"scores": [{"method": "z", "scores": [1, 2, 3]}, {"method": "a", "scores": [1, 2, 4]}]}"#;
+    let (status, g) = server.post("/api/agreement", given);
+    let order = &g["agreement"]["methods"];
+    assert_eq!((status, order), (200, &serde_json::json!(["z", "a"])));
+    let (status, e) = server.post("/api/agreement", r#"{"scores": {"a": [1, 2], "b": [1]}}"#);
+    assert_eq!((status, error_of(&e)), (400, "bad_request"));
     assert!(server.stop().success(), "SIGTERM stops the server cleanly");
 }
 

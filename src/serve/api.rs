@@ -185,7 +185,8 @@ async fn attribute(
     run(&app, work).await.map(Json)
 }
 
-/// Either `{"scores": {method: [score per token], …}, "top_k": k}`, computed at once, or
+/// Either `{"scores": [{"method": …, "scores": [score per token]}, …], "top_k": k}` (or
+/// `{"scores": {method: [...], …}}`), computed at once, or
 /// `{"prompt": …, "methods": [names], options…, "top_k": k}`, which runs each method first
 /// and returns their attributions too: Spearman, Kendall and top-k overlap of every pair.
 async fn agreement(
@@ -380,16 +381,26 @@ fn options(
     Ok(out)
 }
 
+/// `[{"method": name, "scores": [...]}, …]` in the order given, or `{name: [...], …}` (in the
+/// order of the names).
 fn given_scores(scores: Value) -> Result<(Vec<String>, Vec<Vec<f32>>), ApiError> {
     let bad = || {
-        ApiError::bad("scores: expected {method: [number per token], …} for at least two methods of one length")
+        ApiError::bad("scores: expected [{\"method\": name, \"scores\": [number per token]}, …] or {method: [number per token], …}, for at least two methods of one length")
     };
-    let Value::Object(map) = scores else {
-        return Err(bad());
+    let pairs: Vec<(String, Value)> = match scores {
+        Value::Object(map) => map.into_iter().collect(),
+        Value::Array(list) => list
+            .into_iter()
+            .map(|entry| match (&entry["method"], &entry["scores"]) {
+                (Value::String(name), list) => Ok((name.clone(), list.clone())),
+                _ => Err(bad()),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(bad()),
     };
     let mut names = Vec::new();
     let mut all = Vec::new();
-    for (name, list) in map {
+    for (name, list) in pairs {
         let Value::Array(list) = list else {
             return Err(bad());
         };
