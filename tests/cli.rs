@@ -671,9 +671,23 @@ fn evaluate_compares_methods_in_every_format() {
                         assert_eq!(m["deletion"].as_array().unwrap().len(), 11);
                         assert!(m["aopc"].is_number() && m["comprehensiveness"].is_number());
                     }
+                    // The agreement matrices: every pair, 1 on the diagonal, symmetric.
+                    let g = &v["agreement"];
+                    assert_eq!(g["methods"].as_array().unwrap().len(), 4);
+                    for (i, row) in g["spearman"].as_array().unwrap().iter().enumerate() {
+                        assert_eq!(row[i], 1.0, "{name}: {g}");
+                        assert_eq!(row[(i + 1) % 4], g["spearman"][(i + 1) % 4][i]);
+                    }
+                    assert_eq!(g["top_k"][2][2], 1.0);
                 }
-                "html" => assert!(text.contains("<svg") && text.contains("<polyline")),
-                _ => assert!(text.contains("occlusion") && text.contains("AOPC")),
+                "html" => assert!(
+                    text.contains("<svg") && text.contains("<polyline") && text.contains("Kendall")
+                ),
+                _ => assert!(
+                    text.contains("occlusion")
+                        && text.contains("AOPC")
+                        && text.contains("Spearman")
+                ),
             }
         }
     }

@@ -22,6 +22,8 @@ use std::time::Instant;
 
 pub const FRACTIONS: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 pub const BINS: [f32; 5] = [0.01, 0.05, 0.1, 0.2, 0.5];
+/// The k of the agreement matrix's top-k overlap (at most half the tokens).
+pub const AGREEMENT_TOP_K: usize = 5;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MethodFaithfulness {
@@ -58,6 +60,9 @@ pub struct Evaluation {
     pub fractions: Vec<f32>,
     pub bins: Vec<f32>,
     pub methods: Vec<MethodFaithfulness>,
+    /// How far the methods agree on the ranking of the tokens (two or more methods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<super::agreement::Agreement>,
     pub elapsed_ms: f64,
 }
 
@@ -168,6 +173,13 @@ pub fn faithfulness(
             warnings: a.warnings,
         });
     }
+    let agreement = (out.len() >= 2).then(|| {
+        let names: Vec<String> = out.iter().map(|m| m.method.clone()).collect();
+        let scores: Vec<Vec<f32>> = out.iter().map(|m| m.scores.clone()).collect();
+        // On short prompts a top-5 would hold every token: at most half of them.
+        let k = AGREEMENT_TOP_K.min(ids.len().div_ceil(2));
+        super::agreement::agreement(&names, &scores, k)
+    });
     Ok(Evaluation {
         model: model.name.clone(),
         architecture: model.arch.name().to_string(),
@@ -185,6 +197,7 @@ pub fn faithfulness(
         fractions: FRACTIONS.to_vec(),
         bins: BINS.to_vec(),
         methods: out,
+        agreement,
         elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
     })
 }

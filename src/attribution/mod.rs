@@ -1,6 +1,7 @@
 //! Attribution. `engine/` holds what methods are built from; `methods/` holds one file per
 //! method, each a `Method` impl with its own options, listed in `methods::REGISTRY`.
 
+pub mod agreement;
 pub mod engine;
 pub mod faithfulness;
 mod method;

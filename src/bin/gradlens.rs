@@ -120,6 +120,9 @@ struct CommonArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// No progress bar (it shows on a terminal for runs over a second, never in a pipe).
+    #[arg(long, short)]
+    quiet: bool,
     /// The method-specific options typed on the command line (filled in by `main` from the
     /// flags the registry adds).
     #[arg(skip)]
@@ -527,7 +530,7 @@ impl Setup {
         };
         let prompt = prompt_text(c)?;
         let model = Model::load_with(&c.model, device, c.weights.parse()?)?;
-        let show_progress = std::io::stderr().is_terminal();
+        let show_progress = std::io::stderr().is_terminal() && !c.quiet;
         let settings = Settings {
             target,
             score,
@@ -627,18 +630,30 @@ fn prompt_text(c: &CommonArgs) -> Result<String> {
     Ok(text)
 }
 
+/// A progress bar on stderr (indicatif) for the chunks of passes or steps of a run. It appears
+/// only once the run has taken a second, so short runs print nothing, and is cleared at the end.
 fn progress_bar() -> attribution::Progress {
-    std::sync::Arc::new(|done, total| {
-        if total > 1 {
-            let filled = 30 * done / total;
-            eprint!(
-                "\r[{}{}] {done}/{total}",
-                "#".repeat(filled),
-                "-".repeat(30 - filled)
+    let start = std::time::Instant::now();
+    let bar: std::sync::Mutex<Option<indicatif::ProgressBar>> = Default::default();
+    std::sync::Arc::new(move |done, total| {
+        let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+        if bar.is_none() && (total <= 1 || done >= total || start.elapsed().as_secs_f64() < 1.0) {
+            return;
+        }
+        let bar = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len}, {elapsed} ({eta} left)",
+                )
+                .expect("a valid template"),
             );
-            if done == total {
-                eprintln!();
-            }
+            b
+        });
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish_and_clear();
         }
     })
 }
@@ -722,7 +737,7 @@ fn attribute_jsonl(a: &AttributeArgs, input: &Path) -> Result<()> {
             ..setup.settings.clone()
         },
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let bar = (std::io::stderr().is_terminal() && !c.quiet).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} records, {eta} left")

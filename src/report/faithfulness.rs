@@ -52,12 +52,84 @@ fn text(e: &Evaluation) -> String {
     }
     out += "\ndeletion and insertion: areas under F as the top-ranked tokens are removed / kept \
             (0% to 100% in steps of 10%)\n";
+    if let Some(g) = &e.agreement {
+        out += "\nagreement between the methods (tokens ranked by |score|)\n";
+        out += &matrix_text("Spearman", &g.methods, &g.spearman);
+        out += &matrix_text("Kendall τ-b", &g.methods, &g.kendall);
+        let overlap: Vec<Vec<Option<f64>>> = g
+            .top_k
+            .iter()
+            .map(|r| r.iter().map(|&v| Some(v)).collect())
+            .collect();
+        out += &matrix_text(&format!("top-{} overlap", g.k), &g.methods, &overlap);
+    }
     for m in &e.methods {
         for w in &m.warnings {
             out += &format!("warning ({}): {w}\n", m.method);
         }
     }
     out
+}
+
+/// One agreement matrix as a table of text ("–" where a correlation is undefined).
+fn matrix_text(title: &str, names: &[String], m: &[Vec<Option<f64>>]) -> String {
+    let mut out = format!("{title}\n{:<22}", "");
+    for n in names {
+        out += &format!(" {:>10.10}", n);
+    }
+    out += "\n";
+    for (name, row) in names.iter().zip(m) {
+        out += &format!("{name:<22}");
+        for v in row {
+            out += &match v {
+                Some(v) => format!(" {v:>10.2}"),
+                None => format!(" {:>10}", "–"),
+            };
+        }
+        out += "\n";
+    }
+    out
+}
+
+/// The agreement matrices as HTML tables.
+fn matrices_html(e: &Evaluation) -> String {
+    let Some(g) = &e.agreement else {
+        return String::new();
+    };
+    let table = |title: &str, m: Vec<Vec<Option<f64>>>| {
+        let head: String = g
+            .methods
+            .iter()
+            .map(|n| format!("<th>{}</th>", escape(n)))
+            .collect();
+        let rows: String = g
+            .methods
+            .iter()
+            .zip(&m)
+            .map(|(n, row)| {
+                let cells: String = row
+                    .iter()
+                    .map(|v| match v {
+                        Some(v) => format!("<td>{v:.2}</td>"),
+                        None => "<td>–</td>".into(),
+                    })
+                    .collect();
+                format!("<tr><th>{}</th>{cells}</tr>", escape(n))
+            })
+            .collect();
+        format!("<figure><figcaption>{title}</figcaption><table><tr><th></th>{head}</tr>{rows}</table></figure>")
+    };
+    let overlap = g
+        .top_k
+        .iter()
+        .map(|r| r.iter().map(|&v| Some(v)).collect())
+        .collect();
+    format!(
+        "<h2>Agreement between the methods</h2><p>Tokens ranked by |score|.</p>{}{}{}",
+        table("Spearman", g.spearman.clone()),
+        table("Kendall τ-b", g.kendall.clone()),
+        table(&format!("Top-{} overlap", g.k), overlap),
+    )
 }
 
 const COLORS: [&str; 8] = [
@@ -143,8 +215,10 @@ figure {{ display: inline-block; margin: 1em; }}
 <table><tr><th>method</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>comprehensiveness ↑</th><th>sufficiency ↓</th><th>AOPC ↑</th><th>time ms</th></tr>
 {rows}</table>
 {deletion}{insertion}
+{matrices}
 </body></html>
 "#,
         header = escape(&header(e)),
+        matrices = matrices_html(e),
     )
 }

@@ -1,6 +1,5 @@
 //! Rendering attributions: JSON, a coloured terminal view, and a self-contained HTML page.
 
-mod agreement;
 mod faithfulness;
 mod html;
 mod text;
@@ -8,7 +7,6 @@ mod text;
 use crate::attribution::Attribution;
 use crate::error::{Error, Result};
 
-pub use agreement::{agreement, Agreement};
 pub use faithfulness::render_evaluation;
 pub use html::render_html;
 pub use text::render_text;

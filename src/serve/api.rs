@@ -206,7 +206,7 @@ async fn agreement(
     };
     if let Some(scores) = fields.remove("scores") {
         let (names, scores) = given_scores(scores)?;
-        let result = crate::report::agreement(&names, &scores, k);
+        let result = crate::attribution::agreement::agreement(&names, &scores, k);
         return Ok(Json(json!({ "agreement": result })));
     }
     let prompt = take_prompt(&app, &mut fields)?;
@@ -240,7 +240,7 @@ async fn agreement(
         }
         let names: Vec<String> = results.iter().map(|a| a.method.clone()).collect();
         let scores: Vec<Vec<f32>> = results.iter().map(|a| a.scores.clone()).collect();
-        let result = crate::report::agreement(&names, &scores, k);
+        let result = crate::attribution::agreement::agreement(&names, &scores, k);
         Ok(json!({ "agreement": result, "attributions": results }))
     });
     run(&app, work).await.map(Json)
