@@ -164,6 +164,18 @@ fn the_api_answers_and_names_each_problem() {
     assert_eq!(status, 200, "{g}");
     assert_eq!(g["agreement"]["spearman"][0][0], 1.0);
     assert_eq!(g["attributions"].as_array().unwrap().len(), 2);
+    let (status, e) = server.post(
+        "/api/evaluate",
+        r#"{"prompt": "the quick brown fox", "methods": ["saliency", "occlusion"]}"#,
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["methods"][1]["deletion"].as_array().unwrap().len(), 11);
+    assert_eq!(
+        e["agreement"]["methods"],
+        serde_json::json!(["saliency", "occlusion"])
+    );
+    let (status, e) = server.post("/api/evaluate", r#"{"prompt": "the fox", "methods": []}"#);
+    assert_eq!((status, error_of(&e)), (400, "bad_request"));
     let (status, g) = server.post(
         "/api/agreement",
         r#"{"scores": {"a": [1, 2, 3], "b": [3, 2, 1]}}"#,

@@ -5,7 +5,7 @@ use crate::attribution::Attribution;
 use crate::errors;
 use crate::rules::PyRules;
 use crate::run::run;
-use gradlens::attribution::{self as attr, faithfulness, methods, Method, Request};
+use gradlens::attribution::{self as attr, Request};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -155,23 +155,14 @@ impl Model {
         options: Vec<(String, String)>,
     ) -> PyResult<String> {
         let first = names.first().cloned().unwrap_or_default();
-        let mut request = request(py, &first, options)?;
-        let baseline =
-            faithfulness::shared_baseline(&mut request.values).map_err(|e| errors::to_py(py, e))?;
-        let built = names
-            .iter()
-            .map(|name| methods::build(name, &request.values))
-            .collect::<gradlens::Result<Vec<Box<dyn Method>>>>()
-            .map_err(|e| errors::to_py(py, e))?;
+        let request = request(py, &first, options)?;
         let model = self.inner.clone();
         run(py, move |cancel| {
             let settings = attr::Settings {
                 cancel: Some(cancel.clone()),
                 ..request.settings.clone()
             };
-            let ids = model.tokenize(&text)?;
-            let refs: Vec<&dyn Method> = built.iter().map(|m| m.as_ref()).collect();
-            let e = faithfulness::faithfulness(&model, &ids, &refs, &baseline, &settings)?;
+            let e = request.evaluate(&model, &text, &names, &settings)?;
             gradlens::report::render_evaluation(&e, gradlens::report::Format::Json)
         })
     }

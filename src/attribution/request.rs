@@ -123,6 +123,29 @@ impl Request {
     }
 }
 
+impl Request {
+    /// `text` attributed by each of `methods` (this request's own method is not among them
+    /// unless named) with this request's options, and the faithfulness of each, as
+    /// `gradlens evaluate` reports it: one baseline for the methods and the removed tokens.
+    pub fn evaluate(
+        &self,
+        model: &Model,
+        text: &str,
+        methods: &[String],
+        settings: &Settings,
+    ) -> Result<super::faithfulness::Evaluation> {
+        let mut values = self.values.clone();
+        let baseline = super::faithfulness::shared_baseline(&mut values)?;
+        let built = methods
+            .iter()
+            .map(|name| methods::build(name, &values))
+            .collect::<Result<Vec<Box<dyn Method>>>>()?;
+        let ids = model.tokenize(text)?;
+        let refs: Vec<&dyn Method> = built.iter().map(|m| m.as_ref()).collect();
+        super::faithfulness::faithfulness(model, &ids, &refs, &baseline, settings)
+    }
+}
+
 /// `--batch-size`: a number of at least 1, or `auto` (`None`).
 pub fn parse_batch_size(text: &str) -> Result<Option<usize>> {
     match text {

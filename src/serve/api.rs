@@ -66,6 +66,7 @@ pub fn router(app: App) -> Router {
         .route("/api/methods", get(method_list))
         .route("/api/attribute", post(attribute))
         .route("/api/agreement", post(agreement))
+        .route("/api/evaluate", post(evaluate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -174,15 +175,63 @@ async fn attribute(
         Some(_) => return Err(ApiError::bad("method: expected a method's name")),
     };
     let request = Request::new(&method, options(&app.config, &fields)?)?;
-    let work: Work = Box::new(move |model, cancel| {
+    let work = job(request, move |model, request, settings| {
+        request.attribute(model, &prompt, settings)
+    });
+    run(&app, work).await.map(Json)
+}
+
+/// `{"prompt": …, "methods": [names], options…}` → `gradlens evaluate`'s JSON: deletion and
+/// insertion curves, comprehensiveness, sufficiency, AOPC and the agreement of the methods.
+async fn evaluate(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let mut fields = json_object(body)?;
+    let prompt = take_prompt(&app, &mut fields)?;
+    let names = method_names(&mut fields, 1)?;
+    let request = Request::new(&names[0], options(&app.config, &fields)?)?;
+    let work = job(request, move |model, request, settings| {
+        request.evaluate(model, &prompt, &names, settings)
+    });
+    run(&app, work).await.map(Json)
+}
+
+/// The work of one request: `f` under the request's settings with the job's cancel added,
+/// answered as JSON.
+fn job<T: serde::Serialize>(
+    request: Request,
+    f: impl FnOnce(&Model, &Request, &crate::Settings) -> crate::Result<T> + Send + 'static,
+) -> Work {
+    Box::new(move |model, cancel| {
         let settings = crate::Settings {
             cancel: Some(cancel),
             ..request.settings.clone()
         };
-        let a = request.attribute(model, &prompt, &settings)?;
-        serde_json::to_value(&a).map_err(|e| Error::Other(e.to_string()))
-    });
-    run(&app, work).await.map(Json)
+        let out = f(model, &request, &settings)?;
+        serde_json::to_value(&out).map_err(|e| Error::Other(e.to_string()))
+    })
+}
+
+/// The `methods` field: at least `least` names.
+fn method_names(fields: &mut Map<String, Value>, least: usize) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        ApiError::bad(format!(
+            "methods: expected a list of at least {least} method names"
+        ))
+    };
+    match fields.remove("methods") {
+        Some(Value::Array(list)) if list.len() >= least => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
 }
 
 /// Either `{"scores": [{"method": …, "scores": [score per token]}, …], "top_k": k}` (or
@@ -210,20 +259,7 @@ async fn agreement(
         return Ok(Json(json!({ "agreement": result })));
     }
     let prompt = take_prompt(&app, &mut fields)?;
-    let names: Vec<String> = match fields.remove("methods") {
-        Some(Value::Array(list)) if list.len() >= 2 => list
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(ApiError::bad("methods: expected names of methods")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(ApiError::bad(
-                "methods: expected a list of at least two methods (or give \"scores\")",
-            ))
-        }
-    };
+    let names = method_names(&mut fields, 2)?;
     let options = options(&app.config, &fields)?;
     let requests = names
         .iter()
