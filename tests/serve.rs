@@ -119,6 +119,13 @@ fn the_api_answers_and_names_each_problem() {
     );
     assert_eq!(a["extras"]["steps"], 8);
 
+    let body = r#"{"prompt": "the quick", "method": "saliency", "generate": 3}"#;
+    let (status, g) = server.post("/api/attribute", body);
+    assert_eq!(status, 200, "{g}");
+    let steps = g["generation"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    let first = steps[0]["scores"].as_array().unwrap().len();
+    assert_eq!(steps[2]["scores"].as_array().unwrap().len(), first + 2);
     let bad = [
         (r#"{"prompt": "the fox""#, 400, "malformed JSON"),
         (r#"["the fox"]"#, 400, "a JSON object"),
@@ -133,6 +140,16 @@ fn the_api_answers_and_names_each_problem() {
             "--max-steps",
         ),
         (r#"{"prompt": "the fox", "steps": [1]}"#, 400, "steps"),
+        (
+            r#"{"prompt": "the fox", "generate": 1000}"#,
+            400,
+            "--max-generate",
+        ),
+        (
+            r#"{"prompt": "the fox", "generate": 2, "stop_at_eos": "no"}"#,
+            400,
+            "stop_at_eos",
+        ),
         (
             r#"{"prompt": "the fox", "method": "deeplift-shap", "baselines": "/etc/passwd"}"#,
             400,

@@ -1,7 +1,7 @@
 """`gradlens serve` in headless Chromium (Debian's chromium and chromium-driver, driven by
 Selenium): the page loads with no console error, runs two methods on the tiny Llama, shows
-two heatmaps, the agreement matrix, a value on hover, and the faithfulness curves as SVG; the
-screenshot is kept in
+two heatmaps, the agreement matrix, a value on hover, the faithfulness curves as SVG, and
+folds that open onto each generated token's heatmap; the screenshot is kept in
 target/artifacts/serve.png."""
 import os
 import pathlib
@@ -102,6 +102,18 @@ def test_the_page_compares_two_methods(server):
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "serve.png"))
+        # Two generated tokens, each with a fold that opens onto its own heatmap.
+        steps = driver.find_element(By.ID, "generate")
+        steps.clear()
+        steps.send_keys("2")
+        driver.find_element(By.ID, "run").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".panel details.step")) == 4)
+        fold = driver.find_elements(By.CSS_SELECTOR, ".panel details.step")[1]
+        assert not fold.find_elements(By.CSS_SELECTOR, ".tok")[0].is_displayed()
+        fold.find_element(By.TAG_NAME, "summary").click()
+        assert fold.find_elements(By.CSS_SELECTOR, ".tok")[0].is_displayed()
+        wait.until(lambda d: d.find_element(By.ID, "agreement").is_displayed())
+
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

@@ -195,6 +195,9 @@ struct ServeArgs {
     /// The longest prompt in tokens (422 past it, as past the model's context).
     #[arg(long, default_value_t = 2048)]
     max_tokens: usize,
+    /// The most tokens a request may generate and explain.
+    #[arg(long, default_value_t = 64)]
+    max_generate: usize,
     /// Seconds one request may run before it is cancelled (503).
     #[arg(long, default_value_t = 300.0)]
     timeout: f64,
@@ -569,6 +572,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_steps: args.max_steps,
         max_samples: args.max_samples,
         max_tokens: args.max_tokens,
+        max_generate: args.max_generate,
         timeout: std::time::Duration::from_secs_f64(args.timeout),
     };
     if !config.host.is_loopback() && config.token.is_some() {

@@ -150,6 +150,7 @@ async fn model_info(State(app): State<App>, headers: HeaderMap) -> Result<Json<V
             "max_steps": app.config.max_steps,
             "max_samples": app.config.max_samples,
             "max_tokens": app.config.max_tokens.min(m.info.max_positions),
+            "max_generate": app.config.max_generate,
             "timeout_s": app.config.timeout.as_secs_f64(),
         },
     })))
@@ -160,7 +161,9 @@ async fn method_list(State(app): State<App>, headers: HeaderMap) -> Result<Json<
     Ok(Json(methods::registry_json()))
 }
 
-/// `{"prompt": …, "method": …, options…}` → the CLI's JSON of that attribution.
+/// `{"prompt": …, "method": …, options…}` → the CLI's JSON of that attribution; with
+/// `"generate": n` (and `"stop_at_eos"`), of the n tokens generated after the prompt, each
+/// explained by what precedes it, as `attribute --generate`.
 async fn attribute(
     State(app): State<App>,
     headers: HeaderMap,
@@ -174,9 +177,38 @@ async fn attribute(
         Some(Value::String(m)) => m,
         Some(_) => return Err(ApiError::bad("method: expected a method's name")),
     };
+    let generate = match fields.remove("generate") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(n) if n as usize <= app.config.max_generate => n as usize,
+            _ => {
+                return Err(ApiError::bad(format!(
+                "generate: expected a number of tokens from 0 to this server's {} (--max-generate)",
+                app.config.max_generate
+            )))
+            }
+        },
+    };
+    let stop_at_eos = match fields.remove("stop_at_eos") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::bad("stop_at_eos: expected true or false")),
+    };
     let request = Request::new(&method, options(&app.config, &fields)?)?;
     let work = job(request, move |model, request, settings| {
-        request.attribute(model, &prompt, settings)
+        if generate == 0 {
+            return request.attribute(model, &prompt, settings);
+        }
+        // Each generated token explained by the prompt and the tokens before it.
+        let method = request.build()?;
+        crate::generation::attribute_generation(
+            model,
+            &prompt,
+            method.as_ref(),
+            settings,
+            generate,
+            stop_at_eos,
+        )
     });
     run(&app, work).await.map(Json)
 }

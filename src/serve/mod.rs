@@ -28,6 +28,8 @@ pub struct Config {
     pub max_samples: usize,
     /// The longest prompt in tokens (422 past it, as past the model's context).
     pub max_tokens: usize,
+    /// The most tokens a request may generate and explain (400 past it).
+    pub max_generate: usize,
     /// How long one request may run before it is cancelled (503).
     pub timeout: Duration,
 }
@@ -43,6 +45,7 @@ impl Default for Config {
             max_steps: 512,
             max_samples: 1024,
             max_tokens: 2048,
+            max_generate: 64,
             timeout: Duration::from_secs(300),
         }
     }
