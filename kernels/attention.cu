@@ -45,7 +45,7 @@ extern "C" __global__ void attention_probs(float* out, const float* q, const flo
 // keys (lanes stride the head dimension), and the row's running maximum m, running sum l and
 // context Σ_j e^{s_j − m} v_j are rescaled as the maximum grows. Each thread holds the context
 // for the head-dimension entries d = tid + 256 r. The backward recomputes the same tiles:
-// `attention_backward_query` gives ∂Q and each row's (m, 1/l, Σ_d g_d o_d), from which
+// `attention_backward_query` gives ∂Q and each row's (m, 1/l, Σ_j p_j g·v_j), from which
 // `attention_backward_key`, one key row per block, gives ∂K and ∂V without atomics, so the
 // results do not depend on scheduling. Memory is linear in the length.
 
@@ -69,13 +69,14 @@ __device__ void score_tile(float* sc, const float* qs, const float* keys, u32 j0
     }
 }
 
-// The online softmax over the keys `vis` of the staged query: returns (m, l) and leaves
-// Σ_j e^{s_j − m} v_j in `acc`.
+// The online softmax over the keys `vis` of the staged query: returns (m, l) and, unless
+// `values` is null (statistics only), leaves Σ_j e^{s_j − m} v_j in `acc`.
 __device__ OnlineSoftmax online_softmax(float* acc, float* sc, const float* qs, const float* keys,
                                         const float* values, VisibleKeys vis, u32 head_dim,
                                         float scale) {
     float m = -3.402823e38f, l = 0.0f;
-    for (u32 r = 0; r < ATT_PER_THREAD; r++) acc[r] = 0.0f;
+    if (values)
+        for (u32 r = 0; r < ATT_PER_THREAD; r++) acc[r] = 0.0f;
     for (u32 j0 = vis.lo; j0 < vis.hi; j0 += ATT_TILE) {
         const u32 n = min(ATT_TILE, vis.hi - j0);
         score_tile(sc, qs, keys, j0, n, head_dim, scale);
@@ -92,7 +93,7 @@ __device__ OnlineSoftmax online_softmax(float* acc, float* sc, const float* qs, 
         }
         l = l * rescale + block_sum(tile_sum);  // its barrier publishes sc
         m = m_new;
-        for (u32 r = 0; r < ATT_PER_THREAD; r++) {
+        for (u32 r = 0; values && r < ATT_PER_THREAD; r++) {
             const u32 d = threadIdx.x + r * WG;
             if (d >= head_dim) break;
             float a = acc[r] * rescale;
@@ -124,8 +125,11 @@ extern "C" __global__ void attention_forward(float* out, const float* q, const f
     }
 }
 
-// ∂Q = share_q · scale · Σ_j p_j (g·v_j − Σ_d g_d o_d) k_j for one query row, and the row's
-// statistics (m, 1/l, Σ_d g_d o_d) in `stats` for the key pass.
+// ∂Q = share_q · scale · Σ_j p_j (dP_j − D) k_j for one query row, with dP_j = g·v_j and
+// D = Σ_j p_j dP_j, and the row's statistics (m, 1/l, D) in `stats` for the key pass. D is
+// summed from the very p_j and dP_j the gradients use (not as g·o): the shares then cancel as
+// the softmax's Jacobian does, and a small gradient is not swamped by D's rounding. ∂Q is
+// accumulated as Σ p_j dP_j k_j − D Σ p_j k_j, so the keys are read once.
 extern "C" __global__ void attention_backward_query(float* dq, float* stats, const float* q,
                                                     const float* k, const float* v, const float* g,
                                                     u32 rows, u32 q_len, u32 k_len, u32 head_dim,
@@ -133,7 +137,8 @@ extern "C" __global__ void attention_backward_query(float* dq, float* stats, con
                                                     float scale, float share_q) {
     __shared__ float qs[ATTENTION_MAX_HEAD_DIM];
     __shared__ float gs[ATTENTION_MAX_HEAD_DIM];
-    __shared__ float sc[ATT_TILE];
+    __shared__ float probs[ATT_TILE];
+    __shared__ float weighted[ATT_TILE];  // p_j dP_j
     const u32 row = group_index();
     if (row >= rows) return;
     const VisibleKeys vis = visible_keys(row, k_len, causal_len, offset, window);
@@ -143,25 +148,14 @@ extern "C" __global__ void attention_backward_query(float* dq, float* stats, con
         gs[d] = g[(size_t)row * head_dim + d];
     }
     __syncthreads();
-    float acc[ATT_PER_THREAD];
-    const OnlineSoftmax s = online_softmax(acc, sc, qs, k + kv, v + kv, vis, head_dim, scale);
-    const float inv = s.l > 0.0f ? 1.0f / s.l : 0.0f;
-    float part = 0.0f;
-    for (u32 r = 0; r < ATT_PER_THREAD; r++) {
-        const u32 d = threadIdx.x + r * WG;
-        if (d < head_dim) part += gs[d] * acc[r] * inv;
-    }
-    const float go = block_sum(part);
-    if (threadIdx.x == 0) {
-        stats[(size_t)row * 3] = s.m;
-        stats[(size_t)row * 3 + 1] = inv;
-        stats[(size_t)row * 3 + 2] = go;
-    }
-    if (share_q == 0.0f) return;
     const float* keys = k + kv;
     const float* values = v + kv;
+    const OnlineSoftmax s = online_softmax(nullptr, probs, qs, keys, nullptr, vis, head_dim, scale);
+    const float inv = s.l > 0.0f ? 1.0f / s.l : 0.0f;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    float grad[ATT_PER_THREAD] = {0.0f};
+    float pdp[ATT_PER_THREAD] = {0.0f};  // Σ p_j dP_j k_j
+    float pk[ATT_PER_THREAD] = {0.0f};   // Σ p_j k_j
+    float d_part = 0.0f;
     for (u32 j0 = vis.lo; j0 < vis.hi; j0 += ATT_TILE) {
         const u32 n = min(ATT_TILE, vis.hi - j0);
         for (u32 t = warp; t < n; t += warps) {
@@ -174,25 +168,43 @@ extern "C" __global__ void attention_backward_query(float* dq, float* stats, con
             }
             dot_k = warp_sum(dot_k);
             dot_v = warp_sum(dot_v);
-            if (lane == 0) sc[t] = scale * __expf(dot_k * scale - s.m) * inv * (dot_v - go);
+            if (lane == 0) {
+                const float p = __expf(dot_k * scale - s.m) * inv;
+                probs[t] = p;
+                weighted[t] = p * dot_v;
+            }
         }
         __syncthreads();
-        for (u32 r = 0; r < ATT_PER_THREAD; r++) {
-            const u32 d = threadIdx.x + r * WG;
-            if (d >= head_dim) break;
-            for (u32 t = 0; t < n; t++) grad[r] += sc[t] * keys[(size_t)(j0 + t) * head_dim + d];
+        if (threadIdx.x < n) d_part += weighted[threadIdx.x];
+        if (share_q != 0.0f) {
+            for (u32 r = 0; r < ATT_PER_THREAD; r++) {
+                const u32 d = threadIdx.x + r * WG;
+                if (d >= head_dim) break;
+                for (u32 t = 0; t < n; t++) {
+                    const float kd = keys[(size_t)(j0 + t) * head_dim + d];
+                    pdp[r] += weighted[t] * kd;
+                    pk[r] += probs[t] * kd;
+                }
+            }
         }
         __syncthreads();
     }
+    const float dsum = block_sum(d_part);
+    if (threadIdx.x == 0) {
+        stats[(size_t)row * 3] = s.m;
+        stats[(size_t)row * 3 + 1] = inv;
+        stats[(size_t)row * 3 + 2] = dsum;
+    }
+    if (share_q == 0.0f) return;
     for (u32 r = 0; r < ATT_PER_THREAD; r++) {
         const u32 d = threadIdx.x + r * WG;
-        if (d < head_dim) dq[(size_t)row * head_dim + d] = grad[r] * share_q;
+        if (d < head_dim) dq[(size_t)row * head_dim + d] = scale * (pdp[r] - dsum * pk[r]) * share_q;
     }
 }
 
 // ∂K and ∂V for one key row from the queries that see it: ∂V = share_v · Σ_i p_i g_i and
-// ∂K = share_k · scale · Σ_i p_i (g_i·v − Σ_d g_id o_id) q_i, with p_i recomputed from the
-// query pass's statistics.
+// ∂K = share_k · scale · Σ_i p_i (g_i·v − D_i) q_i, with p_i recomputed from the query pass's
+// statistics (its dot products in the same order, so the same bits).
 extern "C" __global__ void attention_backward_key(float* dk, float* dv, const float* stats,
                                                   const float* q, const float* k, const float* v,
                                                   const float* g, u32 key_rows, u32 q_len, u32 k_len,

@@ -84,7 +84,7 @@ fn attention_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 // the row's running maximum m, running sum l and context Σ_j e^{s_j − m} v_j are rescaled as the
 // maximum grows. Each thread holds the context for the head-dimension entries d = lid + 256 r.
 // The backward recomputes the same tiles: `attention_backward_query` gives ∂Q and each row's
-// (m, 1/l, Σ_d g_d o_d), from which `attention_backward_key`, one key row per workgroup, gives
+// (m, 1/l, Σ_j p_j g·v_j), from which `attention_backward_key`, one key row per workgroup, gives
 // ∂K and ∂V without atomics. Memory is linear in the length.
 
 const MAX_HEAD_DIM: u32 = 1024u;
@@ -110,8 +110,9 @@ fn dot_key(at: u32) -> f32 {
 }
 
 // The online softmax over keys lo..hi (of the batch whose keys start at `kb`) of the query
-// staged in row_a: returns (m, l) and leaves Σ_j e^{s_j − m} v_j in `acc`.
-fn online_softmax(acc: ptr<function, array<f32, 4>>, kb: u32, lo: u32, hi: u32, lid: u32) -> OnlineSoftmax {
+// staged in row_a: returns (m, l) and, `with_values`, leaves Σ_j e^{s_j − m} v_j in `acc`.
+fn online_softmax(acc: ptr<function, array<f32, 4>>, kb: u32, lo: u32, hi: u32, lid: u32,
+                  with_values: bool) -> OnlineSoftmax {
     var m = NEG_INF;
     var l = 0.0;
     for (var j0 = lo; j0 < hi; j0 += WG) {
@@ -129,7 +130,7 @@ fn online_softmax(acc: ptr<function, array<f32, 4>>, kb: u32, lo: u32, hi: u32, 
         tile_a[lid] = e;
         l = l * rescale + wg_sum(e, lid);  // its barriers publish tile_a
         m = m_new;
-        for (var r = 0u; r < PER_THREAD; r++) {
+        for (var r = 0u; with_values && r < PER_THREAD; r++) {
             let d = lid + r * WG;
             if d < p.head_dim {
                 var a = (*acc)[r] * rescale;
@@ -158,7 +159,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
     workgroupBarrier();
     var acc: array<f32, 4>;
-    let s = online_softmax(&acc, kb, keys.x, keys.y, lid);
+    let s = online_softmax(&acc, kb, keys.x, keys.y, lid, true);
     let inv = select(0.0, 1.0 / s.l, s.l > 0.0);
     for (var r = 0u; r < PER_THREAD; r++) {
         let d = lid + r * WG;
@@ -168,8 +169,11 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
 }
 
-// ∂Q = share_q · scale · Σ_j p_j (g·v_j − Σ_d g_d o_d) k_j for one query row (into `out`), and
-// the row's statistics (m, 1/l, Σ_d g_d o_d) in `stats` for the key pass.
+// ∂Q = share_q · scale · Σ_j p_j (dP_j − D) k_j for one query row (into `out`), with
+// dP_j = g·v_j and D = Σ_j p_j dP_j, and the row's statistics (m, 1/l, D) in `stats` for the
+// key pass. D is summed from the very p_j and dP_j the gradients use (not as g·o), so the
+// shares cancel as the softmax's Jacobian does and a small gradient is not swamped by D's
+// rounding; ∂Q is accumulated as Σ p_j dP_j k_j − D Σ p_j k_j, reading the keys once.
 @compute @workgroup_size(256)
 fn attention_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
@@ -184,26 +188,12 @@ fn attention_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_
         row_b[d] = g[row * p.head_dim + d];
     }
     workgroupBarrier();
-    var acc: array<f32, 4>;
-    let s = online_softmax(&acc, kb, keys.x, keys.y, lid);
+    var unused: array<f32, 4>;
+    let s = online_softmax(&unused, kb, keys.x, keys.y, lid, false);
     let inv = select(0.0, 1.0 / s.l, s.l > 0.0);
-    var part = 0.0;
-    for (var r = 0u; r < PER_THREAD; r++) {
-        let d = lid + r * WG;
-        if d < p.head_dim {
-            part += row_b[d] * acc[r] * inv;
-        }
-    }
-    let go = wg_sum(part, lid);
-    if lid == 0u {
-        stats[row * 3u] = s.m;
-        stats[row * 3u + 1u] = inv;
-        stats[row * 3u + 2u] = go;
-    }
-    if p.share_q == 0.0 {
-        return;
-    }
-    var grad: array<f32, 4>;
+    var pdp: array<f32, 4>;  // Σ p_j dP_j k_j
+    var pk: array<f32, 4>;   // Σ p_j k_j
+    var d_part = 0.0;
     for (var j0 = keys.x; j0 < keys.y; j0 += WG) {
         let n = min(WG, keys.y - j0);
         if lid < n {
@@ -213,30 +203,46 @@ fn attention_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_
                 dot_v += row_b[d] * v[at + d];
             }
             let prob = exp(dot_key(at) * p.scale - s.m) * inv;
-            tile_a[lid] = p.scale * prob * (dot_v - go);
+            tile_a[lid] = prob;
+            tile_b[lid] = prob * dot_v;
+            d_part += prob * dot_v;
         }
         workgroupBarrier();
-        for (var r = 0u; r < PER_THREAD; r++) {
-            let d = lid + r * WG;
-            if d < p.head_dim {
-                for (var t = 0u; t < n; t++) {
-                    grad[r] += tile_a[t] * k[kb + (j0 + t) * p.head_dim + d];
+        if p.share_q != 0.0 {
+            for (var r = 0u; r < PER_THREAD; r++) {
+                let d = lid + r * WG;
+                if d < p.head_dim {
+                    for (var t = 0u; t < n; t++) {
+                        let kd = k[kb + (j0 + t) * p.head_dim + d];
+                        pdp[r] += tile_b[t] * kd;
+                        pk[r] += tile_a[t] * kd;
+                    }
                 }
             }
         }
         workgroupBarrier();
     }
+    let dsum = wg_sum(d_part, lid);
+    if lid == 0u {
+        stats[row * 3u] = s.m;
+        stats[row * 3u + 1u] = inv;
+        stats[row * 3u + 2u] = dsum;
+    }
+    if p.share_q == 0.0 {
+        return;
+    }
     for (var r = 0u; r < PER_THREAD; r++) {
         let d = lid + r * WG;
         if d < p.head_dim {
-            out[row * p.head_dim + d] = grad[r] * p.share_q;
+            out[row * p.head_dim + d] = p.scale * (pdp[r] - dsum * pk[r]) * p.share_q;
         }
     }
 }
 
 // ∂K (into `out`) and ∂V (into `out2`) for one key row (p.rows counts key rows here) from the
 // queries that see it: ∂V = share_v · Σ_i p_i g_i, ∂K = share_k · scale · Σ_i p_i (g_i·v −
-// Σ_d g_id o_id) q_i, with p_i recomputed from the query pass's statistics.
+// D_i) q_i, with p_i recomputed from the query pass's statistics (its dot products in the same
+// order, so the same bits).
 @compute @workgroup_size(256)
 fn attention_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
