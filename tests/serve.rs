@@ -79,6 +79,15 @@ impl Server {
     }
 }
 
+/// A test that fails midway still stops its server (which would otherwise outlive the test
+/// and hold its output pipe open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
@@ -290,5 +299,35 @@ fn the_server_holds_up_under_mixed_load() {
     let (status, after) = server.post("/api/attribute", valid);
     assert_eq!(status, 200);
     assert_eq!(before["scores"], after["scores"]);
+    assert!(server.stop().success());
+}
+
+/// `GET /api/progress` follows a long run chunk by chunk (what the page shows while it waits).
+#[test]
+fn progress_follows_a_long_run() {
+    let server = Server::start(&[]);
+    let progress = || {
+        let (status, text) = server.call("GET", "/api/progress", &[], b"");
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    assert_eq!(progress()["running"], false);
+    let long = r#"{"prompt": "the quick brown fox", "steps": 512, "batch_size": 1}"#;
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| server.post("/api/attribute", long));
+        let mut seen = None;
+        for _ in 0..5000 {
+            let p = progress();
+            let (done, total) = (p["done"].as_u64().unwrap(), p["total"].as_u64().unwrap());
+            if p["running"] == true && total > 1 && done < total {
+                seen = Some((done, total));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(seen.is_some(), "no progress seen");
+        assert_eq!(run.join().unwrap().0, 200);
+    });
+    assert_eq!(progress()["jobs"], 0);
     assert!(server.stop().success());
 }

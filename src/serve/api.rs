@@ -67,6 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/api/attribute", post(attribute))
         .route("/api/agreement", post(agreement))
         .route("/api/evaluate", post(evaluate))
+        .route("/api/progress", get(progress))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -156,6 +157,20 @@ async fn model_info(State(app): State<App>, headers: HeaderMap) -> Result<Json<V
     })))
 }
 
+/// `{"running": bool, "done": n, "total": m, "jobs": k}`: the running job's chunks or steps
+/// (what the page shows while it waits), and the jobs queued or running.
+async fn progress(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let (running, jobs) = app.queue.status();
+    let (done, total) = running.unwrap_or((0, 0));
+    Ok(Json(json!({
+        "running": running.is_some(),
+        "done": done,
+        "total": total,
+        "jobs": jobs,
+    })))
+}
+
 async fn method_list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     app.authorize(&headers)?;
     Ok(Json(methods::registry_json()))
@@ -237,9 +252,10 @@ fn job<T: serde::Serialize>(
     request: Request,
     f: impl FnOnce(&Model, &Request, &crate::Settings) -> crate::Result<T> + Send + 'static,
 ) -> Work {
-    Box::new(move |model, cancel| {
+    Box::new(move |model, cancel, progress| {
         let settings = crate::Settings {
             cancel: Some(cancel),
+            progress: Some(progress),
             ..request.settings.clone()
         };
         let out = f(model, &request, &settings)?;
@@ -297,11 +313,12 @@ async fn agreement(
         .iter()
         .map(|m| Request::new(m, options.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let work: Work = Box::new(move |model, cancel| {
+    let work: Work = Box::new(move |model, cancel, progress| {
         let mut results = Vec::new();
         for request in &requests {
             let settings = crate::Settings {
                 cancel: Some(cancel.clone()),
+                progress: Some(progress.clone()),
                 ..request.settings.clone()
             };
             results.push(request.attribute(model, &prompt, &settings)?);

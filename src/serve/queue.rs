@@ -3,7 +3,7 @@
 //! API answers 503). Each job carries a `Cancel`, set when its client goes away, when it runs
 //! past the time limit, or at shutdown; a panic in a job becomes its error.
 
-use crate::attribution::Cancel;
+use crate::attribution::{Cancel, Progress};
 use crate::error::{Error, Result};
 use crate::models::Model;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,8 +11,9 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// What a job computes, on the worker thread.
-pub type Work = Box<dyn FnOnce(&Model, Cancel) -> Result<serde_json::Value> + Send>;
+/// What a job computes, on the worker thread, with its switch and a progress hook to hand to
+/// the run's `Settings`.
+pub type Work = Box<dyn FnOnce(&Model, Cancel, Progress) -> Result<serde_json::Value> + Send>;
 
 struct Job {
     work: Work,
@@ -31,6 +32,8 @@ pub struct Queue {
     sender: Arc<Mutex<Option<SyncSender<Job>>>>,
     /// The running job's and the waiting jobs' switches, for shutdown.
     live: Arc<Mutex<Vec<Cancel>>>,
+    /// The running job's progress, `(done, total)` chunks or steps.
+    running: Arc<Mutex<Option<(usize, usize)>>>,
 }
 
 /// Why a job was not taken.
@@ -46,7 +49,9 @@ impl Queue {
     pub fn start(model: Arc<Model>, waiting: usize) -> Result<Queue> {
         let (sender, jobs) = sync_channel::<Job>(waiting);
         let live: Arc<Mutex<Vec<Cancel>>> = Arc::default();
+        let running: Arc<Mutex<Option<(usize, usize)>>> = Arc::default();
         let done = live.clone();
+        let state = running.clone();
         std::thread::Builder::new()
             .name("gradlens-worker".into())
             .spawn(move || {
@@ -55,8 +60,16 @@ impl Queue {
                         Err(Error::Cancelled)
                     } else {
                         let cancel = job.cancel.clone();
-                        catch_unwind(AssertUnwindSafe(|| (job.work)(&model, cancel)))
-                            .unwrap_or_else(|panic| Err(Error::Other(panic_text(&panic))))
+                        *lock(&state) = Some((0, 0));
+                        let shared = state.clone();
+                        let progress: Progress = Arc::new(move |done, total| {
+                            *lock(&shared) = Some((done, total));
+                        });
+                        let answer =
+                            catch_unwind(AssertUnwindSafe(|| (job.work)(&model, cancel, progress)))
+                                .unwrap_or_else(|panic| Err(Error::Other(panic_text(&panic))));
+                        *lock(&state) = None;
+                        answer
                     };
                     lock(&done).retain(|c| !c.same(&job.cancel));
                     // The client may have gone: nobody to answer.
@@ -67,7 +80,14 @@ impl Queue {
         Ok(Queue {
             sender: Arc::new(Mutex::new(Some(sender))),
             live,
+            running,
         })
+    }
+
+    /// `(done, total)` of the running job's chunks or steps (`(0, 0)` before its first), and
+    /// how many jobs are queued or running.
+    pub fn status(&self) -> (Option<(usize, usize)>, usize) {
+        (*lock(&self.running), lock(&self.live).len())
     }
 
     pub fn submit(&self, work: Work) -> std::result::Result<Ticket, Refused> {
