@@ -126,21 +126,13 @@ impl Model {
             ));
         }
         let request = request(py, &method, options)?;
-        let m = request.build().map_err(|e| errors::to_py(py, e))?;
         let model = self.inner.clone();
         let result = run(py, move |cancel| {
             let settings = attr::Settings {
                 cancel: Some(cancel.clone()),
                 ..request.settings.clone()
             };
-            gradlens::generation::attribute_generation(
-                &model,
-                &prompt,
-                m.as_ref(),
-                &settings,
-                n,
-                stop_at_eos,
-            )
+            request.generate_and_attribute(&model, &prompt, &settings, n, stop_at_eos)
         })?;
         Ok(Attribution::new(result))
     }

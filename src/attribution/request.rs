@@ -124,6 +124,27 @@ impl Request {
 }
 
 impl Request {
+    /// Generates up to `n` tokens greedily after `prompt` and attributes each to the prompt and
+    /// the tokens generated before it with the requested method (`attribute --generate`).
+    pub fn generate_and_attribute(
+        &self,
+        model: &Model,
+        prompt: &str,
+        settings: &Settings,
+        n: usize,
+        stop_at_eos: bool,
+    ) -> Result<Attribution> {
+        let method = self.build()?;
+        crate::generation::attribute_generation(
+            model,
+            prompt,
+            method.as_ref(),
+            settings,
+            n,
+            stop_at_eos,
+        )
+    }
+
     /// `text` attributed by each of `methods` (this request's own method is not among them
     /// unless named) with this request's options, and the faithfulness of each, as
     /// `gradlens evaluate` reports it: one baseline for the methods and the removed tokens.

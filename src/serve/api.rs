@@ -210,20 +210,9 @@ async fn attribute(
         Some(_) => return Err(ApiError::bad("stop_at_eos: expected true or false")),
     };
     let request = Request::new(&method, options(&app.config, &fields)?)?;
-    let work = job(request, move |model, request, settings| {
-        if generate == 0 {
-            return request.attribute(model, &prompt, settings);
-        }
-        // Each generated token explained by the prompt and the tokens before it.
-        let method = request.build()?;
-        crate::generation::attribute_generation(
-            model,
-            &prompt,
-            method.as_ref(),
-            settings,
-            generate,
-            stop_at_eos,
-        )
+    let work = job(request, move |model, request, settings| match generate {
+        0 => request.attribute(model, &prompt, settings),
+        n => request.generate_and_attribute(model, &prompt, settings, n, stop_at_eos),
     });
     run(&app, work).await.map(Json)
 }
