@@ -105,3 +105,52 @@ fn an_unknown_checkpoint_mode_is_refused_before_loading() {
         "{err}"
     );
 }
+
+/// The recomputation takes the attention outputs its forward recorded, in order, instead of
+/// computing them again (what makes a checkpointed pass at thousands of tokens cost one
+/// attention forward, not two); a record that does not fit the query is an error, not a
+/// silent recomputation.
+#[test]
+fn recomputed_attention_replays_the_recorded_output() {
+    use gradlens::autodiff::Tape;
+    use gradlens::backend::SoftmaxMask;
+    use gradlens::Device;
+    let (len, d) = (5, 4);
+    let data = |seed: f32| {
+        (0..len * d)
+            .map(|i| (i as f32 * seed).sin())
+            .collect::<Vec<_>>()
+    };
+    let t = |seed| Tensor::from_vec(data(seed), [1, len, d], Device::Cpu).unwrap();
+    let mask = SoftmaxMask::Causal {
+        len,
+        offset: 0,
+        window: None,
+    };
+    let attend = |tape: &mut Tape| {
+        let (q, k, v) = (tape.input(t(0.7)), tape.input(t(1.3)), tape.input(t(2.1)));
+        tape.attention(q, k, v, 0.5, mask)
+    };
+    let mut recording = Tape::recording_attention();
+    let computed = attend(&mut recording).unwrap();
+    let computed = recording.value(computed).to_vec().unwrap();
+    let kept = recording.take_attention_outputs();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].to_vec().unwrap(), computed);
+    // A stand-in of the right shape is taken as it is: the op did not compute.
+    let stand_in = Tensor::zeros([1, len, d], Device::Cpu).unwrap();
+    let mut replaying = Tape::replaying_attention(vec![stand_in]);
+    let out = attend(&mut replaying).unwrap();
+    assert!(replaying
+        .value(out)
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
+    // Nothing left, or the wrong shape: an error that says so.
+    let err = attend(&mut Tape::replaying_attention(Vec::new())).unwrap_err();
+    assert!(err.to_string().contains("no output"), "{err}");
+    let wrong = Tensor::zeros([1, len, d + 1], Device::Cpu).unwrap();
+    let err = attend(&mut Tape::replaying_attention(vec![wrong])).unwrap_err();
+    assert!(err.to_string().contains("[1, 5, 5]"), "{err}");
+}

@@ -22,11 +22,74 @@ pub struct Tape {
     values: Vec<Tensor>,
     requires_grad: Vec<bool>,
     nodes: Vec<Node>,
+    attention: AttentionOutputs,
+}
+
+/// What the fused attention ops of a tape do with their outputs: a checkpointed pass records
+/// them in its forward, and its recomputation in the backward takes them back instead of
+/// computing them again. At thousands of tokens the attention is most of a layer's forward,
+/// and its output is one `[len, hidden]` tensor per layer; the forward is deterministic, so
+/// what is taken back is what would have been computed.
+#[derive(Default)]
+enum AttentionOutputs {
+    #[default]
+    Compute,
+    Record(Vec<Tensor>),
+    Replay(std::vec::IntoIter<Tensor>),
 }
 
 impl Tape {
     pub fn new() -> Self {
         Tape::default()
+    }
+
+    /// A tape whose fused attention ops keep their outputs for `take_attention_outputs`.
+    pub fn recording_attention() -> Self {
+        Tape {
+            attention: AttentionOutputs::Record(Vec::new()),
+            ..Tape::default()
+        }
+    }
+
+    /// A tape whose fused attention ops take their outputs from `outputs`, in order: the
+    /// recording of the same ops on the same inputs.
+    pub fn replaying_attention(outputs: Vec<Tensor>) -> Self {
+        Tape {
+            attention: AttentionOutputs::Replay(outputs.into_iter()),
+            ..Tape::default()
+        }
+    }
+
+    /// The outputs a recording tape's fused attention ops kept (none for any other tape).
+    pub fn take_attention_outputs(&mut self) -> Vec<Tensor> {
+        match &mut self.attention {
+            AttentionOutputs::Record(kept) => std::mem::take(kept),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The fused attention's output: replayed, or computed by `compute` (and kept where the
+    /// tape records). A replayed output must have the query's shape `like`.
+    pub(crate) fn attention_output(
+        &mut self,
+        like: &[usize],
+        compute: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        match &mut self.attention {
+            AttentionOutputs::Replay(kept) => match kept.next() {
+                Some(t) if t.dims() == like => Ok(t),
+                other => Err(Error::Other(format!(
+                    "a recomputed attention found {} to replay for a query of {like:?}",
+                    other.map_or("no output".to_string(), |t| format!("{:?}", t.dims()))
+                ))),
+            },
+            AttentionOutputs::Record(kept) => {
+                let out = compute()?;
+                kept.push(out.clone());
+                Ok(out)
+            }
+            AttentionOutputs::Compute => compute(),
+        }
     }
 
     /// A leaf whose gradient `backward` can return.

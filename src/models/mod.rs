@@ -438,30 +438,33 @@ impl Model {
     /// differentiated: each step on a tape of its own, dropped when the next begins, so a
     /// forward pass holds one layer's activations, not every layer's.
     pub fn hidden_states(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.run_steps(x, false)?.pop().expect("the output"))
-    }
-
-    /// What enters each step of a pass of `x`, then its output (`steps() + 1` tensors): what a
-    /// checkpointed backward starts from.
-    pub fn step_inputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        self.run_steps(x, true)
-    }
-
-    /// The steps run on tapes of their own; every step's input kept where `keep`, else only
-    /// the output.
-    fn run_steps(&self, x: &Tensor, keep: bool) -> Result<Vec<Tensor>> {
         self.check_input(x.dims())?;
-        let mut kept = vec![x.clone()];
+        let mut h = x.clone();
         for i in 0..self.steps() {
             let mut tape = Tape::new();
-            let v = tape.constant(kept.last().expect("an input").clone());
+            let v = tape.constant(h);
             let v = self.step(i, &mut tape, v)?;
-            if !keep {
-                kept.clear();
-            }
-            kept.push(tape.value(v).clone());
+            h = tape.value(v).clone();
         }
-        Ok(kept)
+        Ok(h)
+    }
+
+    /// What a checkpointed backward starts from: the steps of a pass of `x` run on tapes of
+    /// their own, each step's input kept, and its attention outputs.
+    pub fn step_record(&self, x: &Tensor) -> Result<StepRecord> {
+        self.check_input(x.dims())?;
+        let mut record = StepRecord {
+            inputs: vec![x.clone()],
+            attention: Vec::with_capacity(self.steps()),
+        };
+        for i in 0..self.steps() {
+            let mut tape = Tape::recording_attention();
+            let v = tape.constant(record.output().clone());
+            let v = self.step(i, &mut tape, v)?;
+            record.inputs.push(tape.value(v).clone());
+            record.attention.push(tape.take_attention_outputs());
+        }
+        Ok(record)
     }
 
     /// An empty key/value cache for `forward_cached`.
@@ -489,5 +492,22 @@ impl Model {
             Network::Llama(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
             Network::Gemma(m) => m.forward(tape, x, Some(cache), &mut AttentionHook::default()),
         }
+    }
+}
+
+/// A pass recorded step by step for a checkpointed backward (`Model::step_record`).
+pub struct StepRecord {
+    /// What entered each step, then the pass's output (`steps() + 1` tensors).
+    pub inputs: Vec<Tensor>,
+    /// Each step's fused attention outputs, in order, for its recomputation to replay.
+    pub attention: Vec<Vec<Tensor>>,
+}
+
+impl StepRecord {
+    /// The pass's output: the last hidden states.
+    pub fn output(&self) -> &Tensor {
+        self.inputs
+            .last()
+            .expect("a record holds at least its input")
     }
 }

@@ -152,7 +152,12 @@ impl Tape {
         mask: SoftmaxMask,
     ) -> Result<Var> {
         let dims = attention_dims(self.value(q), self.value(k), "attention")?;
-        let (qt, kt, vt) = (self.value(q), self.value(k), self.value(v));
+        // Handles (the storage is shared), so that the tape may replay the output.
+        let (qt, kt, vt) = (
+            self.value(q).clone(),
+            self.value(k).clone(),
+            self.value(v).clone(),
+        );
         if vt.dims() != kt.dims() {
             return Err(Error::Shape(format!(
                 "attention: v {:?} against k {:?}",
@@ -160,10 +165,19 @@ impl Tape {
                 kt.dims()
             )));
         }
-        let out =
-            qt.backend()
-                .attention(qt.storage(), kt.storage(), vt.storage(), dims, scale, mask)?;
-        let out = tensor(out, qt.shape().clone());
+        let shape = qt.shape().clone();
+        let compute = || {
+            let out = qt.backend().attention(
+                qt.storage(),
+                kt.storage(),
+                vt.storage(),
+                dims,
+                scale,
+                mask,
+            )?;
+            Ok(tensor(out, shape.clone()))
+        };
+        let out = self.attention_output(shape.dims(), compute)?;
         Ok(self.push(Op::Attention { dims, scale, mask }, &[q, k, v], out))
     }
 }

@@ -2,14 +2,16 @@
 //! the pass (`Model::step`: the embeddings' additions, each layer, the final norm), and the
 //! backward runs each step again on a tape of its own, from the last to the first, handing
 //! the gradient at its input to the step before. A tape then holds one layer's activations
-//! instead of every layer's, for one more forward pass. The steps are the pass's ops in the
-//! same order, so on the CPU the result has the same bits as without checkpointing.
+//! instead of every layer's, for one more forward pass, less its attention: the forward keeps
+//! each layer's attention output (`Tape::recording_attention`), which the recomputation takes
+//! back instead of computing it again. The steps are the pass's ops in the same order, so on
+//! the CPU the result has the same bits as without checkpointing.
 
 use super::chunks;
 use super::targets::Target;
 use crate::autodiff::{RuleSet, Tape};
 use crate::error::{Error, Result};
-use crate::models::Model;
+use crate::models::{Model, StepRecord};
 use crate::tensor::Tensor;
 
 /// When gradient passes recompute their layers (`--checkpoint`).
@@ -66,22 +68,27 @@ pub fn gradients(
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
-    gradients_from(model, target, model.step_inputs(x)?, rules, seed)
+    gradients_from(model, target, model.step_record(x)?, rules, seed)
 }
 
-/// As `gradients`, from a forward pass's `Model::step_inputs` (the target's, where kept).
+/// As `gradients`, from a forward pass's `Model::step_record` (the target's, where kept).
 pub fn gradients_from(
     model: &Model,
     target: &Target,
-    mut inputs: Vec<Tensor>,
+    record: StepRecord,
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
     let steps = model.steps();
+    let StepRecord {
+        mut inputs,
+        mut attention,
+    } = record;
     inputs.pop(); // the output: the last step runs again, recorded
+    let mut replay = || attention.pop().expect("one record of attention per step");
     let last = inputs.pop().expect("a pass has steps");
     let device = last.device();
-    let mut tape = Tape::new();
+    let mut tape = Tape::replaying_attention(replay());
     let h = tape.input(last);
     let out = model.step(steps - 1, &mut tape, h)?;
     let f = target.score(model, &mut tape, out)?;
@@ -91,7 +98,7 @@ pub fn gradients_from(
     drop(tape);
     for i in (0..steps - 1).rev() {
         let input = inputs.pop().expect("one input per step");
-        let mut tape = Tape::new();
+        let mut tape = Tape::replaying_attention(replay());
         let h = tape.input(input);
         let out = model.step(i, &mut tape, h)?;
         g = tape.backward(out, g, rules, &[h])?.remove(0);

@@ -119,10 +119,13 @@ pub fn materialised_bytes_per_row(model: &crate::Model, len: usize) -> usize {
     tape_bytes_per_row(model, len) + 4 * i.attention_heads * len * len * i.layers * 4
 }
 
-/// Bytes one row of a checkpointed pass holds: what enters each step, and one layer's tape.
+/// Bytes one row of a checkpointed pass holds: what enters each step, each layer's attention
+/// output, and one layer's tape.
 pub fn checkpointed_bytes_per_row(model: &crate::Model, len: usize) -> usize {
-    let steps = model.info.layers + 2;
-    steps * len * model.info.hidden_size * 4 + layer_bytes_per_row(model, len)
+    let i = &model.info;
+    let steps = i.layers + 2;
+    let attention = i.layers * len * i.attention_heads * i.head_dim * 4;
+    steps * len * i.hidden_size * 4 + attention + layer_bytes_per_row(model, len)
 }
 
 /// A lower bound of what one point's forward and backward pass needs: half the tape estimate

@@ -4,7 +4,7 @@ use super::checkpoint::Checkpoint;
 use super::targets::Target;
 use crate::autodiff::{Gradient, RuleSet, Tape, Var};
 use crate::error::Result;
-use crate::models::{AttentionHook, Model};
+use crate::models::{AttentionHook, Model, StepRecord};
 use crate::tensor::Tensor;
 
 /// `F(x_b)` for each row of `x: [b, len, hidden]`, without recording a tape.
@@ -71,8 +71,8 @@ pub fn gradients_of_pass(
     rules: &dyn RuleSet,
     seed: &[f32],
 ) -> Result<(Vec<f32>, Tensor)> {
-    if let Some(inputs) = pass.steps {
-        return super::checkpoint::gradients_from(model, target, inputs, rules, seed);
+    if let Some(record) = pass.steps {
+        return super::checkpoint::gradients_from(model, target, record, rules, seed);
     }
     let f = target.score(model, &mut pass.tape, pass.h)?;
     let device = pass.tape.value(pass.x).device();
@@ -155,9 +155,9 @@ pub struct RecordedPass {
     pub x: Var,
     /// The last hidden states.
     pub h: Var,
-    /// For a pass whose backward recomputes its layers, what entered each step
-    /// (`Model::step_inputs`); `tape` then holds only `h`, as a constant.
-    pub steps: Option<Vec<Tensor>>,
+    /// For a pass whose backward recomputes its layers, its record (`Model::step_record`);
+    /// `tape` then holds only `h`, as a constant.
+    pub steps: Option<StepRecord>,
 }
 
 /// The prompt's forward pass: recorded for a backward under `record` (on one tape, or as
@@ -167,9 +167,9 @@ fn prompt_pass(model: &Model, x: &Tensor, record: Option<Checkpoint>) -> Result<
     match record {
         None => Ok(RecordedPass::of_output(model.hidden_states(&x)?, None)),
         Some(mode) if mode.applies(model, 1, x.dims()[1]) => {
-            let inputs = model.step_inputs(&x)?;
-            let h = inputs.last().expect("the output").clone();
-            Ok(RecordedPass::of_output(h, Some(inputs)))
+            let record = model.step_record(&x)?;
+            let h = record.output().clone();
+            Ok(RecordedPass::of_output(h, Some(record)))
         }
         Some(_) => {
             let mut tape = Tape::new();
@@ -188,7 +188,7 @@ fn prompt_pass(model: &Model, x: &Tensor, record: Option<Checkpoint>) -> Result<
 impl RecordedPass {
     /// A pass whose tape holds only its output `h`, as a constant, with the steps' inputs
     /// where a checkpointed backward will start from them.
-    fn of_output(h: Tensor, steps: Option<Vec<Tensor>>) -> Self {
+    fn of_output(h: Tensor, steps: Option<StepRecord>) -> Self {
         let mut tape = Tape::new();
         let h = tape.constant(h);
         RecordedPass {

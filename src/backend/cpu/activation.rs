@@ -55,7 +55,8 @@ pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by adding and removing 1.5·2²³ (vectorises; `round` is a libm call).
     const SHIFT: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
+    let shifted = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = shifted - SHIFT;
     let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
     let p = 1.0
         + r * (1.0
@@ -63,7 +64,10 @@ pub fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // `n` as an integer from the bits of `n + 1.5·2²³`, whose last mantissa bit is 1: the same
+    // value as `n as i32`, whose saturating conversion LLVM compiles to sixteen scalar ones.
+    let n_int = shifted.to_bits().wrapping_sub(SHIFT.to_bits());
+    p * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
 
 #[inline(always)]
@@ -104,11 +108,6 @@ pub fn backward_slice(f: Activation, x: &[f32], g: &[f32], out: &mut [f32]) {
     dispatch!(backward_loop(f, x, g, out))
 }
 
-/// `x ← e^(x − shift)` over a slice (a softmax row's exponentials).
-pub fn exp_shifted_in_place(x: &mut [f32], shift: f32) {
-    dispatch!(exp_shifted_loop(x, shift))
-}
-
 /// Runs an `inline(always)` loop compiled for AVX-512, for AVX2+FMA or for the baseline, as
 /// `Kernel::best()` says. Each element takes the same operations whatever the width (Rust never
 /// fuses a multiply and an add on its own), so every choice gives the same bits. The loop must
@@ -126,7 +125,7 @@ macro_rules! dispatch {
         }
     }};
 }
-use dispatch;
+pub(super) use dispatch;
 
 /// The three compilations of a loop: `name::avx512`, `name::avx2` and `name::portable`.
 macro_rules! widths {
@@ -149,12 +148,7 @@ macro_rules! widths {
         }
     };
 }
-
-widths!(exp_shifted_loop(x: &mut [f32], shift: f32) {
-    for v in x.iter_mut() {
-        *v = exp(*v - shift);
-    }
-});
+pub(super) use widths;
 
 widths!(forward_loop(f: Activation, x: &[f32], out: &mut [f32]) {
     // One arm per activation, so that each loop has `f` a constant.

@@ -5,13 +5,13 @@
 //! length; under a causal mask a block only computes the keys its rows see, so the masked
 //! tiles cost nothing.
 //!
-//! A block's scores come from the same dot-product kernel and row softmax as
-//! `attention::probs`, so its probabilities are the materialised path's; a group's blocks run
-//! in a fixed order, so the result does not depend on how the batch is split.
+//! A block's scores are a matrix product `Q Kᵀ` (gemm, keys read as a column-major operand:
+//! the SIMD dot-product kernel of the linear layers, one 64-long dot per score, ran at half
+//! the rate), then the same row softmax as `attention::probs`; a group's blocks run in a fixed
+//! order, so the result does not depend on how the batch is split.
 
 use super::matmul::{product_into, View};
-use super::softmax::normalize_in_place;
-use super::weight_t;
+use super::softmax::{dot_f64, scaled_softmax_in_place};
 use crate::backend::{AttentionDims, SoftmaxMask};
 use crate::error::Result;
 use rayon::prelude::*;
@@ -57,18 +57,38 @@ fn block_probs(
     }
     let queries = &q[(g * d.q_len + rows.start) * hd..(g * d.q_len + rows.end) * hd];
     let keys = &k[(g * d.k_len + lo) * hd..(g * d.k_len + hi) * hd];
-    weight_t::dots(keys, queries, span, hd, p);
+    scores_into(p, queries, keys, rows.len(), span, hd);
     for (j, row) in p.chunks_mut(span).enumerate() {
         let vis = mask.visible(g * d.q_len + rows.start + j, d.k_len);
         let (a, b) = (vis.start.max(lo) - lo, vis.end.max(lo) - lo);
         row[..a].iter_mut().for_each(|s| *s = 0.0);
         row[b..].iter_mut().for_each(|s| *s = 0.0);
         let visible = &mut row[a..b];
-        visible.iter_mut().for_each(|s| *s *= scale);
-        if !visible.is_empty() {
-            normalize_in_place(visible);
-        }
+        scaled_softmax_in_place(visible, scale);
     }
+}
+
+/// `out[i, j] = a_i · b_j` for `rows` rows of `a` and `span` rows of `b`, all of length `hd`
+/// (a block of scores `Q Kᵀ`, or of `G Vᵀ`): `B` read as a column-major right operand.
+pub(super) fn scores_into(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    rows: usize,
+    span: usize,
+    hd: usize,
+) {
+    let a = View {
+        data: a,
+        rows: hd,
+        cols: 1,
+    };
+    let b = View {
+        data: b,
+        rows: 1,
+        cols: hd,
+    };
+    product_into(out, (rows, span, hd), a, b, false);
 }
 
 /// The query-row blocks of a group.
@@ -190,14 +210,10 @@ pub fn backward(
             // ∂P = G Vᵀ, one row of scores per query (as the forward's Q Kᵀ).
             gp.resize(n * width, 0.0);
             let values = &v[(grp * kl + lo) * hd..(grp * kl + hi) * hd];
-            weight_t::dots(values, g_blk, width, hd, &mut gp);
+            scores_into(&mut gp, g_blk, values, n, width, hd);
             // ∂S = scale · P ⊙ (∂P − Σ P ∂P), row by row; masked entries have P = 0.
             for (pr, gr) in p.chunks(width).zip(gp.chunks_mut(width)) {
-                let dot: f64 = pr
-                    .iter()
-                    .zip(gr.iter())
-                    .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum();
+                let dot = dot_f64(pr, gr);
                 for (o, &pv) in gr.iter_mut().zip(pr) {
                     *o = scale * pv * (*o - dot as f32);
                 }

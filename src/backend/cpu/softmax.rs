@@ -1,27 +1,83 @@
 //! Row softmax (with causal and sliding-window masks) and the softmax-pick used by probability
 //! targets.
 
+use super::activation::{dispatch, exp, widths};
 use super::for_rows;
 use crate::backend::{PickKind, SoftmaxMask};
 use crate::error::Result;
 
-/// Softmax of the visible entries `row` in place, summed in f64. The exponentials are the
-/// vectorised `exp` of the activations (attention's rows made libm's scalar `exp` a third of
-/// a long prompt's time).
-pub fn normalize_in_place(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    super::activation::exp_shifted_in_place(row, max);
-    let sum: f64 = row.iter().map(|&e| e as f64).sum();
-    let inv = (1.0 / sum) as f32;
-    row.iter_mut().for_each(|o| *o *= inv);
+/// `row ← softmax(scale · row)`, the exponentials summed in f64: one function for the
+/// softmax op and both attention paths, so that fused and materialised probabilities are the
+/// same bits. Each pass keeps 32 independent maxima or sums, which vectorise (a single
+/// running maximum or f64 sum is a chain of dependent scalar operations, and took a tenth of
+/// a long prompt's time), with the vectorised `exp` of the activations.
+pub fn scaled_softmax_in_place(row: &mut [f32], scale: f32) {
+    if !row.is_empty() {
+        dispatch!(scaled_softmax_loop(row, scale))
+    }
 }
+
+/// `Σ a_i b_i` in f64, in 32 independent partial sums (see `scaled_softmax_in_place`).
+pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut out = 0.0;
+    dispatch!(dot_f64_loop(a, b, &mut out));
+    out
+}
+
+const LANES: usize = 32;
+
+widths!(scaled_softmax_loop(row: &mut [f32], scale: f32) {
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (m, v) in maxima.iter_mut().zip(chunk.iter_mut()) {
+            *v *= scale;
+            *m = m.max(*v);
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for v in chunks.into_remainder() {
+        *v *= scale;
+        max = max.max(*v);
+    }
+    let max = maxima.iter().fold(max, |a, &b| a.max(b));
+    let mut sums = [0f64; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(chunk.iter_mut()) {
+            *v = exp(*v - max);
+            *s += *v as f64;
+        }
+    }
+    let mut sum = 0f64;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sums.iter().fold(sum, |a, &b| a + b)) as f32;
+    row.iter_mut().for_each(|v| *v *= inv);
+});
+
+widths!(dot_f64_loop(a: &[f32], b: &[f32], out: &mut f64) {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut sums = [0f64; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for ((s, &p), &q) in sums.iter_mut().zip(x).zip(y) {
+            *s += p as f64 * q as f64;
+        }
+    }
+    let tail = n - n % LANES;
+    let sum: f64 = a[tail..].iter().zip(&b[tail..]).map(|(&p, &q)| p as f64 * q as f64).sum();
+    *out = sums.iter().fold(sum, |acc, &s| acc + s);
+});
 
 pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
     let mut out = super::zeros(x.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
         let vis = mask.visible(r, cols);
         row[vis.clone()].copy_from_slice(&x[r * cols + vis.start..r * cols + vis.end]);
-        normalize_in_place(&mut row[vis]);
+        scaled_softmax_in_place(&mut row[vis], 1.0);
     });
     Ok(out)
 }
@@ -30,7 +86,7 @@ pub fn backward(y: &[f32], g: &[f32], cols: usize, factor: f32) -> Result<Vec<f3
     let mut out = vec![0.0f32; y.len()];
     for_rows(&mut out, cols, |r, row| {
         let (ys, gs) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
-        let dot: f64 = ys.iter().zip(gs).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let dot = dot_f64(ys, gs);
         for ((o, &yv), &gv) in row.iter_mut().zip(ys).zip(gs) {
             *o = factor * yv * (gv - dot as f32);
         }

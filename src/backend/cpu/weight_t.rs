@@ -43,32 +43,6 @@ pub fn a_times_wt(a: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec
     product(a, w.stored_rows(k), m, n, k, Kernel::best(), Decode::Auto)
 }
 
-/// `out[j·m + i] = a_i · w_j` for the `m` rows of `a` and every row of `w` (all of length
-/// `k`), on the calling thread. With `a` as keys and `w` as queries this is a row-major block
-/// of attention scores.
-pub fn dots(a: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-    let rows = if k == 0 { 0 } else { w.len() / k };
-    assert!(
-        a.len() >= m * k && out.len() >= rows * m,
-        "dots: operand sizes"
-    );
-    // The queries are the activations and the keys the "weight" rows: out[j, i] = w_j · a_i.
-    let keys = StoredRows::f32(&a[..m * k], k);
-    // SAFETY: `out` holds rows × m values, and every row of `keys` and `w` holds k values.
-    unsafe {
-        tile(
-            w.as_ptr(),
-            rows,
-            keys,
-            0..m,
-            k,
-            Out(out.as_mut_ptr()),
-            m,
-            Kernel::best(),
-        )
-    }
-}
-
 pub(super) fn product(
     a: &[f32],
     w: StoredRows,
@@ -538,20 +512,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    /// `dots` is the product with the roles swapped, laid out key-major.
-    #[test]
-    fn dots_lays_out_the_product_by_weight_row() {
-        let (m, rows, k) = (11, 6, 37);
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 9) as f32 - 4.0).collect();
-        let w: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.5).collect();
-        let mut out = vec![0.0; rows * m];
-        dots(&a, &w, m, k, &mut out);
-        let want = naive(&w, &a, rows, m, k);
-        for (g, w) in out.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
         }
     }
 }
