@@ -680,9 +680,19 @@ fn evaluate_compares_methods_in_every_format() {
                     }
                     assert_eq!(g["top_k"][2][2], 1.0);
                 }
-                "html" => assert!(
-                    text.contains("<svg") && text.contains("<polyline") && text.contains("Kendall")
-                ),
+                "html" => {
+                    assert!(
+                        text.contains("<svg")
+                            && text.contains("<polyline")
+                            && text.contains("Kendall")
+                    );
+                    // The methods' heatmaps side by side, each token's tooltip ranking it
+                    // under all four.
+                    assert_eq!(text.matches("class=\"panel\"").count(), 4, "{name}");
+                    let tip = text.split("data-tip=\"").nth(1).unwrap();
+                    let tip = &tip[..tip.find('"').unwrap()];
+                    assert_eq!(tip.matches("(rank ").count(), 4, "{tip}");
+                }
                 _ => assert!(
                     text.contains("occlusion")
                         && text.contains("AOPC")

@@ -217,6 +217,35 @@ fn the_api_answers_and_names_each_problem() {
     assert!(server.stop().success(), "SIGTERM stops the server cleanly");
 }
 
+/// The page's "Export HTML": what it shows, rendered as the static report (the file
+/// `--format html` writes): every method a panel with hover values and ranks, the agreement.
+#[test]
+fn the_api_renders_what_the_page_shows_as_a_static_report() {
+    let server = Server::start(&[]);
+    let (status, g) = server.post(
+        "/api/agreement",
+        r#"{"prompt": "the quick brown fox", "methods": ["saliency", "attnlrp"], "top_k": 3}"#,
+    );
+    assert_eq!(status, 200, "{g}");
+    let body = serde_json::json!({"attributions": g["attributions"], "agreement": g["agreement"]});
+    let (status, html) = server.call("POST", "/api/report", &[], body.to_string().as_bytes());
+    assert_eq!(status, 200, "{html}");
+    assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
+    assert_eq!(html.matches("class=\"panel\"").count(), 2);
+    assert!(html.contains("Kendall τ-b") && html.contains("(rank "));
+    let mut other = g["attributions"].clone();
+    other[1]["display"][0] = "elsewhere".into();
+    let bad = [
+        serde_json::json!({}),
+        serde_json::json!({"attributions": "none"}),
+        serde_json::json!({"attributions": other}),
+    ];
+    for body in bad {
+        let (status, e) = server.post("/api/report", &body.to_string());
+        assert_eq!((status, error_of(&e)), (400, "bad_request"), "{body} → {e}");
+    }
+}
+
 #[test]
 fn a_token_server_refuses_calls_without_it() {
     let server = Server::start(&["--token", "s3cret"]);

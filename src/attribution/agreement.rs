@@ -3,11 +3,11 @@
 //! by the magnitude of their score (what a heatmap's intensity shows), so a method whose signs
 //! differ but whose important tokens are the same counts as agreeing.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The matrices of every pair of methods (each symmetric, 1 on the diagonal; `None` where a
 /// correlation is undefined because a method gives every token the same magnitude).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Agreement {
     pub methods: Vec<String>,
     /// The top-k overlap's k (at most the number of tokens).

@@ -17,7 +17,7 @@ use super::engine::points;
 use super::{run_prepared, Attribution, Baseline, Method, Prepared, Settings, TargetInfo};
 use crate::error::Result;
 use crate::models::Model;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 pub const FRACTIONS: [f32; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
@@ -25,7 +25,7 @@ pub const BINS: [f32; 5] = [0.01, 0.05, 0.1, 0.2, 0.5];
 /// The k of the agreement matrix's top-k overlap (at most half the tokens).
 pub const AGREEMENT_TOP_K: usize = 5;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MethodFaithfulness {
     pub method: String,
     pub scores: Vec<f32>,
@@ -46,7 +46,7 @@ pub struct MethodFaithfulness {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     pub model: String,
     pub architecture: String,

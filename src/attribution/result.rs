@@ -2,10 +2,10 @@
 
 use super::targets::TargetInfo;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One attribution. Serialised field by field as the CLI's JSON output.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Attribution {
     pub model: String,
     pub architecture: String,
@@ -29,7 +29,7 @@ pub struct Attribution {
     pub scores: Vec<f32>,
     pub elapsed_ms: f64,
     /// With `--repeat N`: every run's time (`elapsed_ms` is then their median).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repeat_ms: Vec<f64>,
     /// What only this method reports (`steps`, `quadrature`, `seed`, `selection_order`, …),
     /// by name; each method's file says what it puts here.
@@ -63,7 +63,7 @@ impl Attribution {
 }
 
 /// One generated token's attribution to the tokens before it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GenerationStep {
     pub target: TargetInfo,
     pub target_score: f32,
@@ -71,6 +71,6 @@ pub struct GenerationStep {
     pub convergence_delta: Option<f32>,
     /// One per source token: the prompt's, then those generated before this one.
     pub scores: Vec<f32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

@@ -15,7 +15,7 @@ pub fn render_evaluation(e: &Evaluation, format: Format) -> Result<String> {
     }
 }
 
-fn header(e: &Evaluation) -> String {
+pub(super) fn header(e: &Evaluation) -> String {
     let target = match (&e.target.token, e.target.id) {
         (Some(t), Some(id)) => format!("{} of {t:?} (id {id})", e.target.kind),
         (Some(t), None) => format!("{} with {t:?}", e.target.kind),
@@ -91,47 +91,6 @@ fn matrix_text(title: &str, names: &[String], m: &[Vec<Option<f64>>]) -> String 
     out
 }
 
-/// The agreement matrices as HTML tables.
-fn matrices_html(e: &Evaluation) -> String {
-    let Some(g) = &e.agreement else {
-        return String::new();
-    };
-    let table = |title: &str, m: Vec<Vec<Option<f64>>>| {
-        let head: String = g
-            .methods
-            .iter()
-            .map(|n| format!("<th>{}</th>", escape(n)))
-            .collect();
-        let rows: String = g
-            .methods
-            .iter()
-            .zip(&m)
-            .map(|(n, row)| {
-                let cells: String = row
-                    .iter()
-                    .map(|v| match v {
-                        Some(v) => format!("<td>{v:.2}</td>"),
-                        None => "<td>–</td>".into(),
-                    })
-                    .collect();
-                format!("<tr><th>{}</th>{cells}</tr>", escape(n))
-            })
-            .collect();
-        format!("<figure><figcaption>{title}</figcaption><table><tr><th></th>{head}</tr>{rows}</table></figure>")
-    };
-    let overlap = g
-        .top_k
-        .iter()
-        .map(|r| r.iter().map(|&v| Some(v)).collect())
-        .collect();
-    format!(
-        "<h2>Agreement between the methods</h2><p>Tokens ranked by |score|.</p>{}{}{}",
-        table("Spearman", g.spearman.clone()),
-        table("Kendall τ-b", g.kendall.clone()),
-        table(&format!("Top-{} overlap", g.k), overlap),
-    )
-}
-
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -175,7 +134,17 @@ fn chart(e: &Evaluation, title: &str, curve: impl Fn(usize) -> Vec<f32>) -> Stri
     svg + "</svg></figure>"
 }
 
+/// An evaluation as the static report: its methods' heatmaps side by side, then
+/// `faithfulness_html` and the agreement.
 fn html(e: &Evaluation) -> String {
+    super::html::render_report(&super::html::Report {
+        evaluation: Some(e.clone()),
+        ..Default::default()
+    })
+}
+
+/// The faithfulness table and the deletion and insertion curves, for the report.
+pub(super) fn faithfulness_html(e: &Evaluation) -> String {
     let mut rows = String::new();
     for (m, r) in e.methods.iter().enumerate() {
         rows += &format!(
@@ -201,24 +170,9 @@ fn html(e: &Evaluation) -> String {
         |m| e.methods[m].insertion.clone(),
     );
     format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>gradlens · faithfulness</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
-td:first-child {{ text-align: left; }}
-.key {{ display: inline-block; width: 12px; height: 12px; margin-right: 6px; }}
-figure {{ display: inline-block; margin: 1em; }}
-</style></head><body>
-<h1>Faithfulness</h1>
-<p>{header}</p>
-<table><tr><th>method</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>comprehensiveness ↑</th><th>sufficiency ↓</th><th>AOPC ↑</th><th>time ms</th></tr>
-{rows}</table>
-{deletion}{insertion}
-{matrices}
-</body></html>
-"#,
-        header = escape(&header(e)),
-        matrices = matrices_html(e),
+        "<h2>Faithfulness</h2><p>Removed tokens become the {} baseline.</p>\
+         <table><tr><th>method</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>comprehensiveness ↑</th><th>sufficiency ↓</th><th>AOPC ↑</th><th>time ms</th></tr>\n\
+         {rows}</table>\n{deletion}{insertion}",
+        escape(&e.baseline)
     )
 }

@@ -8,7 +8,7 @@ use crate::attribution::Attribution;
 use crate::error::{Error, Result};
 
 pub use faithfulness::render_evaluation;
-pub use html::render_html;
+pub use html::{render_html, render_report, Report};
 pub use text::render_text;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -68,6 +68,7 @@ pub fn router(app: App) -> Router {
         .route("/api/agreement", post(agreement))
         .route("/api/evaluate", post(evaluate))
         .route("/api/progress", get(progress))
+        .route("/api/report", post(report))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -275,6 +276,50 @@ fn method_names(fields: &mut Map<String, Value>, least: usize) -> Result<Vec<Str
 /// `{"scores": {method: [...], …}}`), computed at once, or
 /// `{"prompt": …, "methods": [names], options…, "top_k": k}`, which runs each method first
 /// and returns their attributions too: Spearman, Kendall and top-k overlap of every pair.
+/// The static HTML report of what the page shows (`{attributions, agreement?,
+/// evaluation?}`, as the other routes answered them), as a file to save: rendered here so
+/// that the page's export and `--format html` are one report. No model work, no queue.
+async fn report(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.authorize(&headers)?;
+    let fields = json_object(body)?;
+    let report: crate::report::Report = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::bad(format!("not a report: {e}")))?;
+    if report.attributions.is_empty() && report.evaluation.is_none() {
+        return Err(ApiError::bad(
+            "a report needs \"attributions\" (a list of /api/attribute answers) or an \"evaluation\"",
+        ));
+    }
+    for a in &report.attributions {
+        if a.display != report.attributions[0].display {
+            return Err(ApiError::bad(format!(
+                "{}: the attributions are of different texts",
+                a.method
+            )));
+        }
+        if a.scores.len() != a.display.len() {
+            return Err(ApiError::bad(format!(
+                "{}: {} scores for {} tokens",
+                a.method,
+                a.scores.len(),
+                a.display.len()
+            )));
+        }
+    }
+    let html = crate::report::render_report(&report);
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"gradlens.html\"",
+        ),
+    ];
+    Ok((headers, html).into_response())
+}
+
 async fn agreement(
     State(app): State<App>,
     headers: HeaderMap,

@@ -65,7 +65,7 @@ pub enum Target {
 }
 
 /// The target as reported: `{kind, id, token}`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct TargetInfo {
     pub kind: String,
     pub id: Option<u32>,
