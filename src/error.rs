@@ -31,6 +31,9 @@ pub enum Error {
     Tokenizer(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A text longer than the model's context (or a server's limit).
+    #[error("invalid input: {0}")]
+    TooLong(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("shape error: {0}")]

@@ -18,8 +18,13 @@ struct Server {
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let model = common::root().join("tests/fixtures/models/tiny-llama");
+        Server::start_with(&["--model", model.to_str().unwrap()], extra)
+    }
+
+    fn start_with(models: &[&str], extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
-            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
+            .args(["serve", "--port", "0"])
+            .args(models)
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
@@ -244,6 +249,70 @@ fn the_api_renders_what_the_page_shows_as_a_static_report() {
         let (status, e) = server.post("/api/report", &body.to_string());
         assert_eq!((status, error_of(&e)), (400, "bad_request"), "{body} → {e}");
     }
+}
+
+/// `--models DIR`: requests choose a model of the folder by name, loaded on demand; no
+/// other name (a path least of all) is taken.
+#[test]
+fn a_folder_of_models_is_an_allow_list_by_name() {
+    let dir = std::env::temp_dir().join(format!("gradlens-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["tiny-llama", "tiny-gpt2"] {
+        let target = common::root().join("tests/fixtures/models").join(name);
+        let _ = std::os::unix::fs::symlink(target, dir.join(name));
+    }
+    std::fs::write(dir.join("notes.txt"), "not a model").unwrap();
+    let server = Server::start_with(&["--models", dir.to_str().unwrap()], &[]);
+    let (status, list) = server.call("GET", "/api/models", &[], b"");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        list["models"],
+        serde_json::json!(["tiny-gpt2", "tiny-llama"])
+    );
+    assert_eq!(
+        list["loaded"], "tiny-gpt2",
+        "the first by name is loaded at start"
+    );
+    let ask = |model: &str| {
+        let body = format!(
+            r#"{{"prompt": "the quick brown fox", "method": "saliency", "model": "{model}"}}"#
+        );
+        server.post("/api/attribute", &body)
+    };
+    let (status, a) = ask("tiny-llama");
+    assert_eq!(
+        (status, a["architecture"].as_str()),
+        (200, Some("llama")),
+        "{a}"
+    );
+    let (_, info) = server.call("GET", "/api/model", &[], b"");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["name"], "tiny-llama");
+    let (status, a) = ask("tiny-gpt2");
+    assert_eq!(
+        (status, a["architecture"].as_str()),
+        (200, Some("gpt2")),
+        "{a}"
+    );
+    for bad in ["../tiny-llama", "notes.txt", "/etc", ""] {
+        let (status, e) = ask(bad);
+        assert_eq!((status, error_of(&e)), (400, "bad_request"), "{bad}: {e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("tiny-gpt2, tiny-llama"),
+            "{e}"
+        );
+    }
+    // A text too long for the model it names, while another is loaded, is still a 422.
+    let long = "the ".repeat(100);
+    let body = format!(r#"{{"prompt": "{long}", "method": "saliency", "model": "tiny-llama"}}"#);
+    let (status, e) = server.post("/api/attribute", &body);
+    assert_eq!((status, error_of(&e)), (422, "too_long"), "{e}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

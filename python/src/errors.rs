@@ -16,7 +16,7 @@ fn class_of(e: &Error) -> &'static str {
         | Error::BadTensor { .. }
         | Error::Tokenizer(_) => "ModelError",
         Error::InvalidArgument(_) | Error::NoRule { .. } => "InvalidArgumentError",
-        Error::InvalidInput(_) | Error::Shape(_) => "InvalidInputError",
+        Error::InvalidInput(_) | Error::TooLong(_) | Error::Shape(_) => "InvalidInputError",
         Error::DeviceUnavailable(_) | Error::Device(_) => "DeviceError",
         Error::NonFinite(_) => "NonFiniteError",
         Error::Io { .. } => "FileError",

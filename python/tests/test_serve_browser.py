@@ -100,6 +100,10 @@ def test_the_page_compares_two_methods(server):
         curves = driver.find_element(By.ID, "curves")
         assert len(curves.find_elements(By.TAG_NAME, "polyline")) == 4  # 2 methods × 2 curves
 
+        # Export HTML: the server renders what the page shows as the static report.
+        driver.find_element(By.ID, "export-html").click()
+        wait.until(lambda d: "exported" in d.find_element(By.ID, "status").text)
+
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "serve.png"))
         # Two generated tokens, each with a fold that opens onto its own heatmap.

@@ -164,8 +164,12 @@ struct EvaluateArgs {
 #[derive(Args)]
 struct ServeArgs {
     /// A model folder or .gguf file, loaded once; requests cannot name another.
+    #[arg(long, required_unless_present = "models", conflicts_with = "models")]
+    model: Option<PathBuf>,
+    /// A folder of models (model folders and .gguf files): requests choose one by its name
+    /// (`"model": "smollm2.gguf"`), loaded on demand, one at a time. Nothing outside it.
     #[arg(long)]
-    model: PathBuf,
+    models: Option<PathBuf>,
     /// The address to listen on. Anything but loopback needs --token.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -582,16 +586,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
     }
     let device: Device = args.device.parse()?;
-    let model = Model::load_with(&args.model, device, args.weights.parse()?)?;
+    let weights = args.weights.parse()?;
+    let models = match (&args.model, &args.models) {
+        (Some(path), _) => gradlens::serve::Models::fixed(path, device, weights)?,
+        (None, Some(dir)) => gradlens::serve::Models::in_folder(dir, device, weights)?,
+        (None, None) => unreachable!("clap requires --model or --models"),
+    };
     let fragment = match &config.token {
         Some(_) => "#token=<your token>",
         None => "",
     };
-    gradlens::serve::serve(model, config, |address| {
-        eprintln!(
-            "serving {} on http://{address}/{fragment} (Ctrl-C stops)",
-            args.model.display()
-        );
+    let names = models.names().join(", ");
+    gradlens::serve::serve(models, config, |address| {
+        eprintln!("serving {names} on http://{address}/{fragment} (Ctrl-C stops)");
     })
 }
 

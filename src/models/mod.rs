@@ -361,7 +361,7 @@ impl Model {
             return Err(Error::InvalidInput(format!("{what} produced no tokens")));
         }
         if ids.len() > self.info.max_positions {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::TooLong(format!(
                 "{what} is {} tokens long, more than the model's {} positions",
                 ids.len(),
                 self.info.max_positions

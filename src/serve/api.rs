@@ -5,6 +5,7 @@
 //! model's context (or the server's limit), 503 with `Retry-After` when busy or past the time
 //! limit.
 
+use super::models::Models;
 use super::queue::{Queue, Refused, Work};
 use super::Config;
 use crate::attribution::{methods, Request};
@@ -24,15 +25,15 @@ const PAGE: &str = include_str!("page.html");
 
 #[derive(Clone)]
 pub struct App {
-    model: Arc<Model>,
+    models: Arc<Models>,
     queue: Queue,
     config: Arc<Config>,
 }
 
 impl App {
-    pub fn new(model: Arc<Model>, queue: Queue, config: Config) -> App {
+    pub fn new(models: Arc<Models>, queue: Queue, config: Config) -> App {
         App {
-            model,
+            models,
             queue,
             config: Arc::new(config),
         }
@@ -63,6 +64,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/model", get(model_info))
+        .route("/api/models", get(model_list))
         .route("/api/methods", get(method_list))
         .route("/api/attribute", post(attribute))
         .route("/api/agreement", post(agreement))
@@ -102,6 +104,7 @@ impl From<Error> for ApiError {
             Error::InvalidArgument(_) | Error::InvalidInput(_) | Error::Tokenizer(_) => {
                 ApiError::bad(e.to_string())
             }
+            Error::TooLong(detail) => ApiError::new(422, "too_long", detail),
             Error::Cancelled => ApiError::new(503, "cancelled", "the run was cancelled"),
             Error::NonFinite(_) => ApiError::new(422, "non_finite", e.to_string()),
             _ => ApiError::new(500, "internal", e.to_string()),
@@ -139,9 +142,17 @@ async fn not_found() -> ApiError {
 
 async fn model_info(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     app.authorize(&headers)?;
-    let m = &app.model;
+    let Some((name, m)) = app.models.current() else {
+        return Err(ApiError::new(
+            503,
+            "no_model",
+            "no model is loaded (the last one failed to load); a request naming a model loads it",
+        ));
+    };
     Ok(Json(json!({
         "model": m.name,
+        "name": name,
+        "models": app.models.names(),
         "architecture": m.arch.name(),
         "device": m.device().to_string(),
         "weights": m.info.weights,
@@ -156,6 +167,15 @@ async fn model_info(State(app): State<App>, headers: HeaderMap) -> Result<Json<V
             "timeout_s": app.config.timeout.as_secs_f64(),
         },
     })))
+}
+
+/// `{"models": [names], "loaded": name}`: what a request's `model` may name (`--models`).
+async fn model_list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    app.authorize(&headers)?;
+    let loaded = app.models.current().map(|(name, _)| name);
+    Ok(Json(
+        json!({ "models": app.models.names(), "loaded": loaded }),
+    ))
 }
 
 /// `{"running": bool, "done": n, "total": m, "jobs": k}`: the running job's chunks or steps
@@ -187,7 +207,8 @@ async fn attribute(
 ) -> Result<Json<Value>, ApiError> {
     app.authorize(&headers)?;
     let mut fields = json_object(body)?;
-    let prompt = take_prompt(&app, &mut fields)?;
+    let input = take_input(&app, &mut fields)?;
+    let prompt = input.prompt.clone();
     let method = match fields.remove("method") {
         None => "integrated-gradients".to_string(),
         Some(Value::String(m)) => m,
@@ -215,7 +236,7 @@ async fn attribute(
         0 => request.attribute(model, &prompt, settings),
         n => request.generate_and_attribute(model, &prompt, settings, n, stop_at_eos),
     });
-    run(&app, work).await.map(Json)
+    run(&app, &input, work).await.map(Json)
 }
 
 /// `{"prompt": …, "methods": [names], options…}` → `gradlens evaluate`'s JSON: deletion and
@@ -227,13 +248,14 @@ async fn evaluate(
 ) -> Result<Json<Value>, ApiError> {
     app.authorize(&headers)?;
     let mut fields = json_object(body)?;
-    let prompt = take_prompt(&app, &mut fields)?;
+    let input = take_input(&app, &mut fields)?;
+    let prompt = input.prompt.clone();
     let names = method_names(&mut fields, 1)?;
     let request = Request::new(&names[0], options(&app.config, &fields)?)?;
     let work = job(request, move |model, request, settings| {
         request.evaluate(model, &prompt, &names, settings)
     });
-    run(&app, work).await.map(Json)
+    run(&app, &input, work).await.map(Json)
 }
 
 /// The work of one request: `f` under the request's settings with the job's cancel added,
@@ -272,10 +294,6 @@ fn method_names(fields: &mut Map<String, Value>, least: usize) -> Result<Vec<Str
     }
 }
 
-/// Either `{"scores": [{"method": …, "scores": [score per token]}, …], "top_k": k}` (or
-/// `{"scores": {method: [...], …}}`), computed at once, or
-/// `{"prompt": …, "methods": [names], options…, "top_k": k}`, which runs each method first
-/// and returns their attributions too: Spearman, Kendall and top-k overlap of every pair.
 /// The static HTML report of what the page shows (`{attributions, agreement?,
 /// evaluation?}`, as the other routes answered them), as a file to save: rendered here so
 /// that the page's export and `--format html` are one report. No model work, no queue.
@@ -320,6 +338,10 @@ async fn report(
     Ok((headers, html).into_response())
 }
 
+/// Either `{"scores": [{"method": …, "scores": [score per token]}, …], "top_k": k}` (or
+/// `{"scores": {method: [...], …}}`), computed at once, or
+/// `{"prompt": …, "methods": [names], options…, "top_k": k}`, which runs each method first
+/// and returns their attributions too: Spearman, Kendall and top-k overlap of every pair.
 async fn agreement(
     State(app): State<App>,
     headers: HeaderMap,
@@ -340,7 +362,8 @@ async fn agreement(
         let result = crate::attribution::agreement::agreement(&names, &scores, k);
         return Ok(Json(json!({ "agreement": result })));
     }
-    let prompt = take_prompt(&app, &mut fields)?;
+    let input = take_input(&app, &mut fields)?;
+    let prompt = input.prompt.clone();
     let names = method_names(&mut fields, 2)?;
     let options = options(&app.config, &fields)?;
     let requests = names
@@ -362,13 +385,20 @@ async fn agreement(
         let result = crate::attribution::agreement::agreement(&names, &scores, k);
         Ok(json!({ "agreement": result, "attributions": results }))
     });
-    run(&app, work).await.map(Json)
+    run(&app, &input, work).await.map(Json)
 }
 
-/// Queues `work` and waits for it, cancelling it if the client goes away (this future is
-/// dropped) or the time limit passes.
-async fn run(app: &App, work: Work) -> Result<Value, ApiError> {
-    let ticket = app.queue.submit(work).map_err(|refused| match refused {
+/// Queues `work` on the model `input` names and waits for it, cancelling it if the client
+/// goes away (this future is dropped) or the time limit passes.
+async fn run(app: &App, input: &Input, work: Work) -> Result<Value, ApiError> {
+    let (prompt, max_tokens) = (input.prompt.clone(), app.config.max_tokens);
+    // On the model the job runs on, which the request may have named without it loaded.
+    let checked: Work = Box::new(move |model, cancel, progress| {
+        check_length(model, &prompt, max_tokens)?;
+        work(model, cancel, progress)
+    });
+    let submitted = app.queue.submit(checked, input.model.clone());
+    let ticket = submitted.map_err(|refused| match refused {
         Refused::Busy => ApiError::new(
             503,
             "busy",
@@ -425,35 +455,50 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
     }
 }
 
-/// The `prompt` field, checked against the model's context and the server's token limit.
-fn take_prompt(app: &App, fields: &mut Map<String, Value>) -> Result<String, ApiError> {
+/// A request's text and the model it names (`None`: the loaded one).
+struct Input {
+    prompt: String,
+    model: Option<String>,
+}
+
+/// The `prompt` and `model` fields: the model checked against the server's list, and the
+/// prompt's length, where that model is loaded, against its context and the server's limit
+/// (the job checks again on its model: `check_length`).
+fn take_input(app: &App, fields: &mut Map<String, Value>) -> Result<Input, ApiError> {
     let prompt = match fields.remove("prompt") {
         Some(Value::String(p)) => p,
         Some(_) => return Err(ApiError::bad("prompt: expected a string")),
         None => return Err(ApiError::bad("no \"prompt\"")),
     };
-    let tokens = app.model.tokenizer.encode(&prompt, true)?.len();
-    let context = app.model.info.max_positions;
+    let model = match fields.remove("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => Some(m),
+        Some(_) => return Err(ApiError::bad("model: expected a model's name")),
+    };
+    app.models.check(model.as_deref())?;
+    if let Some((name, loaded)) = app.models.current() {
+        if model.as_deref().is_none_or(|m| m == name) {
+            check_length(&loaded, &prompt, app.config.max_tokens)?;
+        }
+    }
+    Ok(Input { prompt, model })
+}
+
+/// A text longer than `model`'s context or the server's `max_tokens` is refused (422).
+fn check_length(model: &Model, prompt: &str, max_tokens: usize) -> crate::Result<()> {
+    let tokens = model.tokenizer.encode(prompt, true)?.len();
+    let context = model.info.max_positions;
     if tokens > context {
-        return Err(ApiError::new(
-            422,
-            "too_long",
-            format!(
-                "the prompt is {tokens} tokens long, more than the model's {context} positions"
-            ),
-        ));
+        return Err(Error::TooLong(format!(
+            "the prompt is {tokens} tokens long, more than the model's {context} positions"
+        )));
     }
-    if tokens > app.config.max_tokens {
-        return Err(ApiError::new(
-            422,
-            "too_long",
-            format!(
-                "the prompt is {tokens} tokens long, more than this server's limit of {} (--max-tokens)",
-                app.config.max_tokens
-            ),
-        ));
+    if tokens > max_tokens {
+        return Err(Error::TooLong(format!(
+            "the prompt is {tokens} tokens long, more than this server's limit of {max_tokens} (--max-tokens)"
+        )));
     }
-    Ok(prompt)
+    Ok(())
 }
 
 /// The other fields as options by name, as text, within the server's limits; none may name a

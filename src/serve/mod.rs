@@ -1,13 +1,15 @@
-//! `gradlens serve`: one model, loaded once, behind a JSON API and a single-page app whose
+//! `gradlens serve`: a model loaded once (or one of an allow-list, `models.rs`), behind a JSON API and a single-page app whose
 //! assets are in the binary. axum on tokio carries HTTP; the attributions run on one worker
 //! thread per server (`queue.rs`), so the device does one at a time and a full queue answers
 //! 503 instead of piling up work.
 
 mod api;
+mod models;
 mod queue;
 
+pub use models::Models;
+
 use crate::error::{Error, Result};
-use crate::models::Model;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,10 +53,10 @@ impl Default for Config {
     }
 }
 
-/// Serves `model` until SIGINT or SIGTERM, then cancels the running job, answers the waiting
-/// ones and returns. `ready` gets the bound address before the first request is taken (the
-/// tests bind port 0).
-pub fn serve(model: Model, config: Config, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+/// Serves `models` until SIGINT or SIGTERM, then cancels the running job, answers the
+/// waiting ones and returns. `ready` gets the bound address before the first request is
+/// taken (the tests bind port 0).
+pub fn serve(models: Models, config: Config, ready: impl FnOnce(SocketAddr)) -> Result<()> {
     if !config.host.is_loopback() && config.token.is_none() {
         return Err(Error::InvalidArgument(format!(
             "--host {} would let other machines run this model: give --token as well (every API call must then carry it)",
@@ -74,9 +76,9 @@ pub fn serve(model: Model, config: Config, ready: impl FnOnce(SocketAddr)) -> Re
         let bound = listener
             .local_addr()
             .map_err(|e| Error::Other(format!("serve: {e}")))?;
-        let model = Arc::new(model);
-        let queue = queue::Queue::start(model.clone(), config.max_waiting)?;
-        let app = api::router(api::App::new(model, queue.clone(), config));
+        let models = Arc::new(models);
+        let queue = queue::Queue::start(models.clone(), config.max_waiting)?;
+        let app = api::router(api::App::new(models, queue.clone(), config));
         ready(bound);
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -3,6 +3,7 @@
 //! API answers 503). Each job carries a `Cancel`, set when its client goes away, when it runs
 //! past the time limit, or at shutdown; a panic in a job becomes its error.
 
+use super::models::Models;
 use crate::attribution::{Cancel, Progress};
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -17,6 +18,8 @@ pub type Work = Box<dyn FnOnce(&Model, Cancel, Progress) -> Result<serde_json::V
 
 struct Job {
     work: Work,
+    /// The model it runs on, by name (`None`: the loaded one).
+    model: Option<String>,
     cancel: Cancel,
     reply: oneshot::Sender<Result<serde_json::Value>>,
 }
@@ -45,8 +48,8 @@ pub enum Refused {
 }
 
 impl Queue {
-    /// Starts the worker, which owns a share of `model` until the queue closes.
-    pub fn start(model: Arc<Model>, waiting: usize) -> Result<Queue> {
+    /// Starts the worker, which loads and runs `models` until the queue closes.
+    pub fn start(models: Arc<Models>, waiting: usize) -> Result<Queue> {
         let (sender, jobs) = sync_channel::<Job>(waiting);
         let live: Arc<Mutex<Vec<Cancel>>> = Arc::default();
         let running: Arc<Mutex<Option<(usize, usize)>>> = Arc::default();
@@ -65,9 +68,12 @@ impl Queue {
                         let progress: Progress = Arc::new(move |done, total| {
                             *lock(&shared) = Some((done, total));
                         });
-                        let answer =
-                            catch_unwind(AssertUnwindSafe(|| (job.work)(&model, cancel, progress)))
-                                .unwrap_or_else(|panic| Err(Error::Other(panic_text(&panic))));
+                        let run = || {
+                            let model = models.get(job.model.as_deref())?;
+                            (job.work)(&model, cancel, progress)
+                        };
+                        let answer = catch_unwind(AssertUnwindSafe(run))
+                            .unwrap_or_else(|panic| Err(Error::Other(panic_text(&panic))));
                         *lock(&state) = None;
                         answer
                     };
@@ -90,11 +96,16 @@ impl Queue {
         (*lock(&self.running), lock(&self.live).len())
     }
 
-    pub fn submit(&self, work: Work) -> std::result::Result<Ticket, Refused> {
+    pub fn submit(
+        &self,
+        work: Work,
+        model: Option<String>,
+    ) -> std::result::Result<Ticket, Refused> {
         let (reply, answer) = oneshot::channel();
         let cancel = Cancel::new();
         let job = Job {
             work,
+            model,
             cancel: cancel.clone(),
             reply,
         };

@@ -172,12 +172,15 @@ impl<'a> Prepared<'a> {
         settings: &Settings,
         keep: bool,
     ) -> Result<Self> {
-        if ids.is_empty() || ids.len() > model.info.max_positions {
-            return Err(Error::InvalidInput(format!(
-                "{} tokens: the model takes 1 to {}",
+        if ids.len() > model.info.max_positions {
+            return Err(Error::TooLong(format!(
+                "{} tokens, more than the model's {} positions",
                 ids.len(),
                 model.info.max_positions
             )));
+        }
+        if ids.is_empty() {
+            return Err(Error::InvalidInput("no tokens to explain".into()));
         }
         let x = model.embed(&ids)?;
         // Before the target's forward pass, which is long already for such a text.
