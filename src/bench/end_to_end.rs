@@ -114,7 +114,7 @@ pub fn rows(
     let methods: [(&str, Box<dyn Method>, f64, f64); 3] = [
         (
             "saliency",
-            Box::new(Saliency::default()),
+            Box::new(Saliency),
             s.forward_flops + s.backward_flops + lm_head,
             2.0 * s.bytes,
         ),

@@ -76,8 +76,7 @@ fn cpu(budget: Duration) -> Result<Limits> {
         .free_memory()
         .unwrap_or(8 << 30);
     let bytes = (4 * cache.unwrap_or(64 << 20))
-        .max(256 << 20)
-        .min(2 << 30)
+        .clamp(256 << 20, 2 << 30)
         .min(free / 4);
     let floats = bytes / 4;
     let mut buf: Vec<f32> = Vec::new();

@@ -16,6 +16,7 @@ use super::dequant::GgmlType;
 macro_rules! each {
     ([$($item:expr),+ $(,)?], |$x:ident| $body:expr) => {
         [$({
+            #[allow(clippy::redundant_locals)] // an item may be the binding's own name
             let $x = $item;
             $body
         }),+]
@@ -63,7 +64,7 @@ impl<'a> StoredRows<'a> {
 
     /// f32 rows in memory, as a "format" like the others.
     pub fn f32(values: &'a [f32], cols: usize) -> Self {
-        let rows = if cols == 0 { 0 } else { values.len() / cols };
+        let rows = values.len().checked_div(cols).unwrap_or(0);
         StoredRows::new(
             GgmlType::F32,
             bytemuck::cast_slice(values),
@@ -276,12 +277,20 @@ pub mod avx512 {
     use std::arch::x86_64::*;
 
     /// Chunk `h` (whole) of the row at `row`, of format `F::FORMAT`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 (F, VL, BW, DQ) and F16C, and `row` points at a row of `F::FORMAT`
+    /// holding chunk `h`.
     #[inline(always)]
     pub unsafe fn sixteen<F: Format>(row: *const u8, h: usize) -> __m512 {
         chunk(F::FORMAT, row, h)
     }
 
     /// The first `live` values (1..16) of chunk `h` of a float-format row, zeros after.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 (F, VL, BW, DQ) and F16C, and `row` points at a row of `F::FORMAT`
+    /// holding chunk `h`.
     #[inline(always)]
     pub unsafe fn partial<F: Format>(row: *const u8, h: usize, live: usize) -> __m512 {
         let buf = padded(F::FORMAT, row, h, live);
@@ -290,6 +299,10 @@ pub mod avx512 {
 
     /// Block `u` of the row: values `32u..32u + 32` (chunks `2u` and `2u + 1`), each scale
     /// converted once for both halves.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 (F, VL, BW, DQ) and F16C, and `row` points at a row of `F::FORMAT`
+    /// holding block `u` whole.
     #[inline(always)]
     pub unsafe fn pair<F: Format>(row: *const u8, u: usize) -> [__m512; 2] {
         block(F::FORMAT, row, u)
@@ -532,6 +545,10 @@ pub mod avx512 {
     }
 
     /// A whole row of `out.len()` values, decoded into `out`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 (F, VL, BW, DQ) and F16C, and `row` points at a row of `format`
+    /// holding at least `out.len()` values.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,f16c,fma")]
     pub unsafe fn decode_row(format: GgmlType, row: *const u8, out: &mut [f32]) {
         let (full, rest) = (out.len() / 16, out.len() % 16);
@@ -555,12 +572,20 @@ pub mod avx2 {
     use std::arch::x86_64::*;
 
     /// Chunk `h` (whole) of the row at `row`, of format `F::FORMAT`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C, and `row` points at a row of `F::FORMAT` holding chunk
+    /// `h`.
     #[inline(always)]
     pub unsafe fn sixteen<F: Format>(row: *const u8, h: usize) -> [__m256; 2] {
         chunk(F::FORMAT, row, h)
     }
 
     /// The first `live` values (1..16) of chunk `h` of a float-format row, zeros after.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C, and `row` points at a row of `F::FORMAT` holding chunk
+    /// `h`.
     #[inline(always)]
     pub unsafe fn partial<F: Format>(row: *const u8, h: usize, live: usize) -> [__m256; 2] {
         let buf = padded(F::FORMAT, row, h, live);
@@ -569,6 +594,10 @@ pub mod avx2 {
 
     /// Block `u` of the row: values `32u..32u + 32` as four vectors of 8, each scale
     /// converted once.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C, and `row` points at a row of `F::FORMAT` holding block
+    /// `u` whole.
     #[inline(always)]
     pub unsafe fn pair<F: Format>(row: *const u8, u: usize) -> [__m256; 4] {
         let format = F::FORMAT;
@@ -743,6 +772,10 @@ pub mod avx2 {
     }
 
     /// A whole row of `out.len()` values, decoded into `out`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C, and `row` points at a row of `format` holding at least
+    /// `out.len()` values.
     #[target_feature(enable = "avx2,f16c,fma")]
     pub unsafe fn decode_row(format: GgmlType, row: *const u8, out: &mut [f32]) {
         let (full, rest) = (out.len() / 16, out.len() % 16);

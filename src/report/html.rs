@@ -16,6 +16,7 @@ use serde::Deserialize;
 /// methods' agreement and faithfulness. The page's export sends it as JSON.
 #[derive(Debug, Default, Deserialize)]
 pub struct Report {
+    #[serde(default)]
     pub attributions: Vec<Attribution>,
     #[serde(default)]
     pub agreement: Option<Agreement>,
