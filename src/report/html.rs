@@ -6,7 +6,7 @@
 //! for one method, `gradlens evaluate` for several, and the server's page exports what it
 //! shows as one (`POST /api/report`).
 
-use super::{diverging_rgb, escape, normalised, summary, visible};
+use super::{diverging_rgb, escape, normalised, summary};
 use crate::attribution::agreement::Agreement;
 use crate::attribution::faithfulness::Evaluation;
 use crate::attribution::Attribution;
@@ -215,7 +215,7 @@ fn generation_folds(
     for (k, (step, tok)) in steps.iter().zip(generated).enumerate() {
         html += &format!(
             "<details><summary>→ {} (F = {:.5})</summary>",
-            escape(&format!("{:?}", visible(tok))),
+            escape(&format!("{tok:?}")),
             step.target_score
         );
         let sources = prompt.iter().chain(&generated[..k]);
