@@ -438,31 +438,38 @@ impl Model {
     /// differentiated: each step on a tape of its own, dropped when the next begins, so a
     /// forward pass holds one layer's activations, not every layer's.
     pub fn hidden_states(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x.dims())?;
-        let mut h = x.clone();
-        for i in 0..self.steps() {
-            let mut tape = Tape::new();
-            let v = tape.constant(h);
-            let v = self.step(i, &mut tape, v)?;
-            h = tape.value(v).clone();
-        }
-        Ok(h)
+        let mut record = self.run_steps(x, false)?;
+        Ok(record.inputs.pop().expect("the output"))
     }
 
     /// What a checkpointed backward starts from: the steps of a pass of `x` run on tapes of
     /// their own, each step's input kept, and its attention outputs.
     pub fn step_record(&self, x: &Tensor) -> Result<StepRecord> {
+        self.run_steps(x, true)
+    }
+
+    /// The steps run on tapes of their own; every step's input and attention outputs kept
+    /// where `keep`, else only the output.
+    fn run_steps(&self, x: &Tensor, keep: bool) -> Result<StepRecord> {
         self.check_input(x.dims())?;
         let mut record = StepRecord {
             inputs: vec![x.clone()],
-            attention: Vec::with_capacity(self.steps()),
+            attention: Vec::new(),
         };
         for i in 0..self.steps() {
-            let mut tape = Tape::recording_attention();
+            let mut tape = match keep {
+                true => Tape::recording_attention(),
+                false => Tape::new(),
+            };
             let v = tape.constant(record.output().clone());
             let v = self.step(i, &mut tape, v)?;
+            if !keep {
+                record.inputs.clear();
+            }
             record.inputs.push(tape.value(v).clone());
-            record.attention.push(tape.take_attention_outputs());
+            if keep {
+                record.attention.push(tape.take_attention_outputs());
+            }
         }
         Ok(record)
     }

@@ -391,13 +391,18 @@ async fn agreement(
 /// Queues `work` on the model `input` names and waits for it, cancelling it if the client
 /// goes away (this future is dropped) or the time limit passes.
 async fn run(app: &App, input: &Input, work: Work) -> Result<Value, ApiError> {
-    let (prompt, max_tokens) = (input.prompt.clone(), app.config.max_tokens);
-    // On the model the job runs on, which the request may have named without it loaded.
-    let checked: Work = Box::new(move |model, cancel, progress| {
-        check_length(model, &prompt, max_tokens)?;
-        work(model, cancel, progress)
-    });
-    let submitted = app.queue.submit(checked, input.model.clone());
+    // A text not yet checked names a model that was not loaded: checked on it in the job.
+    let work: Work = match input.checked {
+        true => work,
+        false => {
+            let (prompt, max_tokens) = (input.prompt.clone(), app.config.max_tokens);
+            Box::new(move |model, cancel, progress| {
+                check_length(model, &prompt, max_tokens)?;
+                work(model, cancel, progress)
+            })
+        }
+    };
+    let submitted = app.queue.submit(work, input.model.clone());
     let ticket = submitted.map_err(|refused| match refused {
         Refused::Busy => ApiError::new(
             503,
@@ -459,11 +464,13 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
 struct Input {
     prompt: String,
     model: Option<String>,
+    /// Whether the text's length was checked against that model already.
+    checked: bool,
 }
 
 /// The `prompt` and `model` fields: the model checked against the server's list, and the
 /// prompt's length, where that model is loaded, against its context and the server's limit
-/// (the job checks again on its model: `check_length`).
+/// (else the job checks it on the model it loads: `run`).
 fn take_input(app: &App, fields: &mut Map<String, Value>) -> Result<Input, ApiError> {
     let prompt = match fields.remove("prompt") {
         Some(Value::String(p)) => p,
@@ -476,12 +483,18 @@ fn take_input(app: &App, fields: &mut Map<String, Value>) -> Result<Input, ApiEr
         Some(_) => return Err(ApiError::bad("model: expected a model's name")),
     };
     app.models.check(model.as_deref())?;
+    let mut checked = false;
     if let Some((name, loaded)) = app.models.current() {
         if model.as_deref().is_none_or(|m| m == name) {
             check_length(&loaded, &prompt, app.config.max_tokens)?;
+            checked = true;
         }
     }
-    Ok(Input { prompt, model })
+    Ok(Input {
+        prompt,
+        model,
+        checked,
+    })
 }
 
 /// A text longer than `model`'s context or the server's `max_tokens` is refused (422).
