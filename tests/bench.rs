@@ -119,7 +119,7 @@ fn check_record(r: &Value, device: &str) {
             .iter()
             .map(|k| k["variant"].as_str().unwrap())
             .collect();
-        for v in ["portable", "gemm (f32)"] {
+        for v in ["portable", "sgemm (f32)"] {
             assert!(variants.contains(v), "no {v} variant");
         }
     }

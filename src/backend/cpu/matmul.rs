@@ -1,11 +1,11 @@
-//! Batched matrix products on the `gemm` crate. Transposes are expressed as strides, so no
-//! operand is ever copied.
+//! Batched matrix products: the weight kernels for a linear layer's few rows or a stored
+//! weight, `sgemm` for the rest. Transposes are expressed as strides.
 
+use super::sgemm::sgemm;
 use super::weight_rows::WeightRows;
 use super::{g_times_w, weight_t, PAR_MIN};
 use crate::backend::MatmulSpec;
 use crate::error::{Error, Result};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// `op(A) · op(B)`; `B` may be a stored-format weight (see `WeightRows`) where it is a
@@ -30,15 +30,14 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
     // A product with a weight (`B` shared by every batch element): a linear layer, where the
     // batch is the path points or samples and `m` the rows (tokens) of one. Which kernel runs is
     // chosen by `m`, never by the batch, and the row-invariant kernels then take every row at
-    // once, so a point's result has the same bits in any batching. Gemm's choice of microkernel
-    // depends on its row count (it is not row-invariant at small `m`), so it only ever sees one
-    // point's rows: its `m` is fixed by the prompt.
+    // once, so a point's result has the same bits in any batching (`sgemm` is row-invariant
+    // too: each output is one FMA chain whatever the rows around it).
     // A stored weight always takes these kernels, which decode it a block of rows at a time.
     let weight_product = !s.trans_a && !s.b_batched && (s.a_batched || s.batch == 1);
     if weight_product && (s.m < weight_t::GEMM_FROM_ROWS || b.is_stored()) {
         let rows = s.batch * s.m;
-        // `x·Wᵀ` (the forward) on the dot-product kernel, since gemm packs a transposed right
-        // operand slowly (see `weight_t`); `g·W` (the input gradient) on the FMA-chain kernel.
+        // `x·Wᵀ` (the forward) on the dot-product kernel; `g·W` (the input gradient) on the
+        // FMA-chain kernel.
         return Ok(if s.trans_b {
             weight_t::a_times_wt(a, b, rows, s.n, s.k)
         } else {
@@ -50,78 +49,44 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
             "matmul {s:?}: a stored-format weight can only be a linear layer's weight"
         )));
     };
-    gemm_product(a, b, s)
+    dense_product(a, b, s)
 }
 
-/// `op(A) · op(B)` on the `gemm` crate, f32 operands of the spec's sizes (checked by `matmul`).
-pub fn gemm_product(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
-    let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
-    let mut out = super::zeros(s.batch * mn, "a matrix product")?;
+/// `op(A) · op(B)` on `sgemm`, f32 operands of the spec's sizes (checked by `matmul`).
+pub fn dense_product(a: &[f32], b: &[f32], s: &MatmulSpec) -> Result<Vec<f32>> {
+    let mut out = super::zeros(s.batch * s.m * s.n, "a matrix product")?;
+    // On a worker thread, the caller already runs independent work concurrently: stay serial.
+    let parallel = rayon::current_thread_index().is_none();
     // Strides (row, column) of op(A) [m, k] and op(B) [k, n].
-    let (a_rs, a_cs) = if s.trans_a {
-        (1, s.m as isize)
-    } else {
-        (s.k as isize, 1)
-    };
-    let (b_rs, b_cs) = if s.trans_b {
-        (1, s.k as isize)
-    } else {
-        (s.n as isize, 1)
-    };
-    let one = |bi: usize, dst: &mut [f32], par: Parallelism| {
+    let (a_rs, a_cs) = if s.trans_a { (1, s.m) } else { (s.k, 1) };
+    let (b_rs, b_cs) = if s.trans_b { (1, s.k) } else { (s.n, 1) };
+    let view = |data, rows, cols| View { data, rows, cols };
+    if !s.b_batched && !s.trans_a && (s.a_batched || s.batch == 1) {
+        // One `B` for every element, whose rows follow each other in `A`: a single product
+        // of all the rows, `B` packed once.
+        let rows = s.batch * s.m;
+        let (a, b) = (view(a, a_rs, a_cs), view(b, b_rs, b_cs));
+        sgemm(&mut out, (rows, s.n, s.k), a, b, false, parallel);
+        return Ok(out);
+    }
+    let (mk, kn, mn) = (s.m * s.k, s.k * s.n, s.m * s.n);
+    let one = |bi: usize, dst: &mut [f32], parallel: bool| {
         let a_off = if s.a_batched { bi * mk } else { 0 };
         let b_off = if s.b_batched { bi * kn } else { 0 };
-        // SAFETY: the length checks above keep every strided access of the m×k, k×n and
-        // m×n operands inside `a`, `b` and `dst`.
-        unsafe {
-            gemm::gemm(
-                s.m,
-                s.n,
-                s.k,
-                dst.as_mut_ptr(),
-                1,
-                s.n as isize,
-                false,
-                a.as_ptr().add(a_off),
-                a_cs,
-                a_rs,
-                b.as_ptr().add(b_off),
-                b_cs,
-                b_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            )
-        }
+        let a = view(&a[a_off..a_off + mk], a_rs, a_cs);
+        let b = view(&b[b_off..b_off + kn], b_rs, b_cs);
+        sgemm(dst, (s.m, s.n, s.k), a, b, false, parallel);
     };
     let flops = s.batch * mn * s.k;
-    // On a worker thread, the caller already runs independent batches concurrently (one per
-    // thread), which scales better than splitting each product: stay serial.
-    let inside_worker = rayon::current_thread_index().is_some();
-    if inside_worker {
-        for (bi, dst) in out.chunks_mut(mn).enumerate() {
-            one(bi, dst, Parallelism::None);
-        }
-    } else if s.batch == 1 || mn * s.k >= PAR_MIN * 8 {
-        // Few large products: let gemm split each one.
-        let par = if flops >= PAR_MIN {
-            Parallelism::Rayon(rayon::current_num_threads())
-        } else {
-            Parallelism::None
-        };
-        for (bi, dst) in out.chunks_mut(mn).enumerate() {
-            one(bi, dst, par);
-        }
-    } else if flops >= PAR_MIN {
+    if parallel && s.batch > 1 && mn * s.k < PAR_MIN * 8 && flops >= PAR_MIN {
+        // Many small products: one per thread.
         out.par_chunks_mut(mn)
             .enumerate()
-            .for_each(|(bi, dst)| one(bi, dst, Parallelism::None));
+            .for_each(|(bi, dst)| one(bi, dst, false));
     } else {
+        // Few large products: each split over the threads (`sgemm` stays serial when small).
         for (bi, dst) in out.chunks_mut(mn).enumerate() {
-            one(bi, dst, Parallelism::None);
+            one(bi, dst, parallel);
         }
     }
     Ok(out)
@@ -144,45 +109,7 @@ pub fn product_into(
     b: View,
     accumulate: bool,
 ) {
-    if m * n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].iter_mut().for_each(|v| *v = 0.0);
-        }
-        return;
-    }
-    let last = |v: View, r: usize, c: usize| (r - 1) * v.rows + (c - 1) * v.cols;
-    assert!(
-        dst.len() >= m * n && last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
-        "product_into: operand sizes"
-    );
-    // SAFETY: the assertion keeps every strided access of the m×k, k×n and m×n operands
-    // inside `a`, `b` and `dst`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cols as isize,
-            a.rows as isize,
-            b.data.as_ptr(),
-            b.cols as isize,
-            b.rows as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    sgemm(dst, (m, n, k), a, b, accumulate, false);
 }
 
 #[cfg(test)]
@@ -197,7 +124,7 @@ mod tests {
 
     /// A product with a shared weight, as a linear layer makes it: a batch of points of `m`
     /// rows each. Each point's rows must have the same bits as when the point is alone, below
-    /// and above the row count where gemm takes over, for the forward (`x·Wᵀ`) and the input
+    /// and above the row count where `sgemm` takes over, for the forward (`x·Wᵀ`) and the input
     /// gradient (`g·W`): this is what makes attributions independent of `--batch-size`.
     #[test]
     fn a_point_has_the_same_bits_in_any_batch() {

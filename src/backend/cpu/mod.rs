@@ -1,4 +1,5 @@
-//! The reference backend: host memory, a real GEMM (`gemm`, AVX-512 where present) and rayon.
+//! The reference backend: host memory, our own blocked GEMM (`sgemm`, AVX-512 or AVX2 chosen
+//! at run time) and rayon.
 
 mod activation;
 mod attention;
@@ -10,6 +11,7 @@ mod norm;
 mod reduce;
 mod rope;
 mod rules;
+mod sgemm;
 mod simd;
 mod softmax;
 pub mod variants;

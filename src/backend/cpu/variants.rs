@@ -1,6 +1,6 @@
 //! The CPU's weight products one variant at a time, for `gradlens bench` to time side by side:
 //! each instruction set with a stored matrix decoded in registers or in tiles, the portable
-//! loop, and `gemm` on an f32 copy (what the engine did before weights stayed as stored). The
+//! loop, and `sgemm` on an f32 copy (what the engine runs for f32 weights at many rows). The
 //! engine itself always runs `Kernel::best()` with `Decode::Auto`.
 
 use super::simd::{Decode, Kernel};
@@ -22,8 +22,8 @@ pub enum WeightProduct {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Kernel(Kernel, Decode),
-    /// `gemm` on f32 weights (a stored matrix must be decoded first).
-    Gemm,
+    /// `sgemm` on f32 weights (a stored matrix must be decoded first).
+    Sgemm,
 }
 
 impl Variant {
@@ -42,7 +42,7 @@ impl Variant {
             };
             all.extend(decodes.iter().map(|&d| Variant::Kernel(kernel, d)));
         }
-        all.push(Variant::Gemm);
+        all.push(Variant::Sgemm);
         all
     }
 
@@ -54,13 +54,13 @@ impl Variant {
                 format!("{} registers", kernel_name(kernel))
             }
             Variant::Kernel(kernel, Decode::Tiles) => format!("{} tiles", kernel_name(kernel)),
-            Variant::Gemm => "gemm (f32)".into(),
+            Variant::Sgemm => "sgemm (f32)".into(),
         }
     }
 
     /// Whether this variant reads the weight as stored (else it needs an f32 copy).
     pub fn reads_stored(self) -> bool {
-        self != Variant::Gemm
+        self != Variant::Sgemm
     }
 }
 
@@ -78,7 +78,7 @@ pub fn engine_kernel() -> &'static str {
 }
 
 /// `product` of `x` (`m` rows) with the weight `w: [n, k]` (CPU storage: f32 or stored; f32
-/// for `Gemm`), by `variant`.
+/// for `Sgemm`), by `variant`.
 pub fn run(
     variant: Variant,
     product: WeightProduct,
@@ -115,7 +115,7 @@ pub fn run(
                 }
             })
         }
-        Variant::Gemm => {
+        Variant::Sgemm => {
             let spec = MatmulSpec {
                 batch: 1,
                 m,
@@ -130,7 +130,7 @@ pub fn run(
                 a_batched: true,
                 b_batched: false,
             };
-            matmul::gemm_product(x, host(w)?, &spec)
+            matmul::dense_product(x, host(w)?, &spec)
         }
     }
 }
