@@ -5,10 +5,10 @@
 //! length; under a causal mask a block only computes the keys its rows see, so the masked
 //! tiles cost nothing.
 //!
-//! A block's scores are a matrix product `Q Kᵀ` (`sgemm`, with the keys transposed once per
-//! call so that every block reads `Kᵀ` in place, unpacked), then the same row softmax as
-//! `attention::probs`; a group's blocks run in a fixed order, so the result does not depend
-//! on how the batch is split.
+//! A block's scores are a matrix product `Q Kᵀ` (gemm, keys read as a column-major operand:
+//! the SIMD dot-product kernel of the linear layers, one 64-long dot per score, ran at half
+//! the rate), then the same row softmax as `attention::probs`; a group's blocks run in a fixed
+//! order, so the result does not depend on how the batch is split.
 
 use super::matmul::{product_into, View};
 use super::softmax::{dot_f64, scaled_softmax_in_place};
@@ -37,47 +37,12 @@ fn key_span(
     (lo.min(hi), hi)
 }
 
-/// The row stride of a transposed operand: past `len`, and never a multiple of 4 KiB, whose
-/// rows would all fall in the same cache sets when a tile reads down a column.
-fn stride(len: usize) -> usize {
-    len.next_multiple_of(16) + 16
-}
-
-/// `x: [groups][len][hd]` as `[groups][hd][stride(len)]`.
-fn transposed(x: &[f32], groups: usize, len: usize, hd: usize) -> Result<Vec<f32>> {
-    let (per, per_t) = (len * hd, stride(len) * hd);
-    let mut out = super::zeros(groups * per_t, "a transposed attention operand")?;
-    if per == 0 {
-        return Ok(out);
-    }
-    out.par_chunks_mut(per_t)
-        .zip(x.par_chunks(per))
-        .for_each(|(dst, src)| {
-            for (i, row) in src.chunks(hd).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    dst[j * stride(len) + i] = v;
-                }
-            }
-        });
-    Ok(out)
-}
-
-/// Group `g`'s columns `lo..` of a transposed operand (`transposed`) as `[hd, ·]`.
-fn columns(xt: &[f32], g: usize, len: usize, hd: usize, lo: usize) -> View<'_> {
-    let per_t = stride(len) * hd;
-    View {
-        data: &xt[g * per_t + lo..(g + 1) * per_t],
-        rows: stride(len),
-        cols: 1,
-    }
-}
-
 /// The probabilities of query rows `rows` of group `g` against keys `lo..hi`, into `p`
-/// (`rows.len() × (hi − lo)`, zero where masked); `kt` is the keys transposed.
+/// (`rows.len() × (hi − lo)`, zero where masked).
 #[allow(clippy::too_many_arguments)]
 fn block_probs(
     q: &[f32],
-    kt: &[f32],
+    k: &[f32],
     d: &AttentionDims,
     g: usize,
     rows: std::ops::Range<usize>,
@@ -90,13 +55,9 @@ fn block_probs(
     if span == 0 {
         return;
     }
-    let queries = View {
-        data: &q[(g * d.q_len + rows.start) * hd..(g * d.q_len + rows.end) * hd],
-        rows: hd,
-        cols: 1,
-    };
-    let keys = columns(kt, g, d.k_len, hd, lo);
-    product_into(p, (rows.len(), span, hd), queries, keys, false);
+    let queries = &q[(g * d.q_len + rows.start) * hd..(g * d.q_len + rows.end) * hd];
+    let keys = &k[(g * d.k_len + lo) * hd..(g * d.k_len + hi) * hd];
+    scores_into(p, queries, keys, rows.len(), span, hd);
     for (j, row) in p.chunks_mut(span).enumerate() {
         let vis = mask.visible(g * d.q_len + rows.start + j, d.k_len);
         let (a, b) = (vis.start.max(lo) - lo, vis.end.max(lo) - lo);
@@ -150,7 +111,6 @@ pub fn forward(
     if out.is_empty() {
         return Ok(out);
     }
-    let kt = transposed(k, d.batch, d.k_len, hd)?;
     let tasks: Vec<(usize, std::ops::Range<usize>)> = (0..d.batch)
         .flat_map(|g| blocks(ql).map(move |r| (g, r)))
         .collect();
@@ -169,7 +129,7 @@ pub fn forward(
             let span = key_span(mask, *g, &d, rows.clone());
             let width = span.1 - span.0;
             p.resize(rows.len() * width, 0.0);
-            block_probs(q, &kt, &d, *g, rows.clone(), span, scale, mask, p);
+            block_probs(q, k, &d, *g, rows.clone(), span, scale, mask, p);
             let values = &v[(g * d.k_len + span.0) * hd..];
             let pv = View {
                 data: p,
@@ -218,12 +178,6 @@ pub fn backward(
         "the attention's value gradient",
     )?;
     let need_scores = shares[0] != 0.0 || shares[1] != 0.0;
-    let kt = transposed(k, d.batch, kl, hd)?;
-    let vt = if need_scores {
-        transposed(v, d.batch, kl, hd)?
-    } else {
-        Vec::new()
-    };
     let group = |grp: usize, gq: &mut [f32], gk: &mut [f32], gv: &mut [f32]| {
         let (mut p, mut gp) = (Vec::new(), Vec::new());
         for rows in blocks(ql) {
@@ -234,7 +188,7 @@ pub fn backward(
                 continue;
             }
             p.resize(n * width, 0.0);
-            block_probs(q, &kt, &d, grp, rows.clone(), span, scale, mask, &mut p);
+            block_probs(q, k, &d, grp, rows.clone(), span, scale, mask, &mut p);
             let g_blk = &g[(grp * ql + rows.start) * hd..(grp * ql + rows.end) * hd];
             let g_view = View {
                 data: g_blk,
@@ -255,8 +209,8 @@ pub fn backward(
             }
             // ∂P = G Vᵀ, one row of scores per query (as the forward's Q Kᵀ).
             gp.resize(n * width, 0.0);
-            let values = columns(&vt, grp, kl, hd, lo);
-            product_into(&mut gp, (n, width, hd), g_view, values, false);
+            let values = &v[(grp * kl + lo) * hd..(grp * kl + hi) * hd];
+            scores_into(&mut gp, g_blk, values, n, width, hd);
             // ∂S = scale · P ⊙ (∂P − Σ P ∂P), row by row; masked entries have P = 0.
             for (pr, gr) in p.chunks(width).zip(gp.chunks_mut(width)) {
                 let dot = dot_f64(pr, gr);

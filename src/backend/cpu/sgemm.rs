@@ -1,5 +1,6 @@
 //! Our f32 GEMM, `C = op(A) · op(B)` (or `C += …`), for the products too large for the
-//! weight kernels: the linear layers at many rows and the fused attention's tiles.
+//! weight kernels: the linear layers at many rows, and every other dense product but the
+//! fused attention's tiles (`matmul::product_into`).
 //!
 //! The classic blocked design: `B` is packed, a slab of columns at a time, into panels of `NR`
 //! columns (`k`-major, so the microkernel loads `NR` contiguous values per step), `A` into
@@ -135,10 +136,10 @@ impl Panels {
 fn run<const MR: usize, const NR: usize, T: Tile>(p: &Problem, parallel: bool) {
     let k_blocks = p.k.div_ceil(KC);
     let kc_max = p.k.div_ceil(k_blocks);
-    // A product on the calling thread (the fused attention's tiles, two of whose sides are a
-    // head's 64) reads its operands in place where their layout allows: packing would cost
-    // about as much as the product. Only the panels cut by an edge are packed.
-    let in_place = !parallel;
+    // A small product on the calling thread reads its operands in place where their layout
+    // allows (only the panels cut by an edge are packed): with two sides of 64, packing costs
+    // about as much as the product.
+    let in_place = !parallel && p.m <= MC;
     let direct_b = in_place && p.b.cols == 1;
     let direct_a = in_place && (p.a.rows == 1 || p.a.cols == 1);
     // Column slabs of whole panels, equal, each at most `SLAB` floats at the full depth.

@@ -1,7 +1,8 @@
 //! The CPU's weight products one variant at a time, for `gradlens bench` to time side by side:
 //! each instruction set with a stored matrix decoded in registers or in tiles, the portable
 //! loop, and `sgemm` on an f32 copy (what the engine runs for f32 weights at many rows). The
-//! engine itself always runs `Kernel::best()` with `Decode::Auto`.
+//! engine's own choice (`Variant::Engine`) is `matmul`'s: `Kernel::best()` with `Decode::Auto`
+//! at few rows or for a stored weight, `sgemm` for f32 weights at many.
 
 use super::simd::{Decode, Kernel};
 use super::{g_times_w, host, matmul, weight, weight_t};
@@ -21,6 +22,8 @@ pub enum WeightProduct {
 /// One way to compute a weight product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
+    /// What the engine runs (`matmul`'s choice by the row count and the weight's format).
+    Engine,
     Kernel(Kernel, Decode),
     /// `sgemm` on f32 weights (a stored matrix must be decoded first).
     Sgemm,
@@ -29,7 +32,7 @@ pub enum Variant {
 impl Variant {
     /// What the engine runs.
     pub fn engine() -> Variant {
-        Variant::Kernel(Kernel::best(), Decode::Auto)
+        Variant::Engine
     }
 
     /// Every variant this CPU can run, the engine's first.
@@ -48,8 +51,9 @@ impl Variant {
 
     pub fn name(self) -> String {
         match self {
+            Variant::Engine => format!("{} (engine)", kernel_name(Kernel::best())),
             Variant::Kernel(Kernel::Portable, _) => "portable".into(),
-            Variant::Kernel(kernel, Decode::Auto) => format!("{} (engine)", kernel_name(kernel)),
+            Variant::Kernel(kernel, Decode::Auto) => format!("{} auto", kernel_name(kernel)),
             Variant::Kernel(kernel, Decode::Registers) => {
                 format!("{} registers", kernel_name(kernel))
             }
@@ -99,7 +103,22 @@ pub fn run(
             w.len()
         )));
     }
+    let spec = MatmulSpec {
+        batch: 1,
+        m,
+        n: if product == WeightProduct::Forward {
+            n
+        } else {
+            k
+        },
+        k: inner,
+        trans_a: false,
+        trans_b: product == WeightProduct::Forward,
+        a_batched: true,
+        b_batched: false,
+    };
     match variant {
+        Variant::Engine => matmul::matmul(x, weight(w)?, &spec),
         Variant::Kernel(kernel, decode) => {
             if !Kernel::available().contains(&kernel) {
                 return Err(Error::DeviceUnavailable(format!(
@@ -115,22 +134,6 @@ pub fn run(
                 }
             })
         }
-        Variant::Sgemm => {
-            let spec = MatmulSpec {
-                batch: 1,
-                m,
-                n: if product == WeightProduct::Forward {
-                    n
-                } else {
-                    k
-                },
-                k: inner,
-                trans_a: false,
-                trans_b: product == WeightProduct::Forward,
-                a_batched: true,
-                b_batched: false,
-            };
-            matmul::dense_product(x, host(w)?, &spec)
-        }
+        Variant::Sgemm => matmul::dense_product(x, host(w)?, &spec),
     }
 }
