@@ -100,6 +100,35 @@ pub struct View<'a> {
     pub cols: usize,
 }
 
+/// The checks both GEMMs start with: a product with nothing to multiply is settled here
+/// (`m · n = 0`; `k = 0`, where `dst` is zeroed unless accumulating) and `false` returned;
+/// otherwise every strided access of the m×k, k×n and m×n operands must lie inside `a`, `b`
+/// and `dst` (a panic naming `what` if not).
+pub(super) fn checked_product(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: View,
+    b: View,
+    accumulate: bool,
+    what: &str,
+) -> bool {
+    if m * n == 0 {
+        return false;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return false;
+    }
+    let last = |v: View, r: usize, c: usize| (r - 1) * v.rows + (c - 1) * v.cols;
+    assert!(
+        dst.len() >= m * n && last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
+        "{what}: operand sizes"
+    );
+    true
+}
+
 /// `dst[m, n] = A[m, k] · B[k, n]`, or `dst += A · B` with `accumulate`, on the calling
 /// thread (`dst` row-major with `n` columns): the fused attention's tiles. These stay on the
 /// `gemm` crate: two of their three sides are a head's 64, where `sgemm`'s packing costs as
@@ -112,21 +141,10 @@ pub fn product_into(
     b: View,
     accumulate: bool,
 ) {
-    if m * n == 0 {
+    if !checked_product(dst, (m, n, k), a, b, accumulate, "product_into") {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    let last = |v: View, r: usize, c: usize| (r - 1) * v.rows + (c - 1) * v.cols;
-    assert!(
-        dst.len() >= m * n && last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
-        "product_into: operand sizes"
-    );
-    // SAFETY: the assertion keeps every strided access of the m×k, k×n and m×n operands
+    // SAFETY: `checked_product` keeps every strided access of the m×k, k×n and m×n operands
     // inside `a`, `b` and `dst`.
     unsafe {
         gemm::gemm(

@@ -15,7 +15,8 @@
 //! set (AVX-512, AVX2 and the portable `mul_add` give the same bits). That makes a linear
 //! layer's rows independent of the batch they are computed in.
 
-use super::matmul::View;
+use super::matmul::{checked_product, View};
+use super::simd::Out;
 use rayon::prelude::*;
 use std::cell::Cell;
 
@@ -39,20 +40,9 @@ pub fn sgemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    if m * n == 0 {
+    if !checked_product(dst, (m, n, k), a, b, accumulate, "sgemm") {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    let last = |v: View, r: usize, c: usize| (r - 1) * v.rows + (c - 1) * v.cols;
-    assert!(
-        dst.len() >= m * n && last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
-        "sgemm: operand sizes"
-    );
     let parallel = parallel && m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1;
     let p = Problem {
         m,
@@ -83,12 +73,6 @@ struct Problem<'a> {
     c: Out,
     accumulate: bool,
 }
-
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: the tasks that share an `Out` write disjoint tiles of it, and it outlives them.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// A microkernel: `C[MR, NR] (+)= A panel · B panel` over `kc` steps, `C` with row stride
 /// `ldc`, loaded first when `load` (else overwritten). (A static call: through a function
