@@ -26,6 +26,7 @@
 //! # Ok::<(), gradlens::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod attribution;
 pub mod autodiff;
 pub mod backend;

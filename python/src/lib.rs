@@ -11,6 +11,10 @@ mod run;
 
 use pyo3::prelude::*;
 
+// Large buffers on transparent huge pages (see gradlens::alloc).
+#[global_allocator]
+static ALLOCATOR: gradlens::alloc::HugePages = gradlens::alloc::HugePages;
+
 /// Loads a Hugging Face folder or a GGUF file onto `device` (cpu, cuda, wgpu or auto), weight
 /// matrices `weights` (stored or f32).
 #[pyfunction]

@@ -8,6 +8,10 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Large buffers on transparent huge pages (see gradlens::alloc).
+#[global_allocator]
+static ALLOCATOR: gradlens::alloc::HugePages = gradlens::alloc::HugePages;
+
 #[derive(Parser)]
 #[command(
     name = "gradlens",

@@ -4,7 +4,7 @@ use super::for_rows;
 use crate::error::Result;
 
 pub fn permute_0213(x: &[f32], [_, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a layout copy")?;
     // Output row (ia, ic, ib) of d values comes from input row (ia, ib, ic).
     for_rows(&mut out, d, |r, o| {
         let ib = r % b;
@@ -18,7 +18,7 @@ pub fn permute_0213(x: &[f32], [_, b, c, d]: [usize; 4]) -> Result<Vec<f32>> {
 
 pub fn repeat_heads(x: &[f32], [_, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
     let head = l * d;
-    let mut out = vec![0.0f32; x.len() * rep];
+    let mut out = super::zeros(x.len() * rep, "a layout copy")?;
     for_rows(&mut out, head, |r, o| {
         // Output head r = (batch, kv_head * rep + j) reads input head (batch, kv_head).
         let (ib, oh) = (r / (h * rep), r % (h * rep));
@@ -30,7 +30,7 @@ pub fn repeat_heads(x: &[f32], [_, h, l, d]: [usize; 4], rep: usize) -> Result<V
 
 pub fn sum_head_groups(g: &[f32], [b, h, l, d]: [usize; 4], rep: usize) -> Result<Vec<f32>> {
     let head = l * d;
-    let mut out = vec![0.0f32; b * h * head];
+    let mut out = super::zeros(b * h * head, "a layout copy")?;
     for_rows(&mut out, head, |r, o| {
         let (ib, kh) = (r / h, r % h);
         for j in 0..rep {
@@ -62,7 +62,7 @@ pub fn select_position(x: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<V
 }
 
 pub fn scatter_position(g: &[f32], [b, l, d]: [usize; 3], pos: usize) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; b * l * d];
+    let mut out = super::zeros(b * l * d, "a layout copy")?;
     for ib in 0..b {
         let dst = (ib * l + pos) * d;
         out[dst..dst + d].copy_from_slice(&g[ib * d..(ib + 1) * d]);

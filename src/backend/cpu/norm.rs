@@ -19,7 +19,7 @@ pub fn layer_norm(
             (1.0 / (var + eps as f64).sqrt()) as f32
         })
         .collect();
-    let mut xhat = vec![0.0f32; x.len()];
+    let mut xhat = super::zeros(x.len(), "a norm")?;
     for_rows(&mut xhat, cols, |r, out| {
         let row = &x[r * cols..(r + 1) * cols];
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
@@ -27,7 +27,7 @@ pub fn layer_norm(
             *o = ((v as f64 - mean) * rstd[r] as f64) as f32;
         }
     });
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = super::zeros(x.len(), "a norm")?;
     for_rows(&mut y, cols, |r, out| {
         let xh = &xhat[r * cols..(r + 1) * cols];
         for (j, o) in out.iter_mut().enumerate() {
@@ -45,7 +45,7 @@ pub fn layer_norm_backward(
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; g.len()];
+    let mut out = super::zeros(g.len(), "a norm")?;
     for_rows(&mut out, cols, |r, o| {
         let (gr, xr) = (
             &g[r * cols..(r + 1) * cols],
@@ -77,7 +77,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], cols: usize, eps: f32) -> Result<(Vec<f32>
             (1.0 / (ms + eps as f64).sqrt()) as f32
         })
         .collect();
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = super::zeros(x.len(), "a norm")?;
     for_rows(&mut y, cols, |r, out| {
         let row = &x[r * cols..(r + 1) * cols];
         for j in 0..cols {
@@ -95,7 +95,7 @@ pub fn rms_norm_backward(
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; g.len()];
+    let mut out = super::zeros(g.len(), "a norm")?;
     for_rows(&mut out, cols, |r, o| {
         let (gr, xr) = (&g[r * cols..(r + 1) * cols], &x[r * cols..(r + 1) * cols]);
         let s = rstd[r] as f64;

@@ -4,7 +4,7 @@ use super::for_rows;
 use crate::error::Result;
 
 pub fn weighted_seq_sum(x: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; b * d];
+    let mut out = super::zeros(b * d, "a reduction")?;
     for_rows(&mut out, d, |ib, o| {
         for (il, &wl) in w.iter().enumerate() {
             let src = &x[(ib * l + il) * d..(ib * l + il + 1) * d];
@@ -17,7 +17,7 @@ pub fn weighted_seq_sum(x: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<V
 }
 
 pub fn broadcast_seq(g: &[f32], w: &[f32], [b, l, d]: [usize; 3]) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; b * l * d];
+    let mut out = super::zeros(b * l * d, "a reduction")?;
     for_rows(&mut out, d, |r, o| {
         let (ib, il) = (r / l, r % l);
         for (a, &v) in o.iter_mut().zip(&g[ib * d..(ib + 1) * d]) {
@@ -48,7 +48,7 @@ pub fn cosine_rows(x: &[f32], c: &[f32], d: usize) -> Result<Vec<f32>> {
 
 /// `∂cos/∂x = c/(|x||c|) − cos · x/|x|²`.
 pub fn cosine_rows_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a reduction")?;
     for_rows(&mut out, d, |r, o| {
         let row = &x[r * d..(r + 1) * d];
         let (xc, nx, nc) = dot_norms(row, c);

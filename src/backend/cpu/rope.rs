@@ -15,7 +15,7 @@ pub fn apply(
     // The rotated part's half: the tables' width.
     let half = cos.len() / len;
     let sign = if inverse { -1.0 } else { 1.0 };
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a rotary embedding")?;
     for_rows(&mut out, head_dim, |r, o| {
         let pos = r % len;
         let v = &x[r * head_dim..(r + 1) * head_dim];

@@ -28,7 +28,7 @@ pub fn layer_norm_const_backward(
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; g.len()];
+    let mut out = super::zeros(g.len(), "a backward rule")?;
     for_rows(&mut out, cols, |r, o| {
         let gr = &g[r * cols..(r + 1) * cols];
         let mean = gr
@@ -50,7 +50,7 @@ pub fn rms_norm_const_backward(
     w: &[f32],
     cols: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; g.len()];
+    let mut out = super::zeros(g.len(), "a backward rule")?;
     for_rows(&mut out, cols, |r, o| {
         for j in 0..cols {
             o[j] = rstd[r] * w[j] * g[r * cols + j];
@@ -66,7 +66,7 @@ pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> 
         .sum::<f64>()
         .sqrt()
         .max(1e-12);
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a backward rule")?;
     for_rows(&mut out, d, |r, o| {
         let nx = x[r * d..(r + 1) * d]
             .iter()
@@ -83,7 +83,7 @@ pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> 
 
 pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<Vec<f32>> {
     let h = x.len() / 2;
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a backward rule")?;
     for i in 0..h {
         let dx = x[i] - x[i + h];
         let m = if dx.abs() >= 1e-6 {
@@ -107,7 +107,7 @@ pub fn rank1_rescale_halves(
 ) -> Result<Vec<f32>> {
     let (hx, hy) = (x.len() / 2, y.len() / 2);
     let rows = hx / x_cols;
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a backward rule")?;
     for r in 0..rows {
         // Masked (invisible) entries do not influence y, so they take no part in Δx.
         let vis = mask.visible(r, x_cols);

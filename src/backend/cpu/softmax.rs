@@ -83,7 +83,7 @@ pub fn forward(x: &[f32], cols: usize, mask: SoftmaxMask) -> Result<Vec<f32>> {
 }
 
 pub fn backward(y: &[f32], g: &[f32], cols: usize, factor: f32) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; y.len()];
+    let mut out = super::zeros(y.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
         let (ys, gs) = (&y[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
         let dot = dot_f64(ys, gs);
@@ -123,7 +123,7 @@ pub fn pick_backward(
     col: usize,
     kind: PickKind,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = super::zeros(x.len(), "a softmax")?;
     for_rows(&mut out, cols, |r, row| {
         let src = &x[r * cols..(r + 1) * cols];
         let lse = log_sum_exp(src);
