@@ -15,6 +15,7 @@
 
 use super::simd::{with_rows, Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
+use crate::error::Result;
 use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
 use crate::with_format;
@@ -28,7 +29,7 @@ const FUSED_ROWS: usize = 24;
 const TILE_BYTES: usize = 1 << 19;
 
 /// `C[m, k] = G[m, n] · W[n, k]`, `W` f32 or stored.
-pub fn g_times_w(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec<f32> {
+pub fn g_times_w(g: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Result<Vec<f32>> {
     product(g, w.stored_rows(k), m, n, k, Kernel::best(), Decode::Auto)
 }
 
@@ -58,14 +59,14 @@ pub(super) fn product(
     k: usize,
     kernel: Kernel,
     decode: Decode,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     assert!(
         g.len() == m * n && w.rows == n && w.cols == k,
         "g_times_w: operand sizes"
     );
-    let mut out = vec![0.0f32; m * k];
+    let mut out = super::zeros(m * k, "a linear layer's input gradient")?;
     if m * n * k == 0 {
-        return out;
+        return Ok(out);
     }
     let fused = w.format == GgmlType::F32
         || match decode {
@@ -109,7 +110,7 @@ pub(super) fn product(
             }
         }
     });
-    out
+    Ok(out)
 }
 
 /// Columns `cols` of every row of `C += G[:, j0..j0+t] · W[first..first+t, :]`.
@@ -343,6 +344,19 @@ unsafe fn rows_avx2<F: Format, const R: usize>(p: Tile, i: usize) {
 mod tests {
     use super::*;
 
+    /// The kernel's output (its only error is an allocation that fails).
+    fn product(
+        x: &[f32],
+        w: StoredRows,
+        m: usize,
+        n: usize,
+        k: usize,
+        kernel: Kernel,
+        decode: Decode,
+    ) -> Vec<f32> {
+        super::product(x, w, m, n, k, kernel, decode).unwrap()
+    }
+
     fn operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
         let g = (0..m * n)
             .map(|i| ((i * 7 % 13) as f32 - 6.1) / 7.3)
@@ -435,7 +449,7 @@ mod tests {
                     for kernel in Kernel::available() {
                         let want_gw = product(&g, dense, m, n, k, kernel, Decode::Auto);
                         let x_wt = |w, decode| {
-                            super::super::weight_t::product(&x, w, m, n, k, kernel, decode)
+                            super::super::weight_t::product(&x, w, m, n, k, kernel, decode).unwrap()
                         };
                         let want_xwt = x_wt(dense, Decode::Auto);
                         for decode in [Decode::Registers, Decode::Tiles] {

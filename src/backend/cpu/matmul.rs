@@ -38,11 +38,11 @@ pub fn matmul(a: &[f32], b: WeightRows, s: &MatmulSpec) -> Result<Vec<f32>> {
         let rows = s.batch * s.m;
         // `x·Wᵀ` (the forward) on the dot-product kernel; `g·W` (the input gradient) on the
         // FMA-chain kernel.
-        return Ok(if s.trans_b {
+        return if s.trans_b {
             weight_t::a_times_wt(a, b, rows, s.n, s.k)
         } else {
             g_times_w::g_times_w(a, b, rows, s.k, s.n)
-        });
+        };
     }
     let WeightRows::F32(b) = b else {
         return Err(Error::Shape(format!(

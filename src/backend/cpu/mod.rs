@@ -238,9 +238,12 @@ impl Backend for CpuBackend {
 
     fn add_broadcast(&self, a: &Storage, b: &Storage) -> Result<Storage> {
         let (a, b) = (host(a)?, host(b)?);
-        let mut out = a.to_vec();
-        for_rows(&mut out, b.len(), |_, row| {
-            row.iter_mut().zip(b).for_each(|(o, &b)| *o += b)
+        let (mut out, n) = (zeros(a.len(), "a broadcast add")?, b.len());
+        for_rows(&mut out, n, |r, row| {
+            let src = &a[r * n..(r + 1) * n];
+            row.iter_mut()
+                .zip(src.iter().zip(b))
+                .for_each(|(o, (&a, &b))| *o = a + b)
         });
         Ok(Storage::Cpu(out))
     }

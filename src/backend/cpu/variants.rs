@@ -127,12 +127,12 @@ pub fn run(
                 )));
             }
             let rows = weight(w)?.stored_rows(k);
-            Ok(match product {
+            match product {
                 WeightProduct::Forward => weight_t::product(x, rows, m, n, k, kernel, decode),
                 WeightProduct::InputGradient => {
                     g_times_w::product(x, rows, m, n, k, kernel, decode)
                 }
-            })
+            }
         }
         Variant::Sgemm => matmul::dense_product(x, host(w)?, &spec),
     }

@@ -21,6 +21,7 @@
 use super::simd::reduce4_avx512;
 use super::simd::{with_rows, Decode, Kernel, Out};
 use super::weight_rows::WeightRows;
+use crate::error::Result;
 use crate::gguf::decode_simd::{each, Format, StoredRows};
 use crate::gguf::GgmlType;
 use crate::with_format;
@@ -40,7 +41,7 @@ const TILE: usize = 64;
 const FUSED_ROWS: usize = 24;
 
 /// `C[m, n] = A[m, k] · Wᵀ` with `W: [n, k]`, f32 or stored.
-pub fn a_times_wt(a: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Vec<f32> {
+pub fn a_times_wt(a: &[f32], w: WeightRows, m: usize, n: usize, k: usize) -> Result<Vec<f32>> {
     product(a, w.stored_rows(k), m, n, k, Kernel::best(), Decode::Auto)
 }
 
@@ -52,12 +53,12 @@ pub(super) fn product(
     k: usize,
     kernel: Kernel,
     decode: Decode,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     assert!(
         a.len() == m * k && w.rows == n && w.cols == k,
         "a_times_wt: operand sizes"
     );
-    let mut c = vec![0.0f32; m * n];
+    let mut c = super::zeros(m * n, "a linear layer's output")?;
     let out = Out(c.as_mut_ptr());
     let decode_tiles = w.format != GgmlType::F32
         && match decode {
@@ -98,7 +99,7 @@ pub(super) fn product(
             unsafe { tile(a.as_ptr(), m, w, rows, k, out, n, kernel) }
         }
     });
-    c
+    Ok(c)
 }
 
 thread_local! {
@@ -423,6 +424,19 @@ unsafe fn rows_avx2<F: Format, const R: usize>((a, w, rows, i, k, out, n): Block
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kernel's output (its only error is an allocation that fails).
+    fn product(
+        x: &[f32],
+        w: StoredRows,
+        m: usize,
+        n: usize,
+        k: usize,
+        kernel: Kernel,
+        decode: Decode,
+    ) -> Vec<f32> {
+        super::product(x, w, m, n, k, kernel, decode).unwrap()
+    }
 
     fn naive(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         let mut c = vec![0.0; m * n];
