@@ -62,10 +62,31 @@ fn same_answer(
     );
 }
 
+// One test per backend, so that the test harness runs the two side by side.
+#[cfg(feature = "wgpu")]
 #[test]
-fn every_method_on_every_tiny_architecture() {
-    for device in gpu_devices() {
-        every_method_on(device);
+fn every_method_on_every_tiny_architecture_on_wgpu() {
+    on(Device::Wgpu, every_method_on);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn every_method_on_every_tiny_architecture_on_cuda() {
+    on(Device::Cuda, every_method_on);
+}
+
+/// Runs `check` on `device` where this machine has it (`wgpu_backend` and `cuda_backend`
+/// decide: under CI=true, or GRADLENS_REQUIRE_CUDA=1, a missing one fails instead).
+fn on(device: Device, check: fn(Device)) {
+    let available = match device {
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => wgpu_backend().is_some(),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => cuda_backend().is_some(),
+        _ => false,
+    };
+    if available {
+        check(device);
     }
 }
 
@@ -126,11 +147,16 @@ fn every_method_on(device: Device) {
     }
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
-fn minilm_and_smollm2_match_the_cpu() {
-    for device in gpu_devices() {
-        real_models_on(device);
-    }
+fn minilm_and_smollm2_match_the_cpu_on_wgpu() {
+    on(Device::Wgpu, real_models_on);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn minilm_and_smollm2_match_the_cpu_on_cuda() {
+    on(Device::Cuda, real_models_on);
 }
 
 fn real_models_on(device: Device) {

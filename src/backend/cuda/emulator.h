@@ -2,9 +2,12 @@
 // launches and the kernels' own source) runs and is tested on machines without a GPU.
 //
 // Blocks run one after another; the threads of a block run as fibers on one OS thread and switch
-// only at __syncthreads and warp shuffles. A fiber is started once with ucontext and then
-// switched with _setjmp/_longjmp, which, unlike swapcontext, make no system call; it runs the
-// kernel body again for each block. Running each thread as far as it can go
+// only at __syncthreads and warp shuffles. On x86-64 a switch is six pushes, a stack-pointer
+// exchange and six pops (emu_switch below): glibc's _longjmp also demangles pointers and
+// unwinds cancellation handlers, which was a third of the emulator's time. Elsewhere a fiber is
+// started once with ucontext and then switched with _setjmp/_longjmp, which, unlike
+// swapcontext, make no system call. Each fiber runs the kernel body again for each block.
+// Running each thread as far as it can go
 // before the next one starts is the harshest schedule for a missing barrier: a read of shared
 // or global memory that another thread writes before the next barrier sees the old value. A
 // barrier that not every thread reaches, or a shuffle after lanes of its warp have exited,
@@ -36,13 +39,46 @@ namespace emu {
 
 enum State { READY, AT_BARRIER, AT_WARP, DONE };
 
+#if defined(__x86_64__)
+#define EMU_ASM_SWITCH 1
+// Saves the callee-saved registers on the current stack and its pointer in *save, then loads
+// `load` and returns into the fiber (or scheduler) that was saved there.
+extern "C" __attribute__((visibility("hidden"))) void emu_switch(void** save, void* load);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".hidden emu_switch\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n"
+    "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  pushq %r13\n"
+    "  pushq %r14\n"
+    "  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n"
+    "  popq %r14\n"
+    "  popq %r13\n"
+    "  popq %r12\n"
+    "  popq %rbx\n"
+    "  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch, .-emu_switch\n");
+#endif
+
 struct Fiber {
+#ifdef EMU_ASM_SWITCH
+    void* sp;
+#else
     ucontext_t start;
     jmp_buf resume;
+#endif
     bool started;
     emu_dim3 idx;
     unsigned linear;
     State state;
+    unsigned shuffles;  // shuffles this thread has done in this block
 };
 
 constexpr unsigned MAX_THREADS = 1024;
@@ -53,9 +89,16 @@ struct Launch {
     Fiber fibers[MAX_THREADS];
     unsigned count;
     Fiber* current;
+#ifdef EMU_ASM_SWITCH
+    void* scheduler_sp;
+#else
     ucontext_t scheduler_start;
     jmp_buf scheduler;
-    float lanes[MAX_THREADS];  // one shuffle slot per thread
+#endif
+    // One shuffle slot per thread, in two sets used by alternate shuffles: a lane that has read
+    // shuffle k's value and writes shuffle k+1's cannot overwrite a value of shuffle k that a
+    // later lane has yet to read, and shuffle k+2 waits until every lane has passed k+1.
+    float lanes[2][MAX_THREADS];
     void (*body)(void**);
     void** params;
     char* stacks;
@@ -68,7 +111,11 @@ static Launch* const L = &launch_state;
 inline void yield(State s) {
     Fiber* f = L->current;
     f->state = s;
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&f->sp, L->scheduler_sp);
+#else
     if (_setjmp(f->resume) == 0) _longjmp(L->scheduler, 1);
+#endif
 }
 
 // A fiber never returns: after each block's body it waits for the next block.
@@ -79,6 +126,22 @@ inline void fiber_main() {
     }
 }
 
+#ifdef EMU_ASM_SWITCH
+inline void resume(Fiber& f) {
+    L->current = &f;
+    if (!f.started) {
+        f.started = true;
+        // A fresh stack whose first switch "returns" into fiber_main with the ABI's alignment
+        // (rsp = 8 mod 16 on entry), below a null return address it never uses.
+        void** sp = reinterpret_cast<void**>(L->stacks + (f.linear + 1) * STACK_BYTES);
+        *--sp = nullptr;
+        *--sp = reinterpret_cast<void*>(+[] { fiber_main(); });
+        for (int r = 0; r < 6; r++) *--sp = nullptr;  // rbp, rbx, r12-r15
+        f.sp = sp;
+    }
+    emu_switch(&L->scheduler_sp, f.sp);
+}
+#else
 inline void resume(Fiber& f) {
     L->current = &f;
     if (_setjmp(L->scheduler) != 0) return;
@@ -91,6 +154,7 @@ inline void resume(Fiber& f) {
     makecontext(&f.start, fiber_main, 0);
     swapcontext(&L->scheduler_start, &f.start);
 }
+#endif
 
 // Frees fibers waiting at a warp shuffle whose whole warp has arrived, else a block barrier
 // that every live thread has reached. Returns false (with `error`) where nothing can move.
@@ -134,6 +198,7 @@ inline bool run_block() {
         f.linear = t;
         f.idx = {t % L->block.x, t / L->block.x % L->block.y, t / (L->block.x * L->block.y)};
         f.state = READY;
+        f.shuffles = 0;
     }
     for (;;) {
         bool live = false;
@@ -204,12 +269,12 @@ inline void __syncthreads() { emu::yield(emu::AT_BARRIER); }
 
 inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
     if (mask != 0xffffffffu) emu::L->error = "a shuffle with a partial lane mask (not emulated)";
-    const unsigned me = emu::L->current->linear;
-    emu::L->lanes[me] = v;
+    emu::Fiber* f = emu::L->current;
+    float* lanes = emu::L->lanes[f->shuffles++ & 1u];
+    const unsigned me = f->linear;
+    lanes[me] = v;
     emu::yield(emu::AT_WARP);  // every lane has written its value
-    const float r = emu::L->lanes[(me & ~31u) | ((me ^ static_cast<unsigned>(lane_mask)) & 31u)];
-    emu::yield(emu::AT_WARP);  // every lane has read before any writes again
-    return r;
+    return lanes[(me & ~31u) | ((me ^ static_cast<unsigned>(lane_mask)) & 31u)];
 }
 
 inline float __expf(float x) { return expf(x); }

@@ -24,8 +24,9 @@ pub struct HostSlice<T> {
     len: usize,
 }
 
-// SAFETY: the buffer is owned; kernels only touch it during a launch, which holds the
-// emulator's lock.
+// SAFETY: the buffer is owned; kernels only touch it during a launch, and write only the fresh
+// output buffers of their own op, so a buffer seen by two threads (a model's weights) is only
+// read.
 unsafe impl<T: Send> Send for HostSlice<T> {}
 unsafe impl<T: Sync> Sync for HostSlice<T> {}
 
@@ -58,12 +59,18 @@ impl<T> Drop for HostSlice<T> {
     }
 }
 
+struct KernelLibrary {
+    library: libloading::Library,
+    launch_lock: Mutex<()>,
+}
+
 type Entry = unsafe extern "C" fn(*mut *mut c_void, *const u32, *mut u8, usize) -> i32;
 
 pub struct Emulator {
-    libraries: Mutex<HashMap<&'static str, Arc<libloading::Library>>>,
-    /// Launches run one at a time: each kernel file's shared memory and fibers are global.
-    launch_lock: Mutex<()>,
+    /// Each kernel file's library, with the lock its launches hold: a library's shared memory
+    /// and fibers are its globals, so its launches run one at a time, while launches of
+    /// different files (from different threads) run side by side.
+    libraries: Mutex<HashMap<&'static str, Arc<KernelLibrary>>>,
 }
 
 impl Emulator {
@@ -82,11 +89,10 @@ impl Emulator {
         }
         Ok(Emulator {
             libraries: Mutex::new(HashMap::new()),
-            launch_lock: Mutex::new(()),
         })
     }
 
-    fn library(&self, file: &'static str) -> Result<Arc<libloading::Library>, String> {
+    fn library(&self, file: &'static str) -> Result<Arc<KernelLibrary>, String> {
         let mut libs = self.libraries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = libs.get(file) {
             return Ok(l.clone());
@@ -96,7 +102,10 @@ impl Emulator {
         // beyond zeroed statics.
         let lib = unsafe { libloading::Library::new(&path) }
             .map_err(|e| format!("cuda emulator: loading {}: {e}", path.display()))?;
-        let lib = Arc::new(lib);
+        let lib = Arc::new(KernelLibrary {
+            library: lib,
+            launch_lock: Mutex::new(()),
+        });
         libs.insert(file, lib.clone());
         Ok(lib)
     }
@@ -113,7 +122,7 @@ impl Emulator {
         let lib = self.library(file)?;
         let symbol = format!("gradlens_emu_{entry}");
         // SAFETY: every `gradlens_emu_*` symbol is an `EMU_KERNEL` wrapper of type `Entry`.
-        let run: libloading::Symbol<Entry> = unsafe { lib.get(symbol.as_bytes()) }
+        let run: libloading::Symbol<Entry> = unsafe { lib.library.get(symbol.as_bytes()) }
             .map_err(|_| format!("cuda emulator: {file} has no kernel {entry}"))?;
         // CUDA's parameter convention: one pointer per argument, to a value of its type; a
         // buffer's value is its address, so the addresses need a place of their own.
@@ -140,7 +149,7 @@ impl Emulator {
             .collect();
         let geometry = [grid.0, grid.1, grid.2, block.0, block.1, block.2];
         let mut message = [0u8; 512];
-        let _guard = self.launch_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = lib.launch_lock.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `params` points at values of the kernel's parameter types in order (the
         // call sites' contract, as for the driver), all alive for the call.
         let status = unsafe {
