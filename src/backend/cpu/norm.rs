@@ -1,7 +1,7 @@
 //! LayerNorm and RMSNorm, statistics accumulated in f64.
 
 use super::activation::{dispatch, widths};
-use super::softmax::dot_f64;
+use super::softmax::{dot_f64, LANES};
 use super::{for_rows, PAR_MIN};
 use crate::error::Result;
 use rayon::prelude::*;
@@ -25,11 +25,7 @@ pub fn layer_norm(
         dispatch!(centred_squares_loop(row, mean, &mut var));
         (mean, (1.0 / (var / cols as f64 + eps as f64).sqrt()) as f32)
     };
-    let stats: Vec<(f64, f32)> = if x.len() >= PAR_MIN {
-        (0..rows).into_par_iter().map(stat).collect()
-    } else {
-        (0..rows).map(stat).collect()
-    };
+    let stats = per_row(rows, x.len(), stat);
     let mut xhat = super::zeros(x.len(), "a norm")?;
     for_rows(&mut xhat, cols, |r, out| {
         let (mean, rstd) = stats[r];
@@ -88,11 +84,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], cols: usize, eps: f32) -> Result<(Vec<f32>
         let ms = dot_f64(row, row) / cols as f64;
         (1.0 / (ms + eps as f64).sqrt()) as f32
     };
-    let rstd: Vec<f32> = if x.len() >= PAR_MIN {
-        (0..rows).into_par_iter().map(stat).collect()
-    } else {
-        (0..rows).map(stat).collect()
-    };
+    let rstd = per_row(rows, x.len(), stat);
     let mut y = super::zeros(x.len(), "a norm")?;
     for_rows(&mut y, cols, |r, out| {
         let row = &x[r * cols..(r + 1) * cols];
@@ -125,7 +117,14 @@ pub fn rms_norm_backward(
     Ok(out)
 }
 
-const LANES: usize = 32;
+/// `stat(r)` for each of `rows` rows, in parallel where the matrix (`len` values) is large.
+fn per_row<T: Send>(rows: usize, len: usize, stat: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    if len >= PAR_MIN {
+        (0..rows).into_par_iter().map(stat).collect()
+    } else {
+        (0..rows).map(stat).collect()
+    }
+}
 
 // `Σ a_i` in f64, in 32 independent partial sums.
 widths!(sum_loop(a: &[f32], out: &mut f64) {

@@ -24,7 +24,8 @@ pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
     out
 }
 
-const LANES: usize = 32;
+/// Independent partial maxima or sums per loop (here and in `norm`).
+pub(super) const LANES: usize = 32;
 
 widths!(scaled_softmax_loop(row: &mut [f32], scale: f32) {
     let mut maxima = [f32::NEG_INFINITY; LANES];
