@@ -30,14 +30,14 @@ pub(super) const LANES: usize = 32;
 widths!(scaled_softmax_loop(row: &mut [f32], scale: f32) {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
-    // `if v > m` rather than `f32::max`: the same maximum, NaN ignored alike, but one
-    // instruction where `max`'s NaN handling took three.
+    // A select `v > m ? v : m` rather than `f32::max`: the same maximum, NaN ignored alike,
+    // but one instruction (`vmaxps`) where `max`'s NaN handling took three. Not a conditional
+    // store (`if v > m { m = v }`): that kept the maxima in memory, behind masked stores the
+    // next iteration's loads waited on (a third of the pass's samples).
     for chunk in &mut chunks {
         for (m, v) in maxima.iter_mut().zip(chunk.iter_mut()) {
             *v *= scale;
-            if *v > *m {
-                *m = *v;
-            }
+            *m = if *v > *m { *v } else { *m };
         }
     }
     let mut max = f32::NEG_INFINITY;
