@@ -124,15 +124,16 @@ fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// `out[i] = f(a[i], b[i])` for equal-length `a` and `b`.
-fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
-    let mut out = zeros(a.len(), "an elementwise op")?;
-    let kernel = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
-        o.iter_mut()
-            .zip(a)
-            .zip(b)
-            .for_each(|((o, &a), &b)| *o = f(a, b))
-    };
+/// `kernel(out, a, b)` over matching chunks of equal-length `a` and `b` (in parallel when
+/// large), into a new buffer that `what` names in an out-of-memory error.
+fn chunks2(
+    a: &[f32],
+    b: &[f32],
+    what: &str,
+    kernel: impl Fn(&mut [f32], &[f32], &[f32]) + Sync + Send,
+) -> Result<Vec<f32>> {
+    let mut out = zeros(a.len(), what)?;
+    let kernel = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| kernel(o, a, b);
     if a.len() >= PAR_MIN {
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK))
@@ -142,6 +143,24 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Resu
         kernel(((&mut out, a), b));
     }
     Ok(out)
+}
+
+/// `out[i] = f(a[i], b[i])` for equal-length `a` and `b`.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
+    chunks2(a, b, "an elementwise op", |o, a, b| {
+        o.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &a), &b)| *o = f(a, b))
+    })
+}
+
+/// `g ⊙ f′(x)`, or guided backprop's `max(g, 0) ⊙ max(f′(x), 0)`: one SIMD-dispatched loop
+/// per chunk (a per-element closure here would be compiled without FMA, see `activation::exp`).
+fn activation_backward(x: &[f32], g: &[f32], f: Activation, guided: bool) -> Result<Vec<f32>> {
+    chunks2(x, g, "an activation", |o, x, g| {
+        activation::backward_slice(f, guided, x, g, o)
+    })
 }
 
 impl Backend for CpuBackend {
@@ -263,19 +282,7 @@ impl Backend for CpuBackend {
     }
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
-        let (x, g) = (host(x)?, host(g)?);
-        let mut out = zeros(x.len(), "an activation")?;
-        let kernel =
-            |((o, x), g): ((&mut [f32], &[f32]), &[f32])| activation::backward_slice(f, x, g, o);
-        if x.len() >= PAR_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .zip(g.par_chunks(CHUNK))
-                .for_each(kernel);
-        } else {
-            kernel(((&mut out, x), g));
-        }
-        Ok(Storage::Cpu(out))
+        activation_backward(host(x)?, host(g)?, f, false).map(Storage::Cpu)
     }
 
     fn softmax(&self, x: &Storage, cols: usize, mask: SoftmaxMask) -> Result<Storage> {
@@ -492,11 +499,7 @@ impl Backend for CpuBackend {
     }
 
     fn guided_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
-        let (x, g) = (host(x)?, host(g)?);
-        map2(x, g, |x, g| {
-            g.max(0.0) * activation::derivative(f, x).max(0.0)
-        })
-        .map(Storage::Cpu)
+        activation_backward(host(x)?, host(g)?, f, true).map(Storage::Cpu)
     }
 
     fn layer_norm_const_backward(

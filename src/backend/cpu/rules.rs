@@ -82,17 +82,9 @@ pub fn cosine_const_norm_backward(x: &[f32], c: &[f32], g: &[f32], d: usize) -> 
 }
 
 pub fn rescale_halves(x: &[f32], y: &[f32], g: &[f32], f: Activation) -> Result<Vec<f32>> {
-    let h = x.len() / 2;
     let mut out = super::zeros(x.len(), "a backward rule")?;
-    for i in 0..h {
-        let dx = x[i] - x[i + h];
-        let m = if dx.abs() >= 1e-6 {
-            (y[i] - y[i + h]) / dx
-        } else {
-            activation::derivative(f, 0.5 * (x[i] + x[i + h]))
-        };
-        out[i] = g[i] * m;
-    }
+    // The second half (the reference's) stays zero.
+    activation::rescale_halves_slice(f, x, y, g, &mut out[..x.len() / 2]);
     Ok(out)
 }
 
