@@ -110,10 +110,15 @@ fn for_rows(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync) 
 /// Elements per parallel task of an elementwise map.
 const CHUNK: usize = 1 << 13;
 
-/// `out[i] = f(a[i])`, in parallel chunks when large (inner loops over slices vectorise).
-fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
-    let mut out = zeros(a.len(), "an elementwise op")?;
-    let kernel = |(o, a): (&mut [f32], &[f32])| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a));
+/// `kernel(out, a)` over matching chunks of `a` (in parallel when large), into a new buffer
+/// that `what` names in an out-of-memory error.
+fn chunks1(
+    a: &[f32],
+    what: &str,
+    kernel: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+) -> Result<Vec<f32>> {
+    let mut out = zeros(a.len(), what)?;
+    let kernel = |(o, a): (&mut [f32], &[f32])| kernel(o, a);
     if a.len() >= PAR_MIN {
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK))
@@ -122,6 +127,13 @@ fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
         kernel((&mut out, a));
     }
     Ok(out)
+}
+
+/// `out[i] = f(a[i])`, in parallel chunks when large (inner loops over slices vectorise).
+fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Vec<f32>> {
+    chunks1(a, "an elementwise op", |o, a| {
+        o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a))
+    })
 }
 
 /// `kernel(out, a, b)` over matching chunks of equal-length `a` and `b` (in parallel when
@@ -268,17 +280,10 @@ impl Backend for CpuBackend {
     }
 
     fn activation(&self, x: &Storage, f: Activation) -> Result<Storage> {
-        let x = host(x)?;
-        let mut out = zeros(x.len(), "an activation")?;
-        let kernel = |(o, x): (&mut [f32], &[f32])| activation::forward_slice(f, x, o);
-        if x.len() >= PAR_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(kernel);
-        } else {
-            kernel((&mut out, x));
-        }
-        Ok(Storage::Cpu(out))
+        chunks1(host(x)?, "an activation", |o, x| {
+            activation::forward_slice(f, x, o)
+        })
+        .map(Storage::Cpu)
     }
 
     fn activation_backward(&self, x: &Storage, g: &Storage, f: Activation) -> Result<Storage> {
